@@ -1,0 +1,115 @@
+//! Layout of an instance context (`VMContext`): the block of memory whose address is
+//! every wasm function's first argument.
+//!
+//! ```text
+//! offset                      field
+//! 0                           instance:  *mut Instance        (runtime-private)
+//! 8                           runtime:   *const VMRuntimeState (stack limit)
+//! 16                          builtins:  *const Builtins
+//! 24                          type_ids:  *const u32            (module type index -> canonical id)
+//! memories()                  [*mut VMMemory; memories]        (imported first, then defined)
+//! tables()                    [*mut VMTable;  tables]
+//! globals()                   [*mut VMGlobal; globals]
+//! host_fns()                  [usize; imported functions]      (extern "C" host function, or 0)
+//! func_refs()                 [VMFuncRef; functions]           (imported first, then defined)
+//! ```
+//! Memories, tables and globals are reached through a pointer so that imported and
+//! exported ones can be shared between instances. Every function (imported or
+//! defined) has a `VMFuncRef` in the context: calls to imports load the target from
+//! it, and `ref.func` is simply its address.
+
+use crate::VMFuncRef;
+
+/// Offsets inside the `VMContext` of one module, derived from its entity counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VMContextLayout {
+    pub num_memories: u32,
+    pub num_tables: u32,
+    pub num_globals: u32,
+    pub num_imported_funcs: u32,
+    pub num_funcs: u32,
+}
+
+const PTR: u32 = 8;
+
+impl VMContextLayout {
+    pub const INSTANCE: i32 = 0;
+    pub const RUNTIME: i32 = 8;
+    pub const BUILTINS: i32 = 16;
+    pub const TYPE_IDS: i32 = 24;
+    const HEADER: u32 = 32;
+
+    /// Size of one [`VMFuncRef`] and offsets of its fields.
+    pub const FUNC_REF_SIZE: u32 = std::mem::size_of::<VMFuncRef>() as u32;
+    pub const FUNC_REF_WASM_CALL: i32 = 0;
+    pub const FUNC_REF_VMCTX: i32 = 8;
+    pub const FUNC_REF_TYPE_ID: i32 = 16;
+
+    /// `VMMemory` fields.
+    pub const MEMORY_BASE: i32 = 0;
+    pub const MEMORY_LENGTH: i32 = 8;
+    /// `VMTable` fields.
+    pub const TABLE_BASE: i32 = 0;
+    pub const TABLE_LENGTH: i32 = 8;
+    /// `VMRuntimeState` fields.
+    pub const RUNTIME_STACK_LIMIT: i32 = 0;
+
+    pub fn memories(&self) -> u32 {
+        Self::HEADER
+    }
+    pub fn memory(&self, index: u32) -> i32 {
+        (self.memories() + index * PTR) as i32
+    }
+    pub fn tables(&self) -> u32 {
+        self.memories() + self.num_memories * PTR
+    }
+    pub fn table(&self, index: u32) -> i32 {
+        (self.tables() + index * PTR) as i32
+    }
+    pub fn globals(&self) -> u32 {
+        self.tables() + self.num_tables * PTR
+    }
+    pub fn global(&self, index: u32) -> i32 {
+        (self.globals() + index * PTR) as i32
+    }
+    pub fn host_fns(&self) -> u32 {
+        self.globals() + self.num_globals * PTR
+    }
+    pub fn host_fn(&self, import_index: u32) -> i32 {
+        (self.host_fns() + import_index * PTR) as i32
+    }
+    pub fn func_refs(&self) -> u32 {
+        self.host_fns() + self.num_imported_funcs * PTR
+    }
+    pub fn func_ref(&self, func_index: u32) -> i32 {
+        (self.func_refs() + func_index * Self::FUNC_REF_SIZE) as i32
+    }
+    /// Total size in bytes (a multiple of 16).
+    pub fn size(&self) -> usize {
+        let end = self.func_refs() + self.num_funcs * Self::FUNC_REF_SIZE;
+        (end as usize).next_multiple_of(16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_do_not_overlap() {
+        let l = VMContextLayout {
+            num_memories: 2,
+            num_tables: 3,
+            num_globals: 4,
+            num_imported_funcs: 5,
+            num_funcs: 7,
+        };
+        assert_eq!(l.memory(0), 32);
+        assert_eq!(l.table(0), 32 + 16);
+        assert_eq!(l.global(0), 32 + 16 + 24);
+        assert_eq!(l.host_fn(0), 32 + 16 + 24 + 32);
+        assert_eq!(l.func_ref(0), 32 + 16 + 24 + 32 + 40);
+        assert_eq!(l.size(), (144 + 7 * 24usize).next_multiple_of(16));
+        assert_eq!(VMContextLayout::FUNC_REF_SIZE, 24);
+    }
+}
