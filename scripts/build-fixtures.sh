@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Rebuilds every generated fixture under fixtures/ from its checked-in source.
+#
+#   scripts/build-fixtures.sh            rebuild the .wasm/.bin fixtures
+#   scripts/build-fixtures.sh --record   also re-record the wasmtime reference outputs
+#                                        (needs `pip install wasmtime`; CI never does this)
+#
+# Needs only what scripts/setup.sh installs (clang + wasi-libc, the wasm32-wasip1 Rust
+# target). Idempotent: the same sources give byte-identical outputs.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+fixtures="$root/fixtures"
+record=0
+for arg in "$@"; do
+  case "$arg" in
+    --record) record=1 ;;
+    *) echo "usage: $0 [--record]" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf 'build-fixtures: %s\n' "$*"; }
+
+# .wat -> .wasm and the junk input: a small Rust tool (fixtures/tools/fixture-tool),
+# built in its own target directory so it never contends with the workspace build.
+tool_dir="$fixtures/tools/fixture-tool"
+tool_target="$root/target/fixture-tool"
+step "building fixture-tool"
+cargo build --quiet --release --locked --manifest-path "$tool_dir/Cargo.toml" --target-dir "$tool_target"
+tool="$tool_target/release/fixture-tool"
+
+step "hello"
+"$tool" wat2wasm "$fixtures/hello/hello.wat" "$fixtures/hello/hello.wasm"
+"$tool" wat2wasm "$fixtures/hello/hello_unstable.wat" "$fixtures/hello/hello_unstable.wasm"
+
+step "copy (clang --target=wasm32-wasi, wasi-libc)"
+# Debian's clang finds wasi-libc under /usr/{include,lib}/wasm32-wasi by itself; check
+# that it is there so that a missing package fails here with a clear message.
+if ! dpkg -L wasi-libc 2>/dev/null | grep -q '/wasm32-wasi/libc\.a$'; then
+  echo "build-fixtures: wasi-libc is not installed; run scripts/setup.sh" >&2
+  exit 1
+fi
+# --strip-debug drops libc's DWARF (150 KiB) but keeps the name section for backtraces.
+clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-debug \
+  -o "$fixtures/copy/copy.wasm" "$fixtures/copy/copy.c"
+
+step "rust-hello (rustc --target wasm32-wasip1 -O)"
+# Built from inside its directory so that the only path rustc embeds is "main.rs".
+(cd "$fixtures/rust-hello" &&
+  rustc --edition 2024 --target wasm32-wasip1 -O -C debuginfo=0 -C strip=debuginfo \
+    main.rs -o rust-hello.wasm)
+
+step "bad inputs"
+# A real module cut short in the middle of its code section.
+head -c 1024 "$fixtures/copy/copy.wasm" > "$fixtures/bad/truncated.wasm"
+"$tool" junk "$fixtures/bad/random.bin" 256
+
+if [ -x "$fixtures/wasi/build.sh" ]; then
+  step "wasi (fixtures/wasi/build.sh)"
+  "$fixtures/wasi/build.sh"
+elif [ -f "$fixtures/wasi/build.sh" ]; then
+  step "wasi (bash fixtures/wasi/build.sh)"
+  bash "$fixtures/wasi/build.sh"
+fi
+
+if [ "$record" = 1 ]; then
+  step "recording wasmtime reference outputs"
+  python3 "$fixtures/record_reference.py"
+fi
+
+step "done"
