@@ -36,7 +36,7 @@ step "hello"
 step "copy (clang --target=wasm32-wasi, wasi-libc)"
 # Debian's clang finds wasi-libc under /usr/{include,lib}/wasm32-wasi by itself; check
 # that it is there so that a missing package fails here with a clear message.
-if ! dpkg -L wasi-libc 2>/dev/null | grep -q '/wasm32-wasi/libc\.a$'; then
+if ! dpkg -L wasi-libc 2>/dev/null | grep '/wasm32-wasi/libc\.a$' >/dev/null; then
   echo "build-fixtures: wasi-libc is not installed; run scripts/setup.sh" >&2
   exit 1
 fi
