@@ -1,0 +1,327 @@
+//! The WASI state of one program: arguments, environment, and the descriptor table
+//! (stdio, preopened directories, files and directories the guest opened).
+//!
+//! Like `wasmtime run`, the guest sees only what it is given: the arguments after
+//! the runtime options, the variables named with `--env`, and the directories
+//! named with `--dir`/`--mapdir`. Each preopen is opened once with ambient
+//! authority (`cap_std::fs::Dir::open_ambient_dir`); every later path operation is
+//! relative to such a `Dir` and cap-std refuses to leave it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cap_std::ambient_authority;
+
+use super::types::{Errno, WasiResult};
+
+/// One entry of the descriptor table.
+pub(crate) enum Descriptor {
+    Stdin { isatty: bool },
+    Stdout { isatty: bool },
+    Stderr { isatty: bool },
+    File(OpenFile),
+    Dir(OpenDir),
+}
+
+pub(crate) struct OpenFile {
+    pub file: cap_std::fs::File,
+    /// The file offset, kept here (reads and writes are positioned), so that seeking
+    /// past the end or in append mode behaves as in wasmtime.
+    pub position: u64,
+    pub append: bool,
+    pub nonblock: bool,
+    /// Requested with `FD_READ` / `FD_WRITE` rights: what `fd_fdstat_get` reports.
+    pub read: bool,
+    pub write: bool,
+    /// The sync fdflags given at open (reported back by `fd_fdstat_get`).
+    pub sync_flags: u16,
+}
+
+pub(crate) struct OpenDir {
+    pub dir: cap_std::fs::Dir,
+    /// The name the guest sees for a preopen; `None` for directories opened later.
+    pub preopen: Option<String>,
+    pub read: bool,
+}
+
+/// WASI preview1 state; attached to the instance as its host state.
+pub struct WasiCtx {
+    pub(crate) args: Vec<Vec<u8>>,
+    pub(crate) env: Vec<Vec<u8>>,
+    pub(crate) fds: BTreeMap<u32, Descriptor>,
+    pub(crate) free_fds: BTreeSet<u32>,
+    /// Origin of the monotonic clock (wasmtime's starts near zero too).
+    pub(crate) start: Instant,
+}
+
+/// Builds a [`WasiCtx`] programmatically (tests, embedders).
+pub struct WasiCtxBuilder {
+    args: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    preopens: Vec<(cap_std::fs::Dir, String)>,
+}
+
+impl Default for WasiCtxBuilder {
+    fn default() -> Self {
+        WasiCtxBuilder::new()
+    }
+}
+
+impl WasiCtxBuilder {
+    pub fn new() -> WasiCtxBuilder {
+        WasiCtxBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            preopens: Vec::new(),
+        }
+    }
+
+    /// Appends one argument (the first one is the guest's argv[0]).
+    pub fn arg(mut self, arg: impl AsRef<[u8]>) -> Self {
+        self.args.push(arg.as_ref().to_vec());
+        self
+    }
+
+    pub fn env(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        let mut var = name.as_ref().to_vec();
+        var.push(b'=');
+        var.extend_from_slice(value.as_ref());
+        self.env.push(var);
+        self
+    }
+
+    /// Preopens the host directory `host`, shown to the guest as `guest`.
+    pub fn preopen_dir(mut self, host: impl AsRef<Path>, guest: &str) -> Result<Self, String> {
+        let host = host.as_ref();
+        let dir = open_preopen(host)?;
+        self.preopens.push((dir, guest.to_string()));
+        Ok(self)
+    }
+
+    pub fn build(self) -> WasiCtx {
+        let mut ctx = WasiCtx {
+            args: self.args,
+            env: self.env,
+            fds: BTreeMap::new(),
+            free_fds: BTreeSet::new(),
+            start: Instant::now(),
+        };
+        ctx.fds.insert(0, Descriptor::Stdin { isatty: isatty(0) });
+        ctx.fds.insert(1, Descriptor::Stdout { isatty: isatty(1) });
+        ctx.fds.insert(2, Descriptor::Stderr { isatty: isatty(2) });
+        for (i, (dir, name)) in self.preopens.into_iter().enumerate() {
+            ctx.fds.insert(
+                3 + i as u32,
+                Descriptor::Dir(OpenDir {
+                    dir,
+                    preopen: Some(name),
+                    read: true,
+                }),
+            );
+        }
+        ctx
+    }
+}
+
+fn isatty(fd: i32) -> bool {
+    // SAFETY: isatty only inspects the descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+fn open_preopen(host: &Path) -> Result<cap_std::fs::Dir, String> {
+    let meta = std::fs::metadata(host)
+        .map_err(|e| format!("cannot open directory '{}': {e}", host.display()))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "cannot open directory '{}': not a directory",
+            host.display()
+        ));
+    }
+    cap_std::fs::Dir::open_ambient_dir(host, ambient_authority())
+        .map_err(|e| format!("cannot open directory '{}': {e}", host.display()))
+}
+
+fn to_utf8(arg: &OsString, what: &str) -> Result<String, String> {
+    arg.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{what} is not valid UTF-8: {}", arg.to_string_lossy()))
+}
+
+impl WasiCtx {
+    /// Parses the executable's command line (everything after the executable's own
+    /// name): runtime options first, then the guest's arguments.
+    ///
+    /// Options: `--dir HOST[::GUEST]`, `--dir=...`, `--mapdir GUEST::HOST`,
+    /// `--mapdir=...`, `--env NAME=VALUE`, `--env NAME` (inherit if set),
+    /// `--env=...`. Parsing stops at `--` (dropped) or at the first argument that is
+    /// not one of these; that argument and all that follow are argv[1..].
+    pub fn from_command_line(
+        argv0: String,
+        args: impl Iterator<Item = OsString>,
+    ) -> Result<WasiCtx, String> {
+        let mut builder = WasiCtxBuilder::new().arg(argv0.as_bytes());
+        let mut args = args.peekable();
+        while let Some(arg) = args.peek().cloned() {
+            let bytes = arg.as_bytes();
+            if bytes == b"--" {
+                args.next();
+                break;
+            }
+            let (option, inline) = match split_option(bytes) {
+                Some(parts) => parts,
+                None => break, // the guest's arguments start here
+            };
+            args.next();
+            let value = match inline {
+                Some(v) => OsString::from(std::ffi::OsStr::from_bytes(v)),
+                None => args
+                    .next()
+                    .ok_or_else(|| format!("option '{option}' needs a value"))?,
+            };
+            let value = to_utf8(&value, &format!("the value of {option}"))?;
+            match option {
+                "--dir" => {
+                    let (host, guest) = match value.split_once("::") {
+                        Some((host, guest)) => (host.to_string(), guest.to_string()),
+                        None => (value.clone(), value.clone()),
+                    };
+                    if host.is_empty() || guest.is_empty() {
+                        return Err(format!(
+                            "malformed --dir '{value}': expected HOST or HOST::GUEST"
+                        ));
+                    }
+                    builder = builder.preopen_dir(PathBuf::from(&host), &guest)?;
+                }
+                "--mapdir" => {
+                    let Some((guest, host)) = value.split_once("::") else {
+                        return Err(format!(
+                            "malformed --mapdir '{value}': expected GUEST::HOST"
+                        ));
+                    };
+                    if host.is_empty() || guest.is_empty() {
+                        return Err(format!(
+                            "malformed --mapdir '{value}': expected GUEST::HOST"
+                        ));
+                    }
+                    builder = builder.preopen_dir(PathBuf::from(host), guest)?;
+                }
+                "--env" => match value.split_once('=') {
+                    Some((name, val)) => {
+                        if name.is_empty() {
+                            return Err(format!(
+                                "malformed --env '{value}': expected NAME=VALUE or NAME"
+                            ));
+                        }
+                        builder = builder.env(name, val);
+                    }
+                    None => {
+                        if value.is_empty() {
+                            return Err("malformed --env '': expected NAME=VALUE or NAME".into());
+                        }
+                        if let Some(v) = std::env::var_os(&value) {
+                            builder = builder.env(value.as_bytes(), v.as_bytes());
+                        }
+                    }
+                },
+                _ => unreachable!("split_option only returns known options"),
+            }
+        }
+        for arg in args {
+            builder = builder.arg(arg.as_bytes());
+        }
+        Ok(builder.build())
+    }
+
+    /// A context with no arguments, environment or preopens.
+    pub fn empty() -> WasiCtx {
+        WasiCtxBuilder::new().build()
+    }
+
+    pub(crate) fn get(&self, fd: u32) -> WasiResult<&Descriptor> {
+        self.fds.get(&fd).ok_or(Errno::BADF)
+    }
+
+    pub(crate) fn get_mut(&mut self, fd: u32) -> WasiResult<&mut Descriptor> {
+        self.fds.get_mut(&fd).ok_or(Errno::BADF)
+    }
+
+    /// A regular file (`EBADF` for anything else, as wasmtime).
+    pub(crate) fn file(&self, fd: u32) -> WasiResult<&OpenFile> {
+        match self.get(fd)? {
+            Descriptor::File(f) => Ok(f),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    pub(crate) fn file_mut(&mut self, fd: u32) -> WasiResult<&mut OpenFile> {
+        match self.get_mut(fd)? {
+            Descriptor::File(f) => Ok(f),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    /// A file for seek/tell: stdio is `ESPIPE`, other kinds `EBADF`.
+    pub(crate) fn seekable_mut(&mut self, fd: u32) -> WasiResult<&mut OpenFile> {
+        match self.get_mut(fd)? {
+            Descriptor::File(f) => Ok(f),
+            Descriptor::Stdin { .. } | Descriptor::Stdout { .. } | Descriptor::Stderr { .. } => {
+                Err(Errno::SPIPE)
+            }
+            Descriptor::Dir(_) => Err(Errno::BADF),
+        }
+    }
+
+    /// A directory, for path operations (`EBADF` otherwise, as wasmtime).
+    pub(crate) fn dir(&self, fd: u32) -> WasiResult<&OpenDir> {
+        match self.get(fd)? {
+            Descriptor::Dir(d) => Ok(d),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    /// Inserts a descriptor at the highest freed number, else one past the highest
+    /// in use (wasmtime's allocation order, so guests see the same numbers).
+    pub(crate) fn push(&mut self, desc: Descriptor) -> WasiResult<u32> {
+        let fd = if let Some(fd) = self.free_fds.pop_last() {
+            fd
+        } else {
+            match self.fds.last_key_value() {
+                Some((&last, _)) => match last.checked_add(1) {
+                    Some(fd) => fd,
+                    None => (0..u32::MAX)
+                        .rev()
+                        .find(|fd| !self.fds.contains_key(fd))
+                        .ok_or(Errno::NFILE)?,
+                },
+                None => 0,
+            }
+        };
+        self.fds.insert(fd, desc);
+        Ok(fd)
+    }
+
+    pub(crate) fn remove(&mut self, fd: u32) -> WasiResult<Descriptor> {
+        let desc = self.fds.remove(&fd).ok_or(Errno::BADF)?;
+        self.free_fds.insert(fd);
+        Ok(desc)
+    }
+}
+
+/// Recognizes a runtime option: `Some((name, inline value))` for `--dir`, `--dir=V`,
+/// `--mapdir[=V]`, `--env[=V]`; `None` for anything else.
+fn split_option(arg: &[u8]) -> Option<(&'static str, Option<&[u8]>)> {
+    for name in ["--dir", "--mapdir", "--env"] {
+        if let Some(rest) = arg.strip_prefix(name.as_bytes()) {
+            if rest.is_empty() {
+                return Some((name, None));
+            }
+            if let Some(value) = rest.strip_prefix(b"=") {
+                return Some((name, Some(value)));
+            }
+        }
+    }
+    None
+}
