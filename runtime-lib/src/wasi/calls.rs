@@ -370,8 +370,11 @@ pub fn fd_fdstat_get(
             PREOPEN_RIGHTS_INHERITING,
         ),
         Descriptor::Dir(d) => {
-            let mut rights =
-                RIGHTS_ALL & !(RIGHT_FD_SEEK | RIGHT_FD_FILESTAT_SET_SIZE | RIGHT_FD_WRITE);
+            let mut rights = RIGHTS_ALL
+                & !(RIGHT_FD_SEEK
+                    | RIGHT_FD_FILESTAT_SET_SIZE
+                    | RIGHT_PATH_FILESTAT_SET_SIZE
+                    | RIGHT_FD_WRITE);
             if !d.read {
                 rights &= !(RIGHT_FD_READ | RIGHT_FD_READDIR);
             }
@@ -421,8 +424,8 @@ pub fn fd_fdstat_set_flags(
     Ok(())
 }
 
-/// Rights are not enforced beyond what the host file permits (wasmtime accepts
-/// and ignores this call for files and directories; stdio is `EBADF`).
+/// Rights cannot be changed: wasmtime answers `ENOTSUP` for files and directories
+/// and `EBADF` for stdio.
 pub fn fd_fdstat_set_rights(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
@@ -431,7 +434,7 @@ pub fn fd_fdstat_set_rights(
     _inheriting: u64,
 ) -> WasiResult<()> {
     match ctx.get(fd)? {
-        Descriptor::File(_) | Descriptor::Dir(_) => Ok(()),
+        Descriptor::File(_) | Descriptor::Dir(_) => Err(Errno::NOTSUP),
         _ => Err(Errno::BADF),
     }
 }
@@ -669,7 +672,10 @@ fn write_file_all(
     Ok(offset)
 }
 
-/// `fd_write` / `fd_pwrite`: every ciovec is written completely, in order.
+/// `fd_write` / `fd_pwrite`: like wasmtime, one call writes the first non-empty
+/// ciovec (completely) and reports its length; callers such as wasi-libc's
+/// `writev` loop for the rest. Writing more would change what a guest that checks
+/// `nwritten` observes (wasmtime's recorded output shows it).
 fn write_impl(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -681,18 +687,12 @@ fn write_impl(
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
     let iovs = mem.iovecs(iovs, iovs_len)?;
-    for &(ptr, len) in &iovs {
-        mem.check(ptr, len)?;
-    }
-    let mut total: u64 = 0;
+    let (ptr, len) = mem.first_nonempty_iovec(&iovs)?;
+    let data = mem.slice(ptr, len)?;
     match ctx.get_mut(fd)? {
         Descriptor::File(f) => {
             // Linux pwrite semantics: the offset is ignored in append mode.
-            let mut pos = at.unwrap_or(f.position);
-            for &(ptr, len) in &iovs {
-                pos = write_file_all(&f.file, mem.slice(ptr, len)?, f.append, pos)?;
-                total += u64::from(len);
-            }
+            let pos = write_file_all(&f.file, data, f.append, at.unwrap_or(f.position))?;
             if at.is_none() {
                 f.position = pos;
             }
@@ -700,21 +700,11 @@ fn write_impl(
         Descriptor::Stdout { .. } | Descriptor::Stderr { .. } if at.is_some() => {
             return Err(Errno::SPIPE);
         }
-        Descriptor::Stdout { .. } => {
-            for &(ptr, len) in &iovs {
-                write_stdio(1, mem.slice(ptr, len)?)?;
-                total += u64::from(len);
-            }
-        }
-        Descriptor::Stderr { .. } => {
-            for &(ptr, len) in &iovs {
-                write_stdio(2, mem.slice(ptr, len)?)?;
-                total += u64::from(len);
-            }
-        }
+        Descriptor::Stdout { .. } => write_stdio(1, data)?,
+        Descriptor::Stderr { .. } => write_stdio(2, data)?,
         _ => return Err(Errno::BADF),
     }
-    mem.write_u32(out, u32::try_from(total).map_err(|_| Errno::OVERFLOW)?)
+    mem.write_u32(out, len)
 }
 
 pub fn fd_write(
@@ -783,15 +773,15 @@ pub fn fd_prestat_dir_name(
     }
 }
 
-/// Moves `from` to `to`, closing whatever `to` held (wasmtime does not require
-/// `to` to be open).
+/// Moves `from` to `to`, closing what `to` held. Both must be open (`EBADF`
+/// otherwise, as wasmtime answers).
 pub fn fd_renumber(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     from: u32,
     to: u32,
 ) -> WasiResult<()> {
-    if !ctx.fds.contains_key(&from) {
+    if !ctx.fds.contains_key(&from) || !ctx.fds.contains_key(&to) {
         return Err(Errno::BADF);
     }
     if from != to {
@@ -1221,10 +1211,10 @@ pub fn poll_oneoff(
                 }
                 let absolute = flags & SUBCLOCKFLAGS_ABSTIME != 0;
                 if nsubs == 1 && !absolute {
-                    // wasmtime sleeps directly for a lone relative timer (whatever the
-                    // clock id) and reports nbytes = 1.
+                    // A lone relative timer is a plain sleep (whatever the clock id,
+                    // as in wasmtime).
                     std::thread::sleep(Duration::from_nanos(timeout));
-                    write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 1, 0)?;
+                    write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 0, 0)?;
                     return mem.write_u32(nevents_out, 1);
                 }
                 let wait = match (id, absolute) {
