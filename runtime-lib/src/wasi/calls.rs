@@ -9,6 +9,9 @@
 //! Result pointers are checked before an operation has side effects, so that a bad
 //! pointer cannot, say, open a file and lose its descriptor.
 
+// The functions take the witx parameters one by one, so some have many.
+#![allow(clippy::too_many_arguments)]
+
 use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -920,7 +923,6 @@ pub fn path_filestat_get(
     mem.write_bytes(out, &filestat_of(&meta)?.encode(flavor))
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn path_filestat_set_times(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -944,7 +946,6 @@ pub fn path_filestat_set_times(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn path_link(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -968,7 +969,6 @@ pub fn path_link(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn path_open(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,

@@ -307,8 +307,3 @@ pub fn resolve(module: &str, name: &str) -> Option<HostFunc> {
         _ => None,
     }
 }
-
-#[cfg(test)]
-pub(super) fn errno_of(code: i32) -> Errno {
-    Errno(code as u16)
-}

@@ -1,1 +1,702 @@
+//! Unit tests of the safe WASI layer on temporary directories: the sandbox (`..`,
+//! absolute paths, symlink escapes through chains and absolute targets), hostile
+//! pointers and lengths, rights, readdir cookies, the wasi_unstable layouts and the
+//! runtime option parser.
 
+use std::ffi::OsString;
+use std::fs;
+
+use super::types::*;
+use super::*;
+
+const PAGE: usize = 65536;
+/// Where tests put path strings, and where results go.
+const PATH: u32 = 1024;
+const OUT: u32 = 2048;
+const BUF: u32 = 4096;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    ctx: WasiCtx,
+    mem: Vec<u8>,
+}
+
+/// A preopen "sandbox" (fd 3) over `<tmp>/sandbox`, next to a `secret.txt` that the
+/// guest must never reach.
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("sandbox");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("hello.txt"), b"hello").unwrap();
+    fs::create_dir(root.join("sub")).unwrap();
+    fs::write(tmp.path().join("secret.txt"), b"secret").unwrap();
+    let ctx = WasiCtxBuilder::new()
+        .arg("prog")
+        .preopen_dir(&root, "sandbox")
+        .unwrap()
+        .build();
+    Fixture {
+        _tmp: tmp,
+        root,
+        ctx,
+        mem: vec![0; PAGE],
+    }
+}
+
+impl Fixture {
+    fn put(&mut self, at: u32, bytes: &[u8]) -> u32 {
+        self.mem[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+        bytes.len() as u32
+    }
+
+    fn open(&mut self, path: &str, dirflags: u32, oflags: u32, rights: u64) -> WasiResult<u32> {
+        let len = self.put(PATH, path.as_bytes());
+        let mut mem = GuestMemory::new(&mut self.mem);
+        path_open(
+            &mut self.ctx,
+            &mut mem,
+            3,
+            dirflags,
+            PATH,
+            len,
+            oflags,
+            rights,
+            rights,
+            0,
+            OUT,
+        )?;
+        Ok(u32::from_le_bytes(
+            self.mem[OUT as usize..OUT as usize + 4].try_into().unwrap(),
+        ))
+    }
+
+    fn stat(&mut self, path: &str, follow: bool) -> WasiResult<()> {
+        let len = self.put(PATH, path.as_bytes());
+        let mut mem = GuestMemory::new(&mut self.mem);
+        let flags = if follow { LOOKUP_SYMLINK_FOLLOW } else { 0 };
+        path_filestat_get(
+            &mut self.ctx,
+            &mut mem,
+            3,
+            flags,
+            PATH,
+            len,
+            OUT,
+            Flavor::Preview1,
+        )
+    }
+
+    fn u64_at(&self, at: u32) -> u64 {
+        u64::from_le_bytes(self.mem[at as usize..at as usize + 8].try_into().unwrap())
+    }
+
+    fn u32_at(&self, at: u32) -> u32 {
+        u32::from_le_bytes(self.mem[at as usize..at as usize + 4].try_into().unwrap())
+    }
+}
+
+const READ: u64 = RIGHT_FD_READ;
+const RW: u64 = RIGHT_FD_READ | RIGHT_FD_WRITE;
+
+// ---------------------------------------------------------------- sandbox
+
+#[test]
+fn dotdot_and_absolute_paths_are_refused() {
+    let mut f = fixture();
+    for path in [
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "/etc/passwd",
+        "/",
+        "..",
+        "./../sandbox/hello.txt",
+    ] {
+        assert_eq!(f.open(path, 0, 0, READ), Err(Errno::PERM), "{path}");
+        assert_eq!(f.stat(path, true), Err(Errno::PERM), "{path}");
+    }
+    assert!(f.open("sub/../hello.txt", 0, 0, READ).is_ok());
+    // Creating outside is refused too, and nothing appears there.
+    assert_eq!(
+        f.open("../created.txt", 0, OFLAGS_CREAT as u32, RW),
+        Err(Errno::PERM)
+    );
+    assert!(!f.root.parent().unwrap().join("created.txt").exists());
+}
+
+#[test]
+fn symlink_escapes_are_refused_through_chains() {
+    let mut f = fixture();
+    std::os::unix::fs::symlink("../secret.txt", f.root.join("out1")).unwrap();
+    std::os::unix::fs::symlink("out1", f.root.join("chain")).unwrap();
+    std::os::unix::fs::symlink("sub/../../secret.txt", f.root.join("out2")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", f.root.join("inside")).unwrap();
+    std::os::unix::fs::symlink("inside", f.root.join("inside2")).unwrap();
+    for path in ["out1", "chain", "out2", "chain/x"] {
+        let r = f.open(path, LOOKUP_SYMLINK_FOLLOW, 0, READ);
+        assert!(
+            r == Err(Errno::PERM) || r == Err(Errno::NOTDIR),
+            "{path}: {r:?}"
+        );
+    }
+    assert_eq!(f.stat("chain", true), Err(Errno::PERM));
+    // Inside the preopen, chains resolve.
+    let fd = f.open("inside2", LOOKUP_SYMLINK_FOLLOW, 0, READ).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 16).unwrap();
+    fd_read(&mut f.ctx, &mut mem, fd, BUF, 1, OUT).unwrap();
+    assert_eq!(&f.mem[BUF as usize + 64..BUF as usize + 69], b"hello");
+    // Without follow, a symlink is not opened.
+    assert_eq!(f.open("inside", 0, 0, READ), Err(Errno::LOOP));
+}
+
+#[test]
+fn absolute_symlinks_are_refused_even_inside() {
+    let mut f = fixture();
+    let target = f.root.join("hello.txt");
+    std::os::unix::fs::symlink(&target, f.root.join("abs")).unwrap();
+    assert_eq!(
+        f.open("abs", LOOKUP_SYMLINK_FOLLOW, 0, READ),
+        Err(Errno::PERM)
+    );
+    // Nor can the guest create one.
+    let old = f.put(PATH, b"/etc/passwd");
+    let new = f.put(PATH + 100, b"planted");
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        path_symlink(&mut f.ctx, &mut mem, PATH, old, 3, PATH + 100, new),
+        Err(Errno::PERM)
+    );
+    assert!(!f.root.join("planted").exists());
+}
+
+#[test]
+fn rename_and_link_cannot_leave_the_preopen() {
+    let mut f = fixture();
+    let old = f.put(PATH, b"hello.txt");
+    let new = f.put(PATH + 100, b"../moved.txt");
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        path_rename(&mut f.ctx, &mut mem, 3, PATH, old, 3, PATH + 100, new),
+        Err(Errno::PERM)
+    );
+    assert_eq!(
+        path_link(&mut f.ctx, &mut mem, 3, 0, PATH, old, 3, PATH + 100, new),
+        Err(Errno::PERM)
+    );
+    assert!(f.root.join("hello.txt").exists());
+}
+
+// ---------------------------------------------------------------- hostile pointers
+
+#[test]
+fn wild_pointers_and_lengths_are_efault() {
+    let mut f = fixture();
+    let end = PAGE as u32;
+    let mut mem = GuestMemory::new(&mut f.mem);
+    // Result pointers past the end, straddling it, and near u32::MAX.
+    for out in [end, end - 3, u32::MAX - 1, u32::MAX] {
+        assert_eq!(
+            args_sizes_get(&mut f.ctx, &mut mem, out, 0),
+            Err(Errno::FAULT)
+        );
+        assert_eq!(
+            fd_fdstat_get(&mut f.ctx, &mut mem, 1, out),
+            Err(Errno::FAULT)
+        );
+        assert_eq!(fd_tell(&mut f.ctx, &mut mem, 1, out), Err(Errno::FAULT));
+    }
+    // Buffers whose ptr + len overflows u32 or passes the end.
+    assert_eq!(
+        random_get(&mut f.ctx, &mut mem, u32::MAX, 2),
+        Err(Errno::FAULT)
+    );
+    assert_eq!(
+        random_get(&mut f.ctx, &mut mem, 1, u32::MAX),
+        Err(Errno::FAULT)
+    );
+    assert_eq!(
+        random_get(&mut f.ctx, &mut mem, end - 10, 11),
+        Err(Errno::FAULT)
+    );
+    assert!(random_get(&mut f.ctx, &mut mem, end - 10, 10).is_ok());
+    // Path strings out of bounds.
+    assert_eq!(
+        path_create_directory(&mut f.ctx, &mut mem, 3, u32::MAX - 2, 10),
+        Err(Errno::FAULT)
+    );
+    // An iovec array whose count * 8 overflows, and iovecs pointing outside.
+    assert_eq!(
+        fd_write(&mut f.ctx, &mut mem, 1, 0, 0x2000_0000, OUT),
+        Err(Errno::FAULT)
+    );
+    mem.write_u32(BUF, u32::MAX - 4).unwrap();
+    mem.write_u32(BUF + 4, 100).unwrap();
+    assert_eq!(
+        fd_write(&mut f.ctx, &mut mem, 1, BUF, 1, OUT),
+        Err(Errno::FAULT)
+    );
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, 0, BUF, 1, OUT),
+        Err(Errno::FAULT)
+    );
+    // poll_oneoff with a subscription count whose size overflows.
+    assert_eq!(
+        poll_oneoff(&mut f.ctx, &mut mem, 0, 0, u32::MAX, OUT, Flavor::Preview1),
+        Err(Errno::FAULT)
+    );
+    // readdir into a buffer past the end.
+    assert_eq!(
+        fd_readdir(&mut f.ctx, &mut mem, 3, end - 4, 100, 0, OUT),
+        Err(Errno::FAULT)
+    );
+    // args_get with a buffer that does not fit.
+    assert_eq!(
+        args_get(&mut f.ctx, &mut mem, 0, end - 2),
+        Err(Errno::FAULT)
+    );
+}
+
+#[test]
+fn bad_out_pointer_does_not_leak_a_descriptor() {
+    let mut f = fixture();
+    let len = f.put(PATH, b"hello.txt");
+    let before = f.ctx.fds.len();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let r = path_open(
+        &mut f.ctx,
+        &mut mem,
+        3,
+        0,
+        PATH,
+        len,
+        0,
+        READ,
+        READ,
+        0,
+        u32::MAX,
+    );
+    assert_eq!(r, Err(Errno::FAULT));
+    assert_eq!(f.ctx.fds.len(), before);
+}
+
+#[test]
+fn invalid_utf8_paths_are_ilseq() {
+    let mut f = fixture();
+    f.put(PATH, &[0x66, 0xff, 0x66]);
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        path_create_directory(&mut f.ctx, &mut mem, 3, PATH, 3),
+        Err(Errno::ILSEQ)
+    );
+}
+
+// ---------------------------------------------------------------- rights
+
+#[test]
+fn read_only_files_cannot_be_written_and_dirs_cannot_be_read() {
+    let mut f = fixture();
+    let fd = f.open("hello.txt", 0, 0, READ).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 3).unwrap();
+    assert_eq!(
+        fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT),
+        Err(Errno::BADF)
+    );
+    fd_fdstat_get(&mut f.ctx, &mut mem, fd, OUT).unwrap();
+    assert_eq!(f.u64_at(OUT + 8) & RIGHT_FD_WRITE, 0);
+    assert_eq!(fs::read(f.root.join("hello.txt")).unwrap(), b"hello");
+
+    let dir = f.open("sub", 0, 0, READ).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, dir, BUF, 1, OUT),
+        Err(Errno::BADF)
+    );
+    assert_eq!(
+        fd_seek(&mut f.ctx, &mut mem, dir, 0, 0, OUT, Flavor::Preview1),
+        Err(Errno::BADF)
+    );
+    assert_eq!(f.open("sub", 0, 0, RW), Err(Errno::ISDIR));
+    assert_eq!(
+        f.open("hello.txt", 0, OFLAGS_DIRECTORY as u32, READ),
+        Err(Errno::NOTDIR)
+    );
+}
+
+#[test]
+fn write_only_files_cannot_be_read() {
+    let mut f = fixture();
+    let fd = f
+        .open("new.txt", 0, OFLAGS_CREAT as u32, RIGHT_FD_WRITE)
+        .unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 3).unwrap();
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, fd, BUF, 1, OUT),
+        Err(Errno::BADF)
+    );
+}
+
+// ---------------------------------------------------------------- file I/O
+
+#[test]
+fn seek_past_end_append_and_pwrite() {
+    let mut f = fixture();
+    let fd = f
+        .open("a.txt", 0, (OFLAGS_CREAT | OFLAGS_TRUNC) as u32, RW)
+        .unwrap();
+    let n = f.put(BUF + 64, b"abc");
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, n).unwrap();
+    fd_seek(&mut f.ctx, &mut mem, fd, 10, 0, OUT, Flavor::Preview1).unwrap();
+    fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT).unwrap();
+    assert_eq!(fs::metadata(f.root.join("a.txt")).unwrap().len(), 13);
+    assert_eq!(
+        fd_seek(&mut f.ctx, &mut mem, fd, -1, 0, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        fd_seek(&mut f.ctx, &mut mem, fd, -100, 1, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    // Append: writes land at the end whatever the position.
+    fd_fdstat_set_flags(&mut f.ctx, &mut mem, fd, FDFLAGS_APPEND as u32).unwrap();
+    fd_seek(&mut f.ctx, &mut mem, fd, 0, 0, OUT, Flavor::Preview1).unwrap();
+    fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT).unwrap();
+    fd_tell(&mut f.ctx, &mut mem, fd, OUT).unwrap();
+    assert_eq!(f.u64_at(OUT), 16);
+    let data = fs::read(f.root.join("a.txt")).unwrap();
+    assert_eq!(&data[..3], &[0, 0, 0]);
+    assert_eq!(&data[10..], b"abcabc");
+}
+
+#[test]
+fn fd_write_writes_the_first_nonempty_ciovec() {
+    let mut f = fixture();
+    let fd = f.open("b.txt", 0, OFLAGS_CREAT as u32, RW).unwrap();
+    f.put(BUF + 64, b"xyz");
+    let mut mem = GuestMemory::new(&mut f.mem);
+    for (i, (ptr, len)) in [(BUF + 64, 0), (BUF + 64, 2), (BUF + 66, 1)]
+        .iter()
+        .enumerate()
+    {
+        mem.write_u32(BUF + 8 * i as u32, *ptr).unwrap();
+        mem.write_u32(BUF + 8 * i as u32 + 4, *len).unwrap();
+    }
+    fd_write(&mut f.ctx, &mut mem, fd, BUF, 3, OUT).unwrap();
+    assert_eq!(f.u32_at(OUT), 2);
+    assert_eq!(fs::read(f.root.join("b.txt")).unwrap(), b"xy");
+}
+
+// ---------------------------------------------------------------- readdir
+
+fn parse_dirents(buf: &[u8]) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + DIRENT_SIZE <= buf.len() {
+        let next = u64::from_le_bytes(buf[off..off + 8].try_into().unwrap());
+        let namlen = u32::from_le_bytes(buf[off + 16..off + 20].try_into().unwrap()) as usize;
+        if off + DIRENT_SIZE + namlen > buf.len() {
+            break;
+        }
+        let name =
+            String::from_utf8(buf[off + DIRENT_SIZE..off + DIRENT_SIZE + namlen].to_vec()).unwrap();
+        out.push((next, name));
+        off += DIRENT_SIZE + namlen;
+    }
+    out
+}
+
+#[test]
+fn readdir_cookies_cover_a_big_directory() {
+    let mut f = fixture();
+    for i in 0..300 {
+        fs::write(f.root.join("sub").join(format!("entry-{i:03}")), b"").unwrap();
+    }
+    let dir = f
+        .open("sub", 0, OFLAGS_DIRECTORY as u32, READ | RIGHT_FD_READDIR)
+        .unwrap();
+    let mut names = Vec::new();
+    let mut cookie = 0u64;
+    let buf_len = 200u32;
+    loop {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        fd_readdir(&mut f.ctx, &mut mem, dir, BUF, buf_len, cookie, OUT).unwrap();
+        let used = f.u32_at(OUT);
+        let entries = parse_dirents(&f.mem[BUF as usize..(BUF + used) as usize]);
+        for (next, name) in &entries {
+            assert_eq!(*next, cookie + 1, "d_next must count entries");
+            cookie = *next;
+            names.push(name.clone());
+        }
+        if used < buf_len {
+            break;
+        }
+        assert!(
+            !entries.is_empty(),
+            "a 200-byte buffer holds at least one entry"
+        );
+    }
+    assert_eq!(names.len(), 302);
+    assert_eq!(&names[..2], &[".", ".."]);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 302, "no entry twice");
+}
+
+#[test]
+fn readdir_truncates_the_last_entry_to_the_buffer() {
+    let mut f = fixture();
+    f.mem[BUF as usize..BUF as usize + 64].fill(0xAA);
+    let mut mem = GuestMemory::new(&mut f.mem);
+    fd_readdir(&mut f.ctx, &mut mem, 3, BUF, 30, 0, OUT).unwrap();
+    assert_eq!(f.u32_at(OUT), 30, "a full buffer signals more entries");
+    // "." (24 + 1 bytes) then 5 bytes of the ".." header; nothing beyond.
+    assert_eq!(f.u64_at(BUF), 1);
+    assert_eq!(f.mem[BUF as usize + 24], b'.');
+    assert_eq!(f.mem[BUF as usize + 30], 0xAA);
+}
+
+// ---------------------------------------------------------------- misc semantics
+
+#[test]
+fn renumber_requires_both_descriptors() {
+    let mut f = fixture();
+    let a = f.open("hello.txt", 0, 0, READ).unwrap();
+    let b = f.open("hello.txt", 0, 0, READ).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(fd_renumber(&mut f.ctx, &mut mem, a, 50), Err(Errno::BADF));
+    fd_renumber(&mut f.ctx, &mut mem, a, b).unwrap();
+    assert_eq!(fd_close(&mut f.ctx, &mut mem, a), Err(Errno::BADF));
+    fd_close(&mut f.ctx, &mut mem, b).unwrap();
+}
+
+#[test]
+fn descriptor_numbers_reuse_the_highest_freed() {
+    let mut f = fixture();
+    let a = f.open("hello.txt", 0, 0, READ).unwrap();
+    let b = f.open("hello.txt", 0, 0, READ).unwrap();
+    assert_eq!((a, b), (4, 5));
+    let mut mem = GuestMemory::new(&mut f.mem);
+    fd_close(&mut f.ctx, &mut mem, a).unwrap();
+    fd_close(&mut f.ctx, &mut mem, b).unwrap();
+    assert_eq!(f.open("hello.txt", 0, 0, READ).unwrap(), 5);
+    assert_eq!(f.open("hello.txt", 0, 0, READ).unwrap(), 4);
+}
+
+#[test]
+fn stdio_errnos_match_wasmtime() {
+    let mut f = fixture();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        fd_seek(&mut f.ctx, &mut mem, 1, 0, 1, OUT, Flavor::Preview1),
+        Err(Errno::SPIPE)
+    );
+    assert_eq!(fd_tell(&mut f.ctx, &mut mem, 0, OUT), Err(Errno::SPIPE));
+    assert_eq!(
+        fd_pwrite(&mut f.ctx, &mut mem, 1, BUF, 0, 0, OUT),
+        Err(Errno::SPIPE)
+    );
+    assert_eq!(
+        fd_pread(&mut f.ctx, &mut mem, 0, BUF, 0, 0, OUT),
+        Err(Errno::SPIPE)
+    );
+    assert_eq!(
+        fd_fdstat_set_rights(&mut f.ctx, &mut mem, 1, 0, 0),
+        Err(Errno::BADF)
+    );
+    assert_eq!(
+        fd_fdstat_set_rights(&mut f.ctx, &mut mem, 3, 0, 0),
+        Err(Errno::NOTSUP)
+    );
+    assert_eq!(
+        sock_shutdown(&mut f.ctx, &mut mem, 1, 0),
+        Err(Errno::NOTSOCK)
+    );
+    assert_eq!(sock_shutdown(&mut f.ctx, &mut mem, 77, 0), Err(Errno::BADF));
+    assert_eq!(proc_raise(&mut f.ctx, &mut mem, 15), Err(Errno::NOTSUP));
+    assert_eq!(
+        poll_oneoff(&mut f.ctx, &mut mem, BUF, OUT, 0, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+}
+
+#[test]
+fn unstable_layouts() {
+    let mut f = fixture();
+    let fd = f.open("hello.txt", 0, 0, READ | RIGHT_FD_SEEK).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    // wasi_unstable: whence END = 1, SET = 2, CUR = 0.
+    fd_seek(&mut f.ctx, &mut mem, fd, -2, 1, OUT, Flavor::Unstable).unwrap();
+    assert_eq!(mem.read_u64(OUT).unwrap(), 3);
+    fd_seek(&mut f.ctx, &mut mem, fd, 1, 2, OUT, Flavor::Unstable).unwrap();
+    assert_eq!(mem.read_u64(OUT).unwrap(), 1);
+    fd_seek(&mut f.ctx, &mut mem, fd, 1, 0, OUT, Flavor::Unstable).unwrap();
+    assert_eq!(mem.read_u64(OUT).unwrap(), 2);
+    // filestat: u32 nlink at 20, size at 24 (56 bytes).
+    mem.slice_mut(OUT, 64).unwrap().fill(0xEE);
+    fd_filestat_get(&mut f.ctx, &mut mem, fd, OUT, Flavor::Unstable).unwrap();
+    assert_eq!(mem.slice(OUT + 16, 1).unwrap()[0], FILETYPE_REGULAR_FILE);
+    assert_eq!(mem.read_u32(OUT + 20).unwrap(), 1);
+    assert_eq!(mem.read_u64(OUT + 24).unwrap(), 5);
+    assert_eq!(mem.slice(OUT + 56, 1).unwrap()[0], 0xEE, "56 bytes only");
+    // Preview1: u64 nlink at 24, size at 32.
+    fd_filestat_get(&mut f.ctx, &mut mem, fd, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(mem.read_u64(OUT + 24).unwrap(), 1);
+    assert_eq!(mem.read_u64(OUT + 32).unwrap(), 5);
+    // poll_oneoff with the unstable clock subscription (timeout at 32, flags at 48):
+    // an absolute monotonic deadline of 0 has passed.
+    mem.slice_mut(BUF, 112).unwrap().fill(0);
+    mem.write_u64(BUF, 9).unwrap();
+    mem.write_u32(BUF + 24, CLOCK_MONOTONIC).unwrap();
+    mem.write_u16(BUF + 48, SUBCLOCKFLAGS_ABSTIME).unwrap();
+    mem.write_u64(BUF + 56, 10).unwrap(); // second subscription: 60 s relative timer
+    mem.write_u32(BUF + 56 + 24, CLOCK_MONOTONIC).unwrap();
+    mem.write_u64(BUF + 56 + 32, 60_000_000_000).unwrap();
+    poll_oneoff(
+        &mut f.ctx,
+        &mut mem,
+        BUF,
+        BUF + 512,
+        2,
+        OUT,
+        Flavor::Unstable,
+    )
+    .unwrap();
+    assert_eq!(mem.read_u32(OUT).unwrap(), 1);
+    assert_eq!(mem.read_u64(BUF + 512).unwrap(), 9);
+}
+
+#[test]
+fn resolve_knows_both_modules() {
+    let p1 = resolve("wasi_snapshot_preview1", "path_open").unwrap();
+    assert_eq!(p1.ty.params.len(), 9);
+    assert_eq!(p1.ty.results, vec![crate::abi::ValType::I32]);
+    let exit = resolve("wasi_unstable", "proc_exit").unwrap();
+    assert!(exit.ty.results.is_empty());
+    assert!(resolve("wasi_snapshot_preview1", "sock_accept").is_some());
+    assert!(resolve("wasi_unstable", "sock_accept").is_none());
+    assert!(resolve("env", "fd_write").is_none());
+    assert!(resolve("wasi_snapshot_preview1", "nope").is_none());
+    let names = [
+        "args_get",
+        "args_sizes_get",
+        "environ_get",
+        "environ_sizes_get",
+        "clock_res_get",
+        "clock_time_get",
+        "fd_advise",
+        "fd_allocate",
+        "fd_close",
+        "fd_datasync",
+        "fd_fdstat_get",
+        "fd_fdstat_set_flags",
+        "fd_fdstat_set_rights",
+        "fd_filestat_get",
+        "fd_filestat_set_size",
+        "fd_filestat_set_times",
+        "fd_pread",
+        "fd_prestat_get",
+        "fd_prestat_dir_name",
+        "fd_pwrite",
+        "fd_read",
+        "fd_readdir",
+        "fd_renumber",
+        "fd_seek",
+        "fd_sync",
+        "fd_tell",
+        "fd_write",
+        "path_create_directory",
+        "path_filestat_get",
+        "path_filestat_set_times",
+        "path_link",
+        "path_open",
+        "path_readlink",
+        "path_remove_directory",
+        "path_rename",
+        "path_symlink",
+        "path_unlink_file",
+        "poll_oneoff",
+        "proc_exit",
+        "proc_raise",
+        "random_get",
+        "sched_yield",
+        "sock_accept",
+        "sock_recv",
+        "sock_send",
+        "sock_shutdown",
+    ];
+    for name in names {
+        assert!(resolve("wasi_snapshot_preview1", name).is_some(), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------- command line
+
+fn parse(args: &[&str]) -> Result<WasiCtx, String> {
+    WasiCtx::from_command_line("prog".into(), args.iter().map(OsString::from))
+}
+
+#[test]
+fn command_line_options_then_guest_args() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap().to_string();
+    let ctx = parse(&[
+        "--dir",
+        &d,
+        &format!("--dir={d}::/guest"),
+        "--mapdir",
+        &format!("/m::{d}"),
+        "--env",
+        "A=1",
+        "--env=B=x=y",
+        "--",
+        "--dir",
+        "x",
+    ])
+    .unwrap();
+    assert_eq!(
+        ctx.args,
+        vec![b"prog".to_vec(), b"--dir".to_vec(), b"x".to_vec()]
+    );
+    assert_eq!(ctx.env, vec![b"A=1".to_vec(), b"B=x=y".to_vec()]);
+    let names: Vec<_> = ctx
+        .fds
+        .values()
+        .filter_map(|d| match d {
+            super::ctx::Descriptor::Dir(d) => d.preopen.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![d.clone(), "/guest".to_string(), "/m".to_string()]
+    );
+    // Parsing stops at the first non-option.
+    let ctx = parse(&["file.txt", "--env", "A=1"]).unwrap();
+    assert_eq!(ctx.args.len(), 4);
+    assert!(ctx.env.is_empty());
+}
+
+#[test]
+fn command_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f");
+    fs::write(&file, b"").unwrap();
+    for args in [
+        vec!["--dir".to_string()],
+        vec!["--dir=/nonexistent-wasmc".to_string()],
+        vec![format!("--dir={}", file.display())],
+        vec!["--mapdir=noseparator".to_string()],
+        vec!["--env".to_string(), "=v".to_string()],
+        vec!["--env=".to_string()],
+    ] {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(parse(&refs).is_err(), "{args:?} must be refused");
+    }
+}
