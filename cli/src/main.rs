@@ -1,1 +1,340 @@
-fn main() {}
+//! `wasmc`: compiles a WebAssembly (WASI preview1) module ahead of time into a native
+//! executable for one of four Linux targets, and runs spec tests (`wasmc wast`).
+//!
+//! Steps of `wasmc INPUT`: resolve the target and its linker (fail fast, before any
+//! work), read the input (text or binary), compile it (`wasmc-compiler`), check that
+//! every import is provided by the runtime, write the object to a temporary
+//! directory, link it with the runtime archive embedded for the target (`link`), and
+//! move the result to the output path atomically.
+//!
+//! Every failure is reported as one `error: ...` line (the linker's own output follows
+//! when linking fails) with exit status 1.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wasmc_compiler::{CompileOptions, OptLevel};
+
+mod imports;
+mod link;
+mod targets;
+mod wast;
+
+use targets::Target;
+
+const EXAMPLES: &str = "\
+Examples:
+  wasmc hello.wat                         compile to ./hello for this machine
+  wasmc app.wasm -o bin/app -O2           optimize for speed and size
+  wasmc app.wasm --target aarch64-unknown-linux-musl -o app-arm64
+                                          fully static aarch64 executable
+  wasmc app.wasm --emit obj -o app.o      stop after the object file
+  wasmc --print-targets                   list the targets this wasmc can build
+  wasmc wast test.wast                    run a WebAssembly spec test script
+
+Running the output:
+  ./app [--dir DIR] [--mapdir GUEST::HOST] [--env NAME=VALUE] [--] [ARGS...]
+  The guest sees only the directories passed with --dir/--mapdir (like `wasmtime run`).";
+
+/// Ahead-of-time compiler from WebAssembly (WASI preview1) modules to native executables.
+#[derive(Parser, Debug)]
+#[command(
+    name = "wasmc",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The module to compile: a binary `.wasm` or a text `.wat` file (detected by
+    /// content, not by extension).
+    #[arg(value_name = "INPUT", required_unless_present = "print_targets")]
+    input: Option<PathBuf>,
+
+    /// Where to write the result. Default: the input's file name without its extension
+    /// (plus `.o` with `--emit obj`), in the current directory.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// What to produce: `exe`, a native executable linked with the wasmc runtime, or
+    /// `obj`, the relocatable object file only (it exports the `wasmc_module`
+    /// descriptor and needs the runtime to run).
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = Emit::Exe)]
+    emit: Emit,
+
+    /// Cranelift optimization level: `0` (none: fastest compile), `1` (speed, the
+    /// default, as `wasmtime` uses) or `2` (speed and size). Also accepts `none`,
+    /// `speed`, `speed-and-size`. Examples: `-O0`, `-O2`, `--opt-level speed`.
+    #[arg(
+        short = 'O',
+        long = "opt-level",
+        value_name = "LEVEL",
+        default_value = "1",
+        value_parser = parse_opt_level
+    )]
+    opt_level: OptLevel,
+
+    /// Target triple to compile for (default: the machine wasmc runs on). One of
+    /// x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (dynamic glibc PIE),
+    /// x86_64-unknown-linux-musl, aarch64-unknown-linux-musl (fully static). Example:
+    /// `--target aarch64-unknown-linux-musl`.
+    #[arg(long, value_name = "TRIPLE")]
+    target: Option<String>,
+
+    /// Linker (gcc-compatible driver) to use instead of the target's default (`cc` for
+    /// the host architecture, `aarch64-linux-gnu-gcc` for aarch64 on x86_64). Example:
+    /// `--linker /usr/bin/aarch64-linux-gnu-gcc-12`.
+    #[arg(long, value_name = "PATH")]
+    linker: Option<PathBuf>,
+
+    /// Check every linear-memory access against the memory's current size instead of
+    /// relying on guard pages (slower; for hosts where reserving 6 GiB of address
+    /// space per memory is not possible).
+    #[arg(long)]
+    explicit_bounds_checks: bool,
+
+    /// List the targets this installation can build for (runtime embedded and linker
+    /// found), with their linker; targets that cannot be built are listed on stderr
+    /// with what is missing.
+    #[arg(long)]
+    print_targets: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run WebAssembly spec test scripts (`.wast`): each module is compiled by wasmc
+    /// and executed in-process; prints one line per file and a summary.
+    Wast {
+        /// The `.wast` files (or directories of them) to run. Example:
+        /// `wasmc wast spec/i32.wast spec/br.wast`.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// Native executable.
+    Exe,
+    /// Relocatable object file.
+    Obj,
+}
+
+fn parse_opt_level(s: &str) -> Result<OptLevel, String> {
+    match s {
+        "0" | "none" => Ok(OptLevel::None),
+        "1" | "speed" => Ok(OptLevel::Speed),
+        "2" | "speed-and-size" | "speed_and_size" => Ok(OptLevel::SpeedAndSize),
+        _ => Err("expected 0, 1, 2, none, speed or speed-and-size".to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Wast { files }) = &cli.command {
+        return match wast::run(files) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {}", one_line(&format!("{e:#}")));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // Not for `wast`: its worker processes own their panic reporting.
+    install_panic_hook();
+    if cli.print_targets {
+        targets::print_targets();
+        return ExitCode::SUCCESS;
+    }
+    match compile_command(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A compiler bug must not look like a Rust crash to the user: print one clear line
+/// instead of the default panic report. The panic still unwinds, and the process exits
+/// with Rust's panic status 101 (distinct from the error status 1, so tests still
+/// catch compiler bugs).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal compiler error: {}{location}; this is a bug in wasmc, please report it",
+            one_line(&what)
+        );
+    }));
+}
+
+fn compile_command(cli: &Cli) -> Result<(), String> {
+    let input = cli.input.as_deref().expect("clap requires INPUT here");
+    let file = input.display().to_string();
+
+    // Target, runtime archive and linker first: they are cheap to check and an error
+    // there should not wait for a long compilation.
+    let target = match &cli.target {
+        Some(name) => Target::find(name)?,
+        None => targets::default_target(),
+    };
+    let link_setup = match cli.emit {
+        Emit::Exe => Some((target.embedded()?, target.linker(cli.linker.as_deref())?)),
+        Emit::Obj => None,
+    };
+    let output = output_path(cli, input)?;
+    let out_name = output.display().to_string();
+    let staged = StagedOutput::new(&output).map_err(|e| format!("{out_name}: {e}"))?;
+
+    let bytes = fs::read(input).map_err(|e| format!("{file}: cannot read: {}", io_reason(&e)))?;
+    let wasm = wasmc_compiler::read_input(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    let opts = CompileOptions {
+        triple: target.lexicon_triple(),
+        opt_level: cli.opt_level,
+        explicit_bounds_checks: cli.explicit_bounds_checks,
+    };
+    let compiled = wasmc_compiler::compile(&wasm, &opts).map_err(|e| format!("{file}: {e}"))?;
+
+    let Some((embedded, linker)) = link_setup else {
+        staged
+            .write(&compiled.object, 0o666)
+            .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
+        return Ok(());
+    };
+    imports::check(&compiled.info).map_err(|e| format!("{file}: {e}"))?;
+
+    let workdir = tempfile::Builder::new()
+        .prefix("wasmc-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {}", io_reason(&e)))?;
+    let object = workdir.path().join("module.o");
+    fs::write(&object, &compiled.object)
+        .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
+    let linked = workdir.path().join("a.out");
+    link::LinkJob {
+        target,
+        embedded,
+        linker: &linker,
+        object: &object,
+        output: &linked,
+        workdir: workdir.path(),
+    }
+    .run()
+    .map_err(|e| format!("{file}: {e}"))?;
+    let exe = fs::read(&linked).map_err(|e| format!("{file}: cannot read linker output: {e}"))?;
+    staged
+        .write(&exe, 0o777)
+        .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
+    Ok(())
+}
+
+/// `-o FILE`, or the input's stem in the current directory (`.o` added for objects).
+fn output_path(cli: &Cli, input: &Path) -> Result<PathBuf, String> {
+    if let Some(out) = &cli.output {
+        return Ok(out.clone());
+    }
+    let stem = input
+        .file_stem()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("{}: cannot derive an output name; use -o", input.display()))?;
+    let mut name = stem.to_os_string();
+    if cli.emit == Emit::Obj {
+        name.push(".o");
+    }
+    let out = PathBuf::from(name);
+    // `wasmc prog` (an input without extension) must not overwrite its own input.
+    if same_file(&out, input) {
+        return Err(format!(
+            "{}: the default output name would overwrite the input; use -o",
+            input.display()
+        ));
+    }
+    Ok(out)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The output is written to a temporary file in the destination directory and renamed
+/// over the destination at the end: an error never leaves a truncated file behind,
+/// and an unwritable destination is reported before compiling.
+struct StagedOutput {
+    file: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl StagedOutput {
+    fn new(dest: &Path) -> Result<StagedOutput, String> {
+        if dest.is_dir() {
+            return Err("is a directory".to_string());
+        }
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let file = tempfile::Builder::new()
+            .prefix(".wasmc-")
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot write: {}", io_reason(&e)))?;
+        Ok(StagedOutput {
+            file,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Writes `bytes`, gives the file `mode` minus the umask, and moves it into place.
+    fn write(mut self, bytes: &[u8], mode: u32) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        self.file.write_all(bytes)?;
+        self.file.flush()?;
+        let mode = mode & !current_umask();
+        fs::set_permissions(self.file.path(), fs::Permissions::from_mode(mode))?;
+        self.file.persist(&self.dest).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+fn current_umask() -> u32 {
+    // SAFETY: umask only swaps the process's file-creation mask; it is restored
+    // immediately, and wasmc creates no files on other threads meanwhile.
+    let mask = unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old
+    };
+    mask as u32
+}
+
+/// An io::Error without Rust's " (os error N)" suffix.
+fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
