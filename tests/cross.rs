@@ -1,0 +1,331 @@
+//! Cross-compilation: every recorded fixture case (hello world, traps, the C file
+//! copy, the Rust program; see `fixtures/*/expected/`) is compiled for each of the
+//! four targets and run: aarch64 executables under `qemu-aarch64` (the gnu ones with
+//! `-L /usr/aarch64-linux-gnu`), x86_64 ones natively. Each run must give the same
+//! exit code and byte-identical stdout as the x86_64-unknown-linux-gnu build (which
+//! itself must match the wasmtime recording), and the same trap message. The musl
+//! executables must be fully static: no PT_INTERP, no DT_NEEDED.
+//!
+//! A target is skipped, with a message, only when its toolchain is genuinely absent
+//! (runtime not embedded, linker or qemu missing). With `CI=true` nothing may be
+//! skipped: scripts/setup.sh installs everything, so a missing tool fails the test.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Output, Reference, Scratch, copy_dir, fixtures_dir, run_command, wasmc};
+
+const BASELINE: &str = "x86_64-unknown-linux-gnu";
+/// qemu is slower than native; still, every fixture finishes in seconds.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const AARCH64_GNU_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// A program on PATH.
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| v == "true")
+}
+
+/// Skips (returns None) when a tool is missing, except in CI where that is a failure.
+fn require(available: bool, what: &str) -> Option<()> {
+    if available {
+        return Some(());
+    }
+    if in_ci() {
+        panic!("CI=true but {what}; scripts/setup.sh should have installed it");
+    }
+    eprintln!("SKIPPED: {what}");
+    None
+}
+
+/// Targets this wasmc can build (first column of `--print-targets`).
+fn buildable_targets() -> Vec<String> {
+    let scratch = Scratch::new();
+    let output = wasmc(&["--print-targets"], scratch.path());
+    output.assert_code(0);
+    output
+        .stdout_text()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// How to run an executable of `target` on this (x86_64) machine.
+fn runner(target: &str) -> Option<Vec<String>> {
+    if target.starts_with("x86_64") {
+        require(
+            cfg!(target_arch = "x86_64"),
+            "this test runs x86_64 executables natively",
+        )?;
+        return Some(vec![]);
+    }
+    let qemu = find_in_path("qemu-aarch64").or_else(|| find_in_path("qemu-aarch64-static"));
+    require(
+        qemu.is_some(),
+        "qemu-aarch64 not found (Debian package qemu-user)",
+    )?;
+    let mut cmd = vec![qemu.unwrap().display().to_string()];
+    if target.ends_with("-gnu") {
+        require(
+            Path::new(AARCH64_GNU_SYSROOT).join("lib").is_dir(),
+            "/usr/aarch64-linux-gnu/lib is missing (Debian package libc6-dev-arm64-cross)",
+        )?;
+        cmd.extend(["-L".to_owned(), AARCH64_GNU_SYSROOT.to_owned()]);
+    }
+    Some(cmd)
+}
+
+/// Every recorded case: (fixture, case name).
+fn all_cases() -> Vec<(String, String)> {
+    let mut cases = Vec::new();
+    for fixture in ["hello", "traps", "copy", "rust-hello"] {
+        let dir = fixtures_dir().join(fixture).join("expected");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        cases.extend(names.into_iter().map(|n| (fixture.to_owned(), n)));
+    }
+    assert!(
+        cases.len() >= 20,
+        "fixture recordings are missing: {cases:?}"
+    );
+    cases
+}
+
+/// Compiles each distinct module once for `target` into `dir`.
+struct Builds<'a> {
+    target: &'a str,
+    dir: PathBuf,
+    exes: BTreeMap<String, PathBuf>,
+}
+
+impl<'a> Builds<'a> {
+    fn new(target: &'a str, scratch: &Scratch) -> Builds<'a> {
+        let dir = scratch.path().join(target);
+        fs::create_dir_all(&dir).unwrap();
+        Builds {
+            target,
+            dir,
+            exes: BTreeMap::new(),
+        }
+    }
+
+    fn exe(&mut self, module: &str) -> PathBuf {
+        if let Some(exe) = self.exes.get(module) {
+            return exe.clone();
+        }
+        let input = fixtures_dir().join(module);
+        let exe = self.dir.join(module.replace(['/', '.'], "_"));
+        let output = wasmc(
+            &[
+                input.as_os_str(),
+                OsStr::new("--target"),
+                OsStr::new(self.target),
+                OsStr::new("-o"),
+                exe.as_os_str(),
+            ],
+            &self.dir,
+        );
+        assert!(
+            output.status.success(),
+            "compiling {module} for {} failed\n{}",
+            self.target,
+            output.describe()
+        );
+        self.exes.insert(module.to_owned(), exe.clone());
+        exe
+    }
+}
+
+/// Runs one recorded case with `exe` (through `runner`), in a fresh directory holding
+/// a copy of the case's preopened directories, like `Reference::run`.
+fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Output {
+    let scratch = Scratch::new();
+    let mut args: Vec<String> = Vec::new();
+    for (host, guest) in &reference.dirs {
+        copy_dir(
+            &reference.fixture_dir.join(host),
+            &scratch.path().join(host),
+        );
+        args.push(format!("--dir={host}::{guest}"));
+    }
+    for var in &reference.env {
+        args.push("--env".to_owned());
+        args.push(var.clone());
+    }
+    args.push("--".to_owned());
+    args.extend(reference.args.iter().cloned());
+    let mut cmd = match runner.split_first() {
+        Some((program, pre)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(pre).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(&args).current_dir(scratch.path());
+    run_command(&mut cmd, RUN_TIMEOUT)
+}
+
+/// The first line of stderr that reports a trap (`wasm trap: ...`), if any.
+fn trap_line(output: &Output) -> Option<String> {
+    output
+        .stderr_text()
+        .lines()
+        .find(|l| l.contains("wasm trap"))
+        .map(str::to_owned)
+}
+
+/// Checks that a static executable has no interpreter and needs no shared library.
+fn assert_fully_static(exe: &Path) {
+    use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+    use object::{Endianness, elf};
+    let bytes = fs::read(exe).unwrap();
+    let header = elf::FileHeader64::<Endianness>::parse(&*bytes).expect("an ELF64 file");
+    let endian = header.endian().unwrap();
+    let segments = header.program_headers(endian, &*bytes).unwrap();
+    for segment in segments {
+        assert_ne!(
+            segment.p_type(endian),
+            elf::PT_INTERP,
+            "{} has a PT_INTERP: it is not static",
+            exe.display()
+        );
+        if let Some(entries) = segment.dynamic(endian, &*bytes).unwrap() {
+            for entry in entries {
+                assert_ne!(
+                    entry.d_tag(endian) as u32,
+                    elf::DT_NEEDED,
+                    "{} needs a shared library",
+                    exe.display()
+                );
+            }
+        }
+    }
+}
+
+/// Compiles and runs every case for `target`, comparing with the x86_64 gnu build.
+fn check_target(target: &str) {
+    let buildable = buildable_targets();
+    for t in [BASELINE, target] {
+        if require(
+            buildable.iter().any(|b| b == t),
+            &format!("this wasmc cannot build {t} (see `wasmc --print-targets`)"),
+        )
+        .is_none()
+        {
+            return;
+        }
+    }
+    let Some(runner) = runner(target) else { return };
+
+    let scratch = Scratch::new();
+    let mut baseline = Builds::new(BASELINE, &scratch);
+    let mut builds = Builds::new(target, &scratch);
+    let mut failures = Vec::new();
+    for (fixture, case) in all_cases() {
+        let reference = Reference::load(&fixture, &case);
+        let base_exe = baseline.exe(&reference.module);
+        let base = run_case(&reference, &base_exe, &[]);
+        // The baseline must itself be right, or comparing with it proves nothing.
+        reference.assert_matches(&base);
+
+        let exe = builds.exe(&reference.module);
+        if target.ends_with("-musl") {
+            assert_fully_static(&exe);
+        }
+        let out = run_case(&reference, &exe, &runner);
+        let name = format!("{fixture}/{case}");
+        if out.status.code() != base.status.code() {
+            failures.push(format!(
+                "{name}: exit {:?}, x86_64 gnu exits {:?}\n{}",
+                out.status,
+                base.status,
+                out.describe()
+            ));
+        } else if out.stdout != base.stdout {
+            failures.push(format!(
+                "{name}: stdout differs from x86_64 gnu\n{}",
+                out.describe()
+            ));
+        } else if trap_line(&out) != trap_line(&base) {
+            failures.push(format!(
+                "{name}: trap report differs: {:?} vs x86_64 gnu {:?}\n{}",
+                trap_line(&out),
+                trap_line(&base),
+                out.describe()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{target}: {} case(s) differ from x86_64-unknown-linux-gnu:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn aarch64_gnu_matches_x86_64() {
+    check_target("aarch64-unknown-linux-gnu");
+}
+
+#[test]
+fn aarch64_musl_matches_x86_64() {
+    check_target("aarch64-unknown-linux-musl");
+}
+
+#[test]
+fn x86_64_musl_matches_x86_64_gnu() {
+    check_target("x86_64-unknown-linux-musl");
+}
+
+/// A static executable runs with an empty environment and without the system's
+/// libraries being reachable (simulated: no LD_LIBRARY_PATH/PATH, and the dynamic
+/// loader is never consulted because there is no PT_INTERP).
+#[test]
+fn static_hello_runs_with_empty_environment() {
+    let target = "x86_64-unknown-linux-musl";
+    if require(
+        buildable_targets().iter().any(|b| b == target),
+        &format!("this wasmc cannot build {target}"),
+    )
+    .is_none()
+    {
+        return;
+    }
+    let scratch = Scratch::new();
+    let exe = scratch.path().join("hello");
+    let input = fixtures_dir().join("hello/hello.wasm");
+    let output = wasmc(
+        &[
+            input.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new(target),
+            OsStr::new("-o"),
+            exe.as_os_str(),
+        ],
+        scratch.path(),
+    );
+    output.assert_code(0);
+    assert_fully_static(&exe);
+    let mut cmd = Command::new(&exe);
+    cmd.env_clear().current_dir(scratch.path());
+    let run = run_command(&mut cmd, RUN_TIMEOUT);
+    run.assert_code(0);
+    run.assert_stdout(b"Hello, world!\n");
+}
