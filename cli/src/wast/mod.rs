@@ -1,0 +1,47 @@
+//! `wasmc wast FILE|DIR...`: runs WebAssembly spec-test scripts (`.wast`) against
+//! wasmc's compiler and runtime.
+//!
+//! Each module of a script is compiled by wasmc's compiler to an object, linked into
+//! a shared object and loaded with `dlopen`, then instantiated and called through the
+//! runtime library in-process: the same generated code and runtime paths a compiled
+//! executable uses.
+//!
+//! * [`driver`]: runs one worker process per file, several at a time, and prints one
+//!   line per file and the totals (the exit status is non-zero if anything failed);
+//! * [`script`]: a worker: parses one script and runs its directives;
+//! * [`features`]: which proposal a file belongs to, and which proposals are skipped;
+//! * [`loader`]: compile, link, `dlopen`;
+//! * [`spectest`]: the `spectest` host module;
+//! * [`values`]: script values and result matching;
+//! * [`protocol`]: what a worker reports to the driver.
+
+mod driver;
+mod features;
+mod loader;
+mod protocol;
+mod script;
+mod spectest;
+mod values;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+/// Set in a worker process's environment: run the single given file in-process.
+const WORKER_ENV: &str = "WASMC_WAST_WORKER";
+
+/// Entry point of the `wasmc wast` subcommand.
+pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return driver::run(files);
+    }
+    let [file] = files else {
+        bail!("a wast worker runs exactly one file, got {}", files.len());
+    };
+    let file = file.clone();
+    // Wasm runs on a thread with the runtime's known stack size, so that the stack
+    // limit (and `assert_exhaustion`) behaves as in a compiled executable.
+    wasmc_runtime::traps::run_on_wasm_stack(move || script::run(&file))?;
+    Ok(ExitCode::SUCCESS)
+}
