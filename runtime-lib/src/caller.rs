@@ -8,7 +8,9 @@ use std::any::Any;
 
 /// The calling instance, as seen from a host function.
 pub struct Caller<'a> {
-    instance: &'a mut crate::instance::Instance,
+    // Shared: the instance is also borrowed by the `invoke` that entered wasm; the
+    // mutable views it hands out (memory, host state) use interior mutability.
+    instance: &'a crate::instance::Instance,
 }
 
 impl<'a> Caller<'a> {
@@ -16,7 +18,7 @@ impl<'a> Caller<'a> {
     /// `vmctx` must be the context pointer a wasm function passed to a host function.
     pub unsafe fn from_vmctx(vmctx: *mut u8) -> Caller<'a> {
         // SAFETY: word 0 of every VMContext is its owning Instance (abi::layout).
-        let instance = unsafe { &mut **(vmctx as *mut *mut crate::instance::Instance) };
+        let instance = unsafe { &**(vmctx as *const *const crate::instance::Instance) };
         Caller { instance }
     }
 

@@ -1,7 +1,44 @@
 //! Instantiation: builds a `VMContext` for a compiled module, resolves imports,
 //! evaluates initializers, and calls exports.
+//!
+//! # Ownership
+//! An [`Instance`] lives in an `Rc` ([`InstanceHandle`]); instances, memories,
+//! tables and globals are `!Send`, so everything stays on the thread that created
+//! it, which is also the thread whose `VMRuntimeState` (stack limit) the context
+//! points at. Handles to exported entities keep their owner alive: a function handle
+//! holds its instance, a table or global handle holds the instance that exported it
+//! (the table may contain that instance's function references).
+//!
+//! Function references can also flow the other way: an instance that imports a
+//! table, a mutable reference-typed global, or a function taking references can
+//! store *its own* functions in another instance's state, which outlives it. Such an
+//! instance is *pinned*: kept alive until its thread exits (see [`pin`]), whether or
+//! not its instantiation succeeded (`linking.wast` calls functions that an
+//! instantiation which then trapped had written into an imported table).
+//! References handed to the host as [`Val::FuncRef`] are raw pointers, valid while
+//! their instance lives.
+//!
+//! # Instantiation order (WebAssembly 2.0 with bulk memory)
+//! Imports are resolved and type-checked; defined globals, memories and tables are
+//! created; then active element segments are applied in order, then active data
+//! segments, each bounds-checked as a whole, a failure trapping after the earlier
+//! ones were applied; active and declared segments are dropped; finally the start
+//! function runs.
 
-use crate::abi::FuncType;
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::abi::{
+    self, ConstExpr, ConstOp, DataMode, ElementMode, ExportKind, FuncType, GlobalType, Import,
+    ImportKind, MemoryType, ModuleDescriptor, ModuleInfo, TableType, Trap, VMContextLayout,
+    VMFuncRef, VMGlobal, ValRaw, ValType,
+};
+use crate::memory::Memory;
+use crate::table::Table;
+use crate::traps::{self, CodeMap, CodeRegistration, TrapInfo};
 
 /// A host function that can satisfy a function import: `code` is an
 /// `extern "C" fn(vmctx: *mut u8, params...) -> result` (at most one result) whose
@@ -16,3 +53,1258 @@ pub struct HostFunc {
 // SAFETY: host function pointers are plain code addresses.
 unsafe impl Send for HostFunc {}
 unsafe impl Sync for HostFunc {}
+
+// ---------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------
+
+/// A wasm value as the host sees it. Floats are kept as their bit patterns so that
+/// NaN payloads survive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val {
+    I32(i32),
+    I64(i64),
+    F32(u32),
+    F64(u64),
+    V128(u128),
+    /// 0 = null, else a `*const VMFuncRef`.
+    FuncRef(usize),
+    /// 0 = null, else an opaque host word.
+    ExternRef(usize),
+}
+
+impl Val {
+    pub fn ty(&self) -> ValType {
+        match self {
+            Val::I32(_) => ValType::I32,
+            Val::I64(_) => ValType::I64,
+            Val::F32(_) => ValType::F32,
+            Val::F64(_) => ValType::F64,
+            Val::V128(_) => ValType::V128,
+            Val::FuncRef(_) => ValType::FuncRef,
+            Val::ExternRef(_) => ValType::ExternRef,
+        }
+    }
+
+    /// The value's slot representation (see `abi::ValRaw`).
+    pub fn to_raw(&self) -> ValRaw {
+        match *self {
+            Val::I32(v) => v as u32 as u128,
+            Val::I64(v) => v as u64 as u128,
+            Val::F32(v) => v as u128,
+            Val::F64(v) => v as u128,
+            Val::V128(v) => v,
+            Val::FuncRef(v) | Val::ExternRef(v) => v as u128,
+        }
+    }
+
+    pub fn from_raw(ty: ValType, raw: ValRaw) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(raw as u32 as i32),
+            ValType::I64 => Val::I64(raw as u64 as i64),
+            ValType::F32 => Val::F32(raw as u32),
+            ValType::F64 => Val::F64(raw as u64),
+            ValType::V128 => Val::V128(raw),
+            ValType::FuncRef => Val::FuncRef(raw as usize),
+            ValType::ExternRef => Val::ExternRef(raw as usize),
+        }
+    }
+
+    /// The null reference or zero of `ty`.
+    pub fn default_for(ty: ValType) -> Val {
+        Val::from_raw(ty, 0)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Canonical type ids
+// ---------------------------------------------------------------------------
+
+/// The process-wide id of a function type: equal ids mean structurally equal types,
+/// so `call_indirect` compares one word even across modules. Ids start at 1.
+pub fn canonical_type_id(ty: &FuncType) -> u32 {
+    static INTERNER: OnceLock<Mutex<HashMap<FuncType, u32>>> = OnceLock::new();
+    let mut map = INTERNER
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let next = map.len() as u32 + 1;
+    *map.entry(ty.clone()).or_insert(next)
+}
+
+// ---------------------------------------------------------------------------
+// Module
+// ---------------------------------------------------------------------------
+
+type ArrayTrampoline = unsafe extern "C" fn(*const u8, *mut u8, *mut ValRaw);
+
+/// A compiled module loaded in the process: its metadata and code addresses.
+pub struct Module {
+    info: Arc<ModuleInfo>,
+    /// Code of each defined function.
+    functions: Vec<*const u8>,
+    /// Host stub of each imported function.
+    host_stubs: Vec<*const u8>,
+    /// Array trampoline of each type index.
+    trampolines: Vec<*const u8>,
+    /// Canonical id of each type index (what `VMContext::type_ids` points at).
+    type_ids: Box<[u32]>,
+    exports: HashMap<String, usize>,
+    /// Whether instances must be pinned (see the module docs).
+    pins_instances: bool,
+    _code: CodeRegistration,
+}
+
+// SAFETY: the raw pointers are addresses of immutable code in the loaded image.
+unsafe impl Send for Module {}
+unsafe impl Sync for Module {}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.info.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// Reads a compiled module's descriptor, checks its ABI version and metadata, and
+    /// registers its code for trap handling.
+    ///
+    /// # Safety
+    /// `descriptor` must be the `wasmc_module` symbol of an object produced by
+    /// wasmc-compiler that stays loaded for the rest of the process (its code
+    /// pointers are used without further checks).
+    pub unsafe fn new(descriptor: &'static ModuleDescriptor) -> Result<Arc<Module>, String> {
+        if descriptor.abi_version != abi::ABI_VERSION {
+            return Err(format!(
+                "module was compiled for wasmc ABI {:#x}, this runtime implements {:#x}",
+                descriptor.abi_version,
+                abi::ABI_VERSION
+            ));
+        }
+        if descriptor.metadata.is_null() {
+            return Err("corrupt module descriptor: no metadata".into());
+        }
+        // SAFETY: the descriptor points at `metadata_len` bytes of read-only data.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(descriptor.metadata, descriptor.metadata_len) };
+        let info = ModuleInfo::deserialize(bytes)?;
+        validate(&info).map_err(|e| format!("corrupt module metadata: {e}"))?;
+
+        let read = |ptr: *const *const u8, len: usize| -> Result<Vec<*const u8>, String> {
+            if len == 0 {
+                return Ok(Vec::new());
+            }
+            if ptr.is_null() {
+                return Err("corrupt module descriptor: missing code table".into());
+            }
+            // SAFETY: the compiler emits one entry per function/type (see ModuleDescriptor).
+            Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
+        };
+        let num_imported = info.num_imported_funcs as usize;
+        let functions = read(descriptor.functions, info.functions.len() - num_imported)?;
+        let host_stubs = read(descriptor.host_stubs, num_imported)?;
+        let trampolines = read(descriptor.array_trampolines, info.types.len())?;
+
+        let type_ids = info.types.iter().map(canonical_type_id).collect();
+        let exports = info
+            .exports
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        let pins_instances = info.imports.iter().any(|import| match &import.kind {
+            ImportKind::Table(_) => true,
+            ImportKind::Global(g) => g.mutable && g.content.is_ref(),
+            ImportKind::Func { type_index } => info.types[*type_index as usize]
+                .params
+                .iter()
+                .any(|t| t.is_ref()),
+            ImportKind::Memory(_) => false,
+        });
+        let info = Arc::new(info);
+        let addresses: Vec<usize> = functions.iter().map(|&p| p as usize).collect();
+        let code = traps::register_code(CodeMap::new(&addresses, info.clone()));
+        Ok(Arc::new(Module {
+            info,
+            functions,
+            host_stubs,
+            trampolines,
+            type_ids,
+            exports,
+            pins_instances,
+            _code: code,
+        }))
+    }
+
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.info.name.as_deref()
+    }
+
+    pub fn imports(&self) -> &[Import] {
+        &self.info.imports
+    }
+}
+
+/// Checks every count and index of the metadata, so that instantiation and the
+/// builtins can index without further checks.
+fn validate(info: &ModuleInfo) -> Result<(), String> {
+    let nfuncs = info.functions.len();
+    let nimp = info.num_imported_funcs as usize;
+    let ntypes = info.types.len();
+    let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+    check(nimp <= nfuncs, "more imported functions than functions")?;
+    check(
+        info.functions.iter().all(|&t| (t as usize) < ntypes),
+        "function type index out of range",
+    )?;
+    check(info.funcs.len() == nfuncs - nimp, "function info count")?;
+    check(
+        info.num_imported_tables as usize + info.defined_tables.len() == info.tables.len(),
+        "table counts",
+    )?;
+    check(
+        info.num_imported_memories as usize <= info.memories.len(),
+        "memory counts",
+    )?;
+    check(
+        info.num_imported_globals as usize + info.defined_globals.len() == info.globals.len(),
+        "global counts",
+    )?;
+    check(
+        info.funcs
+            .iter()
+            .all(|f| f.traps.windows(2).all(|w| w[0].0 <= w[1].0)),
+        "unsorted trap table",
+    )?;
+    let (mut f, mut t, mut m, mut g) = (0usize, 0usize, 0usize, 0usize);
+    for import in &info.imports {
+        match &import.kind {
+            ImportKind::Func { type_index } => {
+                check(
+                    info.functions.get(f) == Some(type_index),
+                    "function import type",
+                )?;
+                f += 1;
+            }
+            ImportKind::Table(ty) => {
+                check(info.tables.get(t) == Some(ty), "table import type")?;
+                t += 1;
+            }
+            ImportKind::Memory(ty) => {
+                check(info.memories.get(m) == Some(ty), "memory import type")?;
+                m += 1;
+            }
+            ImportKind::Global(ty) => {
+                check(info.globals.get(g) == Some(ty), "global import type")?;
+                g += 1;
+            }
+        }
+    }
+    check(
+        f == nimp
+            && t == info.num_imported_tables as usize
+            && m == info.num_imported_memories as usize
+            && g == info.num_imported_globals as usize,
+        "import counts",
+    )?;
+    for (i, d) in info.defined_tables.iter().enumerate() {
+        check(
+            info.tables[info.num_imported_tables as usize + i] == d.ty,
+            "defined table type",
+        )?;
+    }
+    for (i, d) in info.defined_globals.iter().enumerate() {
+        check(
+            info.globals[info.num_imported_globals as usize + i] == d.ty,
+            "defined global type",
+        )?;
+    }
+    for e in &info.exports {
+        let limit = match e.kind {
+            ExportKind::Func => nfuncs,
+            ExportKind::Table => info.tables.len(),
+            ExportKind::Memory => info.memories.len(),
+            ExportKind::Global => info.globals.len(),
+        };
+        check((e.index as usize) < limit, "export index out of range")?;
+    }
+    if let Some(start) = info.start {
+        check((start as usize) < nfuncs, "start function index")?;
+    }
+    let exprs = info
+        .defined_globals
+        .iter()
+        .map(|g| &g.init)
+        .chain(info.defined_tables.iter().filter_map(|t| t.init.as_ref()))
+        .chain(info.elements.iter().flat_map(|e| e.items.iter()))
+        .chain(info.elements.iter().filter_map(|e| match &e.mode {
+            ElementMode::Active { offset, .. } => Some(offset),
+            _ => None,
+        }))
+        .chain(info.data.iter().filter_map(|d| match &d.mode {
+            DataMode::Active { offset, .. } => Some(offset),
+            _ => None,
+        }));
+    for expr in exprs {
+        validate_const_expr(expr, info.globals.len(), nfuncs)?;
+    }
+    for e in &info.elements {
+        if let ElementMode::Active { table, .. } = e.mode {
+            check((table as usize) < info.tables.len(), "element table index")?;
+        }
+    }
+    for d in &info.data {
+        if let DataMode::Active { memory, .. } = d.mode {
+            check((memory as usize) < info.memories.len(), "data memory index")?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_const_expr(expr: &ConstExpr, nglobals: usize, nfuncs: usize) -> Result<(), String> {
+    let mut depth = 0usize;
+    for op in &expr.0 {
+        match *op {
+            ConstOp::GlobalGet(g) if g as usize >= nglobals => {
+                return Err("constant expression global index out of range".into());
+            }
+            ConstOp::RefFunc(f) if f as usize >= nfuncs => {
+                return Err("constant expression function index out of range".into());
+            }
+            ConstOp::I32Add
+            | ConstOp::I32Sub
+            | ConstOp::I32Mul
+            | ConstOp::I64Add
+            | ConstOp::I64Sub
+            | ConstOp::I64Mul => {
+                if depth < 2 {
+                    return Err("constant expression stack underflow".into());
+                }
+                depth -= 1;
+            }
+            _ => depth += 1,
+        }
+    }
+    if depth != 1 {
+        return Err("constant expression does not produce one value".into());
+    }
+    Ok(())
+}
+
+/// Evaluates a (validated) constant expression. `global(i)` reads global `i`;
+/// `func_ref(i)` is the address of function `i`'s `VMFuncRef`.
+pub fn eval_const_expr(
+    expr: &ConstExpr,
+    global: &dyn Fn(u32) -> ValRaw,
+    func_ref: &dyn Fn(u32) -> usize,
+) -> Result<ValRaw, String> {
+    let mut stack: Vec<ValRaw> = Vec::with_capacity(4);
+    for op in &expr.0 {
+        let value = match *op {
+            ConstOp::I32Const(v) => v as u32 as u128,
+            ConstOp::I64Const(v) => v as u64 as u128,
+            ConstOp::F32Const(v) => v as u128,
+            ConstOp::F64Const(v) => v as u128,
+            ConstOp::V128Const(v) => v,
+            ConstOp::GlobalGet(g) => global(g),
+            ConstOp::RefNull => 0,
+            ConstOp::RefFunc(f) => func_ref(f) as u128,
+            ConstOp::I32Add | ConstOp::I32Sub | ConstOp::I32Mul => {
+                let (b, a) = (stack.pop(), stack.pop());
+                let (Some(a), Some(b)) = (a, b) else {
+                    return Err("constant expression stack underflow".into());
+                };
+                let (a, b) = (a as u32, b as u32);
+                (match op {
+                    ConstOp::I32Add => a.wrapping_add(b),
+                    ConstOp::I32Sub => a.wrapping_sub(b),
+                    _ => a.wrapping_mul(b),
+                }) as u128
+            }
+            ConstOp::I64Add | ConstOp::I64Sub | ConstOp::I64Mul => {
+                let (b, a) = (stack.pop(), stack.pop());
+                let (Some(a), Some(b)) = (a, b) else {
+                    return Err("constant expression stack underflow".into());
+                };
+                let (a, b) = (a as u64, b as u64);
+                (match op {
+                    ConstOp::I64Add => a.wrapping_add(b),
+                    ConstOp::I64Sub => a.wrapping_sub(b),
+                    _ => a.wrapping_mul(b),
+                }) as u128
+            }
+        };
+        stack.push(value);
+    }
+    match (stack.pop(), stack.is_empty()) {
+        (Some(v), true) => Ok(v),
+        _ => Err("constant expression does not produce one value".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Externs and handles
+// ---------------------------------------------------------------------------
+
+/// Something that can satisfy an import, or that an instance exports.
+#[derive(Debug, Clone)]
+pub enum Extern {
+    Func(FuncHandle),
+    HostFunc(HostFunc),
+    Memory(MemoryHandle),
+    Table(TableHandle),
+    Global(GlobalHandle),
+}
+
+/// A function of an instance (defined or imported). Keeps the instance alive.
+#[derive(Clone)]
+pub struct FuncHandle {
+    instance: Rc<Instance>,
+    index: u32,
+}
+
+impl std::fmt::Debug for FuncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FuncHandle")
+            .field("index", &self.index)
+            .field("ty", self.ty())
+            .finish()
+    }
+}
+
+impl FuncHandle {
+    pub fn ty(&self) -> &FuncType {
+        self.instance.module.info.func_type(self.index)
+    }
+
+    /// The function's `VMFuncRef` (what `ref.func` yields), as a `Val::FuncRef` word.
+    pub fn func_ref(&self) -> usize {
+        self.instance.func_ref(self.index) as usize
+    }
+
+    /// Calls the function; type-checks `args`; a trap is returned as `Err`.
+    pub fn call(&self, args: &[Val]) -> Result<Vec<Val>, TrapInfo> {
+        let ty = self.ty();
+        if args.len() != ty.params.len() || args.iter().zip(&ty.params).any(|(a, &t)| a.ty() != t) {
+            let given: Vec<ValType> = args.iter().map(Val::ty).collect();
+            return Err(TrapInfo::host(
+                Trap::HostError,
+                format!(
+                    "argument type mismatch: the function takes {:?}, given {:?}",
+                    ty.params, given
+                ),
+            ));
+        }
+        let module = &self.instance.module;
+        let type_index = module.info.functions[self.index as usize] as usize;
+        let trampoline = module.trampolines[type_index];
+        if trampoline.is_null() {
+            return Err(TrapInfo::host(Trap::HostError, "missing array trampoline"));
+        }
+        // SAFETY: the compiler emits an `ArrayTrampoline` per type index.
+        let trampoline: ArrayTrampoline = unsafe { std::mem::transmute(trampoline) };
+        // SAFETY: func_refs are initialized before any handle to the instance exists.
+        let func_ref = unsafe { *self.instance.func_ref(self.index) };
+        let mut values = vec![0 as ValRaw; ty.params.len().max(ty.results.len()).max(1)];
+        for (slot, arg) in values.iter_mut().zip(args) {
+            *slot = arg.to_raw();
+        }
+        let values_ptr = values.as_mut_ptr();
+        traps::catch_traps(|| {
+            // SAFETY: the trampoline of the function's own type, called with its code
+            // and context and a value array large enough for params and results.
+            unsafe { trampoline(func_ref.wasm_call, func_ref.vmctx, values_ptr) }
+        })?;
+        Ok(ty
+            .results
+            .iter()
+            .zip(&values)
+            .map(|(&t, &raw)| Val::from_raw(t, raw))
+            .collect())
+    }
+}
+
+/// A memory; keeps it alive.
+#[derive(Debug, Clone)]
+pub struct MemoryHandle {
+    memory: Rc<Memory>,
+}
+
+impl MemoryHandle {
+    /// A new host-owned memory (for example `spectest`'s).
+    pub fn new(ty: MemoryType) -> Result<MemoryHandle, String> {
+        Ok(MemoryHandle {
+            memory: Rc::new(Memory::new(&ty)?),
+        })
+    }
+
+    /// The memory's type with its current size as minimum.
+    pub fn ty(&self) -> MemoryType {
+        self.memory.current_type()
+    }
+
+    /// Current size in pages.
+    pub fn size(&self) -> u64 {
+        self.memory.size_pages()
+    }
+
+    /// Current size in bytes.
+    pub fn data_size(&self) -> usize {
+        self.memory.byte_len()
+    }
+
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        self.memory.read(offset, buf)
+    }
+
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), String> {
+        self.memory.write(offset, data)
+    }
+
+    /// Grows by `delta` pages; the previous size, or `None`.
+    pub fn grow(&self, delta: u64) -> Option<u64> {
+        self.memory.grow(delta)
+    }
+
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+}
+
+/// A table; keeps it and the instance that exported it alive.
+#[derive(Debug, Clone)]
+pub struct TableHandle {
+    table: Rc<Table>,
+    /// Kept alive: the table may hold its function references.
+    _owner: Option<Rc<Instance>>,
+}
+
+impl TableHandle {
+    /// A new host-owned table whose elements are all `init`.
+    pub fn new(ty: TableType, init: Val) -> Result<TableHandle, String> {
+        if init.ty() != ty.element {
+            return Err("table initial value does not match the element type".into());
+        }
+        Ok(TableHandle {
+            table: Rc::new(Table::new(&ty, init.to_raw() as usize)?),
+            _owner: None,
+        })
+    }
+
+    /// The table's type with its current size as minimum.
+    pub fn ty(&self) -> TableType {
+        self.table.current_type()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.table.size()
+    }
+
+    pub fn get(&self, index: u64) -> Option<Val> {
+        let raw = self.table.get(index)?;
+        Some(Val::from_raw(
+            self.table.declared_type().element,
+            raw as u128,
+        ))
+    }
+
+    /// Sets an element. The caller keeps the instance a function reference belongs
+    /// to alive as long as the table may be used.
+    pub fn set(&self, index: u64, value: Val) -> Result<(), String> {
+        if value.ty() != self.table.declared_type().element {
+            return Err("value does not match the table's element type".into());
+        }
+        if self.table.set(index, value.to_raw() as usize) {
+            Ok(())
+        } else {
+            Err("out of bounds table access".to_string())
+        }
+    }
+
+    pub fn grow(&self, delta: u64, init: Val) -> Option<u64> {
+        if init.ty() != self.table.declared_type().element {
+            return None;
+        }
+        self.table.grow(delta, init.to_raw() as usize)
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+}
+
+/// Storage of one global.
+#[derive(Debug)]
+pub struct Global {
+    value: UnsafeCell<VMGlobal>,
+    ty: GlobalType,
+}
+
+/// A global; keeps it and the instance that exported it alive.
+#[derive(Debug, Clone)]
+pub struct GlobalHandle {
+    global: Rc<Global>,
+    /// Kept alive: the global may hold one of its function references.
+    _owner: Option<Rc<Instance>>,
+}
+
+impl GlobalHandle {
+    /// A new host-owned global.
+    pub fn new(ty: GlobalType, value: Val) -> Result<GlobalHandle, String> {
+        if value.ty() != ty.content {
+            return Err("global initial value does not match its type".into());
+        }
+        Ok(GlobalHandle {
+            global: Rc::new(Global {
+                value: UnsafeCell::new(VMGlobal {
+                    value: value.to_raw(),
+                }),
+                ty,
+            }),
+            _owner: None,
+        })
+    }
+
+    pub fn ty(&self) -> GlobalType {
+        self.global.ty
+    }
+
+    pub fn get(&self) -> Val {
+        Val::from_raw(self.global.ty.content, self.raw())
+    }
+
+    /// Sets a mutable global.
+    pub fn set(&self, value: Val) -> Result<(), String> {
+        if !self.global.ty.mutable {
+            return Err("cannot set an immutable global".into());
+        }
+        if value.ty() != self.global.ty.content {
+            return Err("value does not match the global's type".into());
+        }
+        self.set_raw(value.to_raw());
+        Ok(())
+    }
+
+    fn raw(&self) -> ValRaw {
+        // SAFETY: single-threaded; generated code is not running during this read.
+        unsafe { (*self.global.value.get()).value }
+    }
+
+    fn set_raw(&self, raw: ValRaw) {
+        // SAFETY: as in `raw`.
+        unsafe { (*self.global.value.get()).value = raw };
+    }
+
+    fn vmglobal(&self) -> *mut VMGlobal {
+        self.global.value.get()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Instance
+// ---------------------------------------------------------------------------
+
+/// Why instantiation failed.
+#[derive(Debug, Clone)]
+pub enum InstantiationError {
+    /// An import is missing or has the wrong type.
+    Unlinkable(String),
+    /// A segment was out of bounds, or the start function trapped.
+    Trap(TrapInfo),
+    /// Memory or tables could not be allocated, or the module is corrupt.
+    Resource(String),
+}
+
+impl std::fmt::Display for InstantiationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstantiationError::Unlinkable(m) | InstantiationError::Resource(m) => f.write_str(m),
+            InstantiationError::Trap(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl std::error::Error for InstantiationError {}
+
+/// A module instance: the `VMContext` and everything it points at.
+pub struct Instance {
+    module: Arc<Module>,
+    /// The context (layout from `module.info.layout()`), 16-byte aligned.
+    vmctx: *mut u8,
+    vmctx_layout: std::alloc::Layout,
+    memories: Vec<MemoryHandle>,
+    tables: Vec<TableHandle>,
+    globals: Vec<GlobalHandle>,
+    /// Instances whose functions were imported (their `VMFuncRef`s were copied).
+    _func_owners: Vec<Rc<Instance>>,
+    /// Items of each element segment; emptied when dropped.
+    elements: RefCell<Vec<Rc<[usize]>>>,
+    /// Whether each data segment was dropped.
+    dropped_data: Box<[Cell<bool>]>,
+    host_state: UnsafeCell<Option<Box<dyn Any>>>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("module", &self.module)
+            .field("vmctx", &self.vmctx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `InstanceHandle::new` with this layout.
+        unsafe { std::alloc::dealloc(self.vmctx, self.vmctx_layout) };
+    }
+}
+
+impl Instance {
+    fn layout(&self) -> VMContextLayout {
+        self.module.info.layout()
+    }
+
+    pub fn module(&self) -> &Arc<Module> {
+        &self.module
+    }
+
+    pub fn vmctx(&self) -> *mut u8 {
+        self.vmctx
+    }
+
+    /// Address of function `index`'s `VMFuncRef` inside the context.
+    fn func_ref(&self, index: u32) -> *mut VMFuncRef {
+        // SAFETY: `index` < number of functions (callers pass validated indices), so
+        // the offset is inside the context.
+        unsafe { self.vmctx.add(self.layout().func_ref(index) as usize) as *mut VMFuncRef }
+    }
+
+    /// Memory `index` (module-level), for builtins.
+    pub fn memory(&self, index: u32) -> Option<&Memory> {
+        self.memories.get(index as usize).map(|m| &*m.memory)
+    }
+
+    /// Table `index` (module-level), for builtins.
+    pub fn table(&self, index: u32) -> Option<&Table> {
+        self.tables.get(index as usize).map(|t| &*t.table)
+    }
+
+    /// The items of element segment `index` (empty once dropped).
+    pub fn element_segment(&self, index: u32) -> Option<Rc<[usize]>> {
+        self.elements.borrow().get(index as usize).cloned()
+    }
+
+    pub fn drop_element_segment(&self, index: u32) {
+        if let Some(seg) = self.elements.borrow_mut().get_mut(index as usize) {
+            *seg = Rc::from(Vec::new());
+        }
+    }
+
+    /// The bytes of data segment `index` (empty once dropped).
+    pub fn data_segment(&self, index: u32) -> Option<&[u8]> {
+        let dropped = self.dropped_data.get(index as usize)?;
+        if dropped.get() {
+            return Some(&[]);
+        }
+        Some(&self.module.info.data[index as usize].bytes)
+    }
+
+    pub fn drop_data_segment(&self, index: u32) {
+        if let Some(d) = self.dropped_data.get(index as usize) {
+            d.set(true);
+        }
+    }
+
+    /// Memory `idx` as a byte slice of its current length (empty when there is no
+    /// such memory). For host functions called from wasm: the slice must not be
+    /// kept across anything that may grow the memory or run wasm.
+    #[allow(clippy::mut_from_ref)]
+    pub fn memory_slice(&self, idx: u32) -> &mut [u8] {
+        match self.memory(idx) {
+            // SAFETY: `len` bytes from the base are accessible; the memory lives as
+            // long as the instance; wasm is suspended while a host function runs.
+            Some(m) if m.byte_len() > 0 => unsafe {
+                std::slice::from_raw_parts_mut(m.base(), m.byte_len())
+            },
+            _ => &mut [],
+        }
+    }
+
+    /// The host state attached at instantiation (for example the `WasiCtx`).
+    #[allow(clippy::mut_from_ref)]
+    pub fn host_state_mut(&self) -> Option<&mut dyn Any> {
+        // SAFETY: only host functions of this instance reach the state, one at a time
+        // (a host function runs with wasm suspended, and does not call back into
+        // wasm while holding it).
+        unsafe { (*self.host_state.get()).as_deref_mut() }
+    }
+}
+
+thread_local! {
+    /// Pinned instances of this thread (see the module docs).
+    static PINNED: RefCell<Vec<Rc<Instance>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps `instance` alive until the current thread exits.
+fn pin(instance: &Rc<Instance>) {
+    PINNED.with(|p| p.borrow_mut().push(instance.clone()));
+}
+
+/// A function import, resolved.
+enum ImportedFunc {
+    Host(*const u8),
+    Wasm(VMFuncRef, Rc<Instance>),
+}
+
+/// An instantiated module.
+#[derive(Debug, Clone)]
+pub struct InstanceHandle(Rc<Instance>);
+
+impl InstanceHandle {
+    /// Instantiates `module`: resolves each import through `resolver`, creates and
+    /// initializes its state, runs its start function. See the module docs.
+    pub fn new(
+        module: Arc<Module>,
+        resolver: &mut dyn FnMut(&Import) -> Option<Extern>,
+        host_state: Option<Box<dyn Any>>,
+    ) -> Result<InstanceHandle, InstantiationError> {
+        let info = module.info.clone();
+        let runtime = traps::runtime_state();
+
+        // Imports.
+        let mut funcs = Vec::with_capacity(info.num_imported_funcs as usize);
+        let mut memories = Vec::with_capacity(info.memories.len());
+        let mut tables = Vec::with_capacity(info.tables.len());
+        let mut globals = Vec::with_capacity(info.globals.len());
+        for import in &info.imports {
+            let ext = resolver(import).ok_or_else(|| {
+                InstantiationError::Unlinkable(format!(
+                    "unknown import: `{}`.`{}`",
+                    import.module, import.name
+                ))
+            })?;
+            let incompatible = || {
+                InstantiationError::Unlinkable(format!(
+                    "incompatible import type for `{}`.`{}`",
+                    import.module, import.name
+                ))
+            };
+            match (&import.kind, ext) {
+                (ImportKind::Func { type_index }, Extern::Func(f)) => {
+                    if f.ty() != &info.types[*type_index as usize] {
+                        return Err(incompatible());
+                    }
+                    // SAFETY: the exporter's func refs are initialized.
+                    let func_ref = unsafe { *f.instance.func_ref(f.index) };
+                    funcs.push(ImportedFunc::Wasm(func_ref, f.instance.clone()));
+                }
+                (ImportKind::Func { type_index }, Extern::HostFunc(h)) => {
+                    if h.ty != info.types[*type_index as usize] || h.code.is_null() {
+                        return Err(incompatible());
+                    }
+                    funcs.push(ImportedFunc::Host(h.code));
+                }
+                (ImportKind::Memory(ty), Extern::Memory(m)) => {
+                    let actual = m.memory.declared_type();
+                    if actual.memory64 != ty.memory64
+                        || actual.shared != ty.shared
+                        || actual.page_size_log2 != ty.page_size_log2
+                        || !limits_match(m.size(), actual.maximum, ty.minimum, ty.maximum)
+                    {
+                        return Err(incompatible());
+                    }
+                    memories.push(m);
+                }
+                (ImportKind::Table(ty), Extern::Table(t)) => {
+                    let actual = t.table.declared_type();
+                    if actual.element != ty.element
+                        || actual.table64 != ty.table64
+                        || !limits_match(t.size(), actual.maximum, ty.minimum, ty.maximum)
+                    {
+                        return Err(incompatible());
+                    }
+                    tables.push(t);
+                }
+                (ImportKind::Global(ty), Extern::Global(g)) => {
+                    if g.ty() != *ty {
+                        return Err(incompatible());
+                    }
+                    globals.push(g);
+                }
+                _ => return Err(incompatible()),
+            }
+        }
+
+        // The context. Function refs first: constant expressions may take them.
+        let layout = info.layout();
+        let vmctx_layout = std::alloc::Layout::from_size_align(layout.size().max(16), 16)
+            .map_err(|e| InstantiationError::Resource(format!("context layout: {e}")))?;
+        // SAFETY: non-zero size.
+        let vmctx = unsafe { std::alloc::alloc_zeroed(vmctx_layout) };
+        if vmctx.is_null() {
+            return Err(InstantiationError::Resource(
+                "cannot allocate the instance context".into(),
+            ));
+        }
+        // Owns the allocation until the Instance does.
+        struct Ctx(*mut u8, std::alloc::Layout);
+        impl Drop for Ctx {
+            fn drop(&mut self) {
+                // SAFETY: allocated above with this layout.
+                unsafe { std::alloc::dealloc(self.0, self.1) }
+            }
+        }
+        let ctx_guard = Ctx(vmctx, vmctx_layout);
+        // SAFETY: every write below is at an offset of `layout`, inside the
+        // zeroed, 16-byte aligned allocation of `layout.size()` bytes.
+        let write = |offset: i32, value: usize| unsafe {
+            *(vmctx.add(offset as usize) as *mut usize) = value;
+        };
+        write(VMContextLayout::RUNTIME, runtime as usize);
+        write(
+            VMContextLayout::BUILTINS,
+            crate::builtins::builtins() as *const _ as usize,
+        );
+        write(VMContextLayout::TYPE_IDS, module.type_ids.as_ptr() as usize);
+        let mut func_owners = Vec::new();
+        for index in 0..info.functions.len() as u32 {
+            let type_id = module.type_ids[info.functions[index as usize] as usize];
+            let func_ref = match funcs.get(index as usize) {
+                Some(ImportedFunc::Host(code)) => {
+                    write(layout.host_fn(index), *code as usize);
+                    VMFuncRef {
+                        wasm_call: module.host_stubs[index as usize],
+                        vmctx,
+                        type_id,
+                        _pad: 0,
+                    }
+                }
+                Some(ImportedFunc::Wasm(func_ref, owner)) => {
+                    func_owners.push(owner.clone());
+                    *func_ref
+                }
+                None => VMFuncRef {
+                    wasm_call: module.functions[(index - info.num_imported_funcs) as usize],
+                    vmctx,
+                    type_id,
+                    _pad: 0,
+                },
+            };
+            // SAFETY: inside the context, aligned (offsets are multiples of 8).
+            unsafe {
+                *(vmctx.add(layout.func_ref(index) as usize) as *mut VMFuncRef) = func_ref;
+            }
+        }
+        drop(funcs);
+        let func_ref_addr = |index: u32| vmctx as usize + layout.func_ref(index) as usize;
+
+        // Globals, in order: an initializer may read imported and earlier globals.
+        for defined in &info.defined_globals {
+            let value = eval_const_expr(
+                &defined.init,
+                &|g| {
+                    globals
+                        .get(g as usize)
+                        .map_or(0, |h: &GlobalHandle| h.raw())
+                },
+                &func_ref_addr,
+            )
+            .map_err(InstantiationError::Resource)?;
+            let handle = GlobalHandle {
+                global: Rc::new(Global {
+                    value: UnsafeCell::new(VMGlobal { value }),
+                    ty: defined.ty,
+                }),
+                _owner: None,
+            };
+            globals.push(handle);
+        }
+        let global_value = |g: u32| globals.get(g as usize).map_or(0, |h| h.raw());
+
+        // Memories and tables.
+        for ty in &info.memories[info.num_imported_memories as usize..] {
+            memories.push(MemoryHandle {
+                memory: Rc::new(Memory::new(ty).map_err(InstantiationError::Resource)?),
+            });
+        }
+        for defined in &info.defined_tables {
+            let init = match &defined.init {
+                Some(expr) => eval_const_expr(expr, &global_value, &func_ref_addr)
+                    .map_err(InstantiationError::Resource)?,
+                None => 0,
+            };
+            tables.push(TableHandle {
+                table: Rc::new(
+                    Table::new(&defined.ty, init as usize).map_err(InstantiationError::Resource)?,
+                ),
+                _owner: None,
+            });
+        }
+        for (i, m) in memories.iter().enumerate() {
+            write(layout.memory(i as u32), m.memory.vmmemory() as usize);
+        }
+        for (i, t) in tables.iter().enumerate() {
+            write(layout.table(i as u32), t.table.vmtable() as usize);
+        }
+        for (i, g) in globals.iter().enumerate() {
+            write(layout.global(i as u32), g.vmglobal() as usize);
+        }
+
+        // Element segment items (passive ones are kept for table.init).
+        let mut elements = Vec::with_capacity(info.elements.len());
+        for segment in &info.elements {
+            let items = segment
+                .items
+                .iter()
+                .map(|e| eval_const_expr(e, &global_value, &func_ref_addr).map(|v| v as usize))
+                .collect::<Result<Vec<usize>, String>>()
+                .map_err(InstantiationError::Resource)?;
+            elements.push(Rc::<[usize]>::from(items));
+        }
+
+        std::mem::forget(ctx_guard);
+        let instance = Rc::new(Instance {
+            module: module.clone(),
+            vmctx,
+            vmctx_layout,
+            memories,
+            tables,
+            globals,
+            _func_owners: func_owners,
+            elements: RefCell::new(elements),
+            dropped_data: info.data.iter().map(|_| Cell::new(false)).collect(),
+            host_state: UnsafeCell::new(host_state),
+        });
+        write(VMContextLayout::INSTANCE, Rc::as_ptr(&instance) as usize);
+        if module.pins_instances {
+            pin(&instance);
+        }
+        let handle = InstanceHandle(instance);
+        handle.initialize()?;
+        Ok(handle)
+    }
+
+    /// Applies active segments and runs the start function.
+    fn initialize(&self) -> Result<(), InstantiationError> {
+        let instance = &*self.0;
+        let info = &instance.module.info;
+        let global_value = |g: u32| instance.globals.get(g as usize).map_or(0, |h| h.raw());
+        let func_ref_addr = |f: u32| instance.func_ref(f) as usize;
+        let trap = |t: Trap| {
+            InstantiationError::Trap(TrapInfo {
+                trap: t,
+                pc: 0,
+                backtrace: Vec::new(),
+                message: None,
+            })
+        };
+        for (i, segment) in info.elements.iter().enumerate() {
+            match &segment.mode {
+                ElementMode::Active { table, offset } => {
+                    let offset = eval_const_expr(offset, &global_value, &func_ref_addr)
+                        .map_err(InstantiationError::Resource)?;
+                    let table = &instance.tables[*table as usize].table;
+                    let offset = if table.declared_type().table64 {
+                        offset as u64
+                    } else {
+                        offset as u32 as u64
+                    };
+                    let items = instance.element_segment(i as u32).unwrap_or_default();
+                    if !table.init(offset, &items) {
+                        return Err(trap(Trap::TableOutOfBounds));
+                    }
+                    instance.drop_element_segment(i as u32);
+                }
+                ElementMode::Declared => instance.drop_element_segment(i as u32),
+                ElementMode::Passive => {}
+            }
+        }
+        for (i, segment) in info.data.iter().enumerate() {
+            if let DataMode::Active { memory, offset } = &segment.mode {
+                let offset = eval_const_expr(offset, &global_value, &func_ref_addr)
+                    .map_err(InstantiationError::Resource)?;
+                let memory = &instance.memories[*memory as usize].memory;
+                let offset = if memory.declared_type().memory64 {
+                    offset as u64
+                } else {
+                    offset as u32 as u64
+                };
+                if memory.write(offset, &segment.bytes).is_err() {
+                    return Err(trap(Trap::MemoryOutOfBounds));
+                }
+                instance.drop_data_segment(i as u32);
+            }
+        }
+        if let Some(start) = info.start {
+            let func = FuncHandle {
+                instance: self.0.clone(),
+                index: start,
+            };
+            func.call(&[]).map_err(InstantiationError::Trap)?;
+        }
+        Ok(())
+    }
+
+    /// The export called `name`.
+    pub fn export(&self, name: &str) -> Option<Extern> {
+        let info = &self.0.module.info;
+        let export = &info.exports[*self.0.module.exports.get(name)?];
+        let index = export.index as usize;
+        Some(match export.kind {
+            ExportKind::Func => Extern::Func(FuncHandle {
+                instance: self.0.clone(),
+                index: export.index,
+            }),
+            ExportKind::Memory => Extern::Memory(self.0.memories[index].clone()),
+            ExportKind::Table => Extern::Table(TableHandle {
+                table: self.0.tables[index].table.clone(),
+                _owner: Some(self.0.clone()),
+            }),
+            ExportKind::Global => Extern::Global(GlobalHandle {
+                global: self.0.globals[index].global.clone(),
+                _owner: Some(self.0.clone()),
+            }),
+        })
+    }
+
+    /// The exported function called `name`.
+    pub fn export_func(&self, name: &str) -> Option<FuncHandle> {
+        match self.export(name)? {
+            Extern::Func(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Calls `func` (a function of any instance) with `args`; see [`FuncHandle::call`].
+    pub fn invoke(&self, func: &FuncHandle, args: &[Val]) -> Result<Vec<Val>, TrapInfo> {
+        func.call(args)
+    }
+
+    pub fn instance(&self) -> &Instance {
+        &self.0
+    }
+
+    pub fn module(&self) -> &Arc<Module> {
+        &self.0.module
+    }
+}
+
+/// Limits subtyping (spec "import matching"): the actual minimum is at least the
+/// required one, and if a maximum is required the actual one exists and is no larger.
+fn limits_match(
+    actual_min: u64,
+    actual_max: Option<u64>,
+    required_min: u64,
+    required_max: Option<u64>,
+) -> bool {
+    actual_min >= required_min
+        && match required_max {
+            None => true,
+            Some(max) => actual_max.is_some_and(|m| m <= max),
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expr(ops: &[ConstOp]) -> ConstExpr {
+        ConstExpr(ops.to_vec())
+    }
+
+    #[test]
+    fn const_exprs() {
+        let globals = |g: u32| [5u128, 0xffff_ffff, 1 << 40][g as usize];
+        let funcs = |f: u32| 0x1000 + f as usize * 24;
+        let eval = |ops: &[ConstOp]| eval_const_expr(&expr(ops), &globals, &funcs);
+        assert_eq!(eval(&[ConstOp::I32Const(-1)]), Ok(0xffff_ffff));
+        assert_eq!(eval(&[ConstOp::I64Const(-1)]), Ok(u64::MAX as u128));
+        assert_eq!(eval(&[ConstOp::GlobalGet(2)]), Ok(1 << 40));
+        assert_eq!(eval(&[ConstOp::RefFunc(2)]), Ok(0x1000 + 48));
+        assert_eq!(eval(&[ConstOp::RefNull]), Ok(0));
+        assert_eq!(
+            eval(&[ConstOp::GlobalGet(1), ConstOp::I32Const(2), ConstOp::I32Add]),
+            Ok(1),
+            "i32.add wraps"
+        );
+        assert_eq!(
+            eval(&[ConstOp::I32Const(3), ConstOp::GlobalGet(0), ConstOp::I32Sub]),
+            Ok(-2i32 as u32 as u128)
+        );
+        assert_eq!(
+            eval(&[
+                ConstOp::I64Const(i64::MAX),
+                ConstOp::I64Const(2),
+                ConstOp::I64Mul
+            ]),
+            Ok(-2i64 as u64 as u128)
+        );
+        assert_eq!(
+            eval(&[ConstOp::I64Const(7), ConstOp::I64Const(9), ConstOp::I64Sub]),
+            Ok(-2i64 as u64 as u128)
+        );
+        assert!(eval(&[ConstOp::I32Add]).is_err());
+        assert!(eval(&[ConstOp::I32Const(1), ConstOp::I32Const(1)]).is_err());
+        assert!(eval(&[]).is_err());
+    }
+
+    #[test]
+    fn const_expr_validation() {
+        assert!(validate_const_expr(&expr(&[ConstOp::GlobalGet(3)]), 3, 1).is_err());
+        assert!(validate_const_expr(&expr(&[ConstOp::RefFunc(1)]), 3, 1).is_err());
+        assert!(validate_const_expr(&expr(&[ConstOp::RefFunc(0)]), 3, 1).is_ok());
+        assert!(
+            validate_const_expr(&expr(&[ConstOp::I32Const(1), ConstOp::I32Mul]), 0, 0).is_err()
+        );
+    }
+
+    #[test]
+    fn type_interner() {
+        let a = FuncType {
+            params: vec![ValType::I32],
+            results: vec![],
+        };
+        let b = FuncType {
+            params: vec![],
+            results: vec![ValType::I32],
+        };
+        let ia = canonical_type_id(&a);
+        let ib = canonical_type_id(&b);
+        assert_ne!(ia, ib);
+        assert_ne!(ia, 0);
+        assert_eq!(canonical_type_id(&a.clone()), ia);
+        assert_eq!(canonical_type_id(&b), ib);
+    }
+
+    #[test]
+    fn limits() {
+        assert!(limits_match(2, Some(5), 1, Some(5)));
+        assert!(!limits_match(2, Some(6), 1, Some(5)));
+        assert!(!limits_match(2, None, 1, Some(5)));
+        assert!(limits_match(2, None, 2, None));
+        assert!(!limits_match(1, None, 2, None));
+    }
+
+    #[test]
+    fn val_raw_round_trip() {
+        for v in [
+            Val::I32(-5),
+            Val::I64(-5),
+            Val::F32(0x7fc0_0001),
+            Val::F64(0x7ff8_0000_0000_0001),
+            Val::V128(u128::MAX - 3),
+            Val::FuncRef(0x1234),
+            Val::ExternRef(0),
+        ] {
+            assert_eq!(Val::from_raw(v.ty(), v.to_raw()), v);
+        }
+        assert_eq!(Val::I32(-1).to_raw(), 0xffff_ffff);
+    }
+}

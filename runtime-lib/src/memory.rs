@@ -1,0 +1,304 @@
+//! Linear memory.
+//!
+//! A 32-bit memory reserves [`MEMORY_RESERVATION`] + [`GUARD_SIZE`] bytes of address
+//! space up front, all `PROT_NONE`, and makes the first `size` bytes (rounded up to
+//! OS pages) readable and writable. Growing is one `mprotect`; the base never moves,
+//! so generated code may keep it in a register. Any 32-bit index plus a static
+//! offset below the guard size lands in the reservation, so accesses that the
+//! compiler did not check fault on a `PROT_NONE` page and become
+//! "out of bounds memory access" in the trap handler.
+//!
+//! The full reservation is made for every 32-bit memory, even for modules compiled
+//! with explicit bounds checks: a memory may be exported to a module that relies on
+//! guard pages, and reserving address space costs nothing until pages are touched.
+//! 64-bit memories always need explicit bounds checks; they reserve their maximum
+//! (at most [`MEMORY64_MAX_BYTES`]) plus one guard page.
+//!
+//! Pages are `1 << page_size_log2` bytes (custom-page-sizes proposal). With pages
+//! smaller than an OS page the accessible region is rounded up to a whole OS page,
+//! so generated code must bounds-check such memories explicitly.
+
+use std::cell::{Cell, UnsafeCell};
+
+use crate::abi::{GUARD_SIZE, MEMORY_RESERVATION, MemoryType, VMMemory};
+
+/// Implementation limit of a 64-bit memory's size (and reservation).
+pub const MEMORY64_MAX_BYTES: u64 = 1 << 34;
+
+/// One linear memory. Shared between instances through `Rc` (see `MemoryHandle`).
+#[derive(Debug)]
+pub struct Memory {
+    /// What generated code reads; boxed so its address is stable.
+    vm: Box<UnsafeCell<VMMemory>>,
+    /// Start and length of the whole reservation.
+    mapping: *mut u8,
+    mapping_len: usize,
+    /// Bytes currently readable and writable (a multiple of the OS page size).
+    accessible: Cell<usize>,
+    ty: MemoryType,
+    pages: Cell<u64>,
+    /// Maximum size in pages: the declared maximum capped by the implementation.
+    max_pages: u64,
+}
+
+impl Memory {
+    /// Reserves and initializes a memory of `ty.minimum` zeroed pages.
+    pub fn new(ty: &MemoryType) -> Result<Memory, String> {
+        if ty.page_size_log2 > 16 {
+            return Err(format!(
+                "unsupported memory page size 2^{}",
+                ty.page_size_log2
+            ));
+        }
+        // A 32-bit memory spans at most 4 GiB, and its size in pages is a u32
+        // (which matters for 1-byte pages).
+        let limit_pages = if ty.memory64 {
+            MEMORY64_MAX_BYTES >> ty.page_size_log2
+        } else {
+            (MEMORY_RESERVATION >> ty.page_size_log2).min(u32::MAX as u64)
+        };
+        let max_pages = ty.maximum.unwrap_or(u64::MAX).min(limit_pages);
+        if ty.minimum > max_pages {
+            return Err(format!(
+                "memory minimum size of {} pages exceeds the limit of {} pages",
+                ty.minimum, max_pages
+            ));
+        }
+        let os_page = rustix::param::page_size() as u64;
+        let reservation = if ty.memory64 {
+            (max_pages << ty.page_size_log2).next_multiple_of(os_page) + os_page
+        } else {
+            MEMORY_RESERVATION + GUARD_SIZE
+        };
+        let mapping_len = usize::try_from(reservation)
+            .map_err(|_| "memory reservation does not fit the address space".to_string())?;
+        // SAFETY: a fresh anonymous mapping; nothing else refers to that range.
+        let mapping = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                mapping_len,
+                rustix::mm::ProtFlags::empty(),
+                rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::NORESERVE,
+            )
+        }
+        .map_err(|e| format!("cannot reserve {reservation} bytes for a linear memory: {e}"))?
+            as *mut u8;
+        let memory = Memory {
+            vm: Box::new(UnsafeCell::new(VMMemory {
+                base: mapping,
+                length: 0,
+            })),
+            mapping,
+            mapping_len,
+            accessible: Cell::new(0),
+            ty: *ty,
+            pages: Cell::new(0),
+            max_pages,
+        };
+        if ty.minimum > 0 && memory.grow(ty.minimum).is_none() {
+            return Err(format!(
+                "cannot make {} pages of linear memory accessible",
+                ty.minimum
+            ));
+        }
+        Ok(memory)
+    }
+
+    /// The declared type, with `minimum` replaced by the current size (what import
+    /// matching compares against).
+    pub fn current_type(&self) -> MemoryType {
+        MemoryType {
+            minimum: self.pages.get(),
+            ..self.ty
+        }
+    }
+
+    pub fn declared_type(&self) -> &MemoryType {
+        &self.ty
+    }
+
+    /// Pointer stored in `VMContext` memories.
+    pub fn vmmemory(&self) -> *mut VMMemory {
+        self.vm.get()
+    }
+
+    pub fn base(&self) -> *mut u8 {
+        self.mapping
+    }
+
+    /// Current size in pages.
+    pub fn size_pages(&self) -> u64 {
+        self.pages.get()
+    }
+
+    /// Current size in bytes.
+    pub fn byte_len(&self) -> usize {
+        // SAFETY: `vm` is only written by `grow`, never concurrently (single thread).
+        unsafe { (*self.vm.get()).length }
+    }
+
+    /// The maximum size in pages this memory can reach.
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+    }
+
+    /// Grows by `delta` pages; returns the previous size in pages, or `None` when
+    /// the result would exceed the maximum (the memory is then unchanged).
+    pub fn grow(&self, delta: u64) -> Option<u64> {
+        let old = self.pages.get();
+        let new = old.checked_add(delta)?;
+        if new > self.max_pages {
+            return None;
+        }
+        let new_bytes = usize::try_from(new << self.ty.page_size_log2).ok()?;
+        let os_page = rustix::param::page_size();
+        let new_accessible = new_bytes.checked_next_multiple_of(os_page)?;
+        if new_accessible > self.mapping_len {
+            return None;
+        }
+        let accessible = self.accessible.get();
+        if new_accessible > accessible {
+            // SAFETY: the range lies inside our reservation and is not accessible yet,
+            // so no Rust reference to it exists.
+            let made_accessible = unsafe {
+                rustix::mm::mprotect(
+                    self.mapping.add(accessible) as *mut _,
+                    new_accessible - accessible,
+                    rustix::mm::MprotectFlags::READ | rustix::mm::MprotectFlags::WRITE,
+                )
+            };
+            made_accessible.ok()?;
+            self.accessible.set(new_accessible);
+        }
+        self.pages.set(new);
+        // SAFETY: single-threaded; generated code reads this field only while it
+        // runs, and it is not running inside this call except through the
+        // memory.grow builtin, which expects the update.
+        unsafe { (*self.vm.get()).length = new_bytes };
+        Some(old)
+    }
+
+    /// `len` bytes at `offset`, if they are in bounds.
+    pub fn checked_range(&self, offset: u64, len: u64) -> Option<*mut u8> {
+        let end = offset.checked_add(len)?;
+        if end > self.byte_len() as u64 {
+            return None;
+        }
+        // SAFETY: offset <= length <= reservation, so the result stays in the mapping.
+        Some(unsafe { self.mapping.add(offset as usize) })
+    }
+
+    /// Copies memory contents at `offset` into `buf`.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        let src = self
+            .checked_range(offset, buf.len() as u64)
+            .ok_or("out of bounds memory access")?;
+        // SAFETY: the source range is accessible memory of this instance; `buf` is a
+        // distinct Rust allocation.
+        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into memory at `offset`.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), String> {
+        let dst = self
+            .checked_range(offset, data.len() as u64)
+            .ok_or("out of bounds memory access")?;
+        // SAFETY: the destination range is accessible memory of this instance.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        Ok(())
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: we own the whole mapping; no instance uses it any more (instances
+        // hold an `Rc` to the memory).
+        unsafe {
+            let _ = rustix::mm::munmap(self.mapping as *mut _, self.mapping_len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(minimum: u64, maximum: Option<u64>) -> MemoryType {
+        MemoryType {
+            minimum,
+            maximum,
+            memory64: false,
+            shared: false,
+            page_size_log2: 16,
+        }
+    }
+
+    #[test]
+    fn reserve_and_access_initial_pages() {
+        let m = Memory::new(&ty(2, None)).unwrap();
+        assert_eq!(m.size_pages(), 2);
+        assert_eq!(m.byte_len(), 2 * 65536);
+        // SAFETY: the VMMemory belongs to `m`.
+        let vm = unsafe { &*m.vmmemory() };
+        assert_eq!(vm.base, m.base());
+        assert_eq!(vm.length, 2 * 65536);
+        m.write(2 * 65536 - 4, &[1, 2, 3, 4]).unwrap();
+        let mut buf = [0u8; 4];
+        m.read(2 * 65536 - 4, &mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 3, 4]);
+        assert!(m.write(2 * 65536 - 3, &[0; 4]).is_err());
+        assert!(m.read(u64::MAX, &mut buf).is_err());
+        // Fresh memory is zeroed.
+        m.read(0, &mut buf).unwrap();
+        assert_eq!(buf, [0; 4]);
+    }
+
+    #[test]
+    fn grow_respects_maximum_and_keeps_base() {
+        let m = Memory::new(&ty(1, Some(3))).unwrap();
+        let base = m.base();
+        assert_eq!(m.grow(1), Some(1));
+        assert_eq!(m.grow(0), Some(2));
+        assert_eq!(m.grow(2), None);
+        assert_eq!(m.size_pages(), 2);
+        assert_eq!(m.grow(1), Some(2));
+        assert_eq!(m.grow(1), None);
+        assert_eq!(m.base(), base);
+        assert_eq!(m.byte_len(), 3 * 65536);
+        m.write(3 * 65536 - 1, &[7]).unwrap();
+        assert_eq!(m.grow(u64::MAX), None);
+    }
+
+    #[test]
+    fn limit_of_32_bit_memories() {
+        let m = Memory::new(&ty(0, None)).unwrap();
+        assert_eq!(m.max_pages(), 65536);
+        assert_eq!(m.grow(65537), None);
+        assert!(Memory::new(&ty(65537, None)).is_err());
+    }
+
+    #[test]
+    fn small_pages_and_memory64() {
+        let m = Memory::new(&MemoryType {
+            minimum: 10,
+            maximum: Some(100),
+            memory64: true,
+            shared: false,
+            page_size_log2: 0,
+        })
+        .unwrap();
+        assert_eq!(m.byte_len(), 10);
+        assert!(m.write(9, &[1]).is_ok());
+        assert!(m.write(10, &[1]).is_err());
+        assert_eq!(m.grow(90), Some(10));
+        assert_eq!(m.grow(1), None);
+        assert_eq!(m.byte_len(), 100);
+    }
+
+    #[test]
+    fn guard_region_is_reserved_for_32_bit_memories() {
+        let m = Memory::new(&ty(1, Some(1))).unwrap();
+        assert_eq!(m.mapping_len as u64, MEMORY_RESERVATION + GUARD_SIZE);
+    }
+}

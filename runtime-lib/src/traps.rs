@@ -1,0 +1,1039 @@
+//! Trap handling: signal handlers, trap recovery, backtraces, and the wasm stack.
+//!
+//! # How a trap travels
+//! Generated code traps in two ways:
+//! * a faulting instruction (Cranelift `trap` = `ud2`/`udf`, a divide by zero on
+//!   x86_64, a load or store that hits a guard page, the stack-limit check). The
+//!   kernel delivers SIGILL/SIGFPE/SIGSEGV/SIGBUS to [`signal_handler`], which runs on
+//!   a per-thread alternate stack;
+//! * a call to the `raise_trap` builtin ([`raise_trap`]), used by host stubs.
+//!
+//! Both look the program counter up among the registered code of loaded modules (a
+//! sorted list searched by binary search, see [`CodeMap`]), find the trap code in
+//! the function's trap-site table, walk the frame-pointer chain to record a
+//! backtrace, and then *unwind*: control goes back to the innermost active
+//! [`catch_traps`] on the thread, which returns `Err(TrapInfo)`.
+//!
+//! # Why not setjmp/longjmp
+//! `setjmp` "returns twice", which Rust cannot express soundly. Instead a tiny
+//! hand-written assembly routine ([`catch_call`]) saves the callee-saved registers,
+//! the stack pointer and its own return address into a buffer, calls a callback and
+//! returns 0. The unwind routine ([`unwind`]) reloads those registers and returns
+//! 1 from `catch_call`'s call site, as if `catch_call` had returned normally. From
+//! Rust's point of view `catch_call` is an ordinary function that returns once.
+//! The frames skipped over (the callback's Rust frame and the wasm frames) own
+//! nothing that needs dropping: the callback moves its closure in and only calls
+//! an array trampoline; anything it leaks on a trap is leaked, never used again.
+//!
+//! The signal handler does not jump out of itself: it rewrites the interrupted
+//! context (pc = `unwind`, first argument register = the buffer, sp = the saved
+//! sp) and returns, so the kernel's `sigreturn` restores the signal mask and the
+//! unwind happens in normal (non-signal) context.
+//!
+//! # The wasm stack
+//! Wasm runs with a stack limit taken from `VMRuntimeState::stack_limit` (one state
+//! per thread, see [`runtime_state`]): the lowest address of the thread's stack plus
+//! [`HOST_RESERVE`], so that host functions called from wasm near the limit (WASI,
+//! formatting, file system calls) still have room. The signal handler runs on its own
+//! alternate stack and does not need any of it. Executables run wasm on a dedicated
+//! thread of [`WASM_STACK_SIZE`] + [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`]):
+//! 8 MiB is sixteen times wasmtime's default `max_wasm_stack` (512 KiB), chosen
+//! because real programs (interpreters, recursive-descent parsers, deep recursion
+//! in test suites) routinely exceed 512 KiB, while a runaway recursion still stops
+//! within milliseconds.
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::{Arc, Once, OnceLock, RwLock};
+
+use crate::abi::{ModuleInfo, Trap, VMRuntimeState};
+
+/// Stack available to wasm code on the thread created by [`run_on_wasm_stack`].
+pub const WASM_STACK_SIZE: usize = 8 << 20;
+/// Stack kept free below the wasm stack limit for host functions called from wasm.
+pub const HOST_RESERVE: usize = 1 << 20;
+/// Size of the per-thread alternate signal stack.
+const ALT_STACK_SIZE: usize = 64 << 10;
+/// Frames recorded per backtrace; deeper stacks (typically a stack overflow) are cut.
+const MAX_FRAMES: usize = 512;
+
+/// A trap that stopped wasm execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrapInfo {
+    pub trap: Trap,
+    /// Program counter of the trapping instruction (for a trap raised through the
+    /// `raise_trap` builtin: the return address of that call). 0 when the error did
+    /// not come from generated code (see `message`).
+    pub pc: usize,
+    /// Wasm frames, innermost first, as `module!function`.
+    pub backtrace: Vec<String>,
+    /// A more precise message than `trap.message()`, for errors found by the host
+    /// (for example an argument type mismatch in `invoke`).
+    pub message: Option<String>,
+}
+
+impl TrapInfo {
+    /// A trap reported by the host rather than by generated code.
+    pub fn host(trap: Trap, message: impl Into<String>) -> TrapInfo {
+        TrapInfo {
+            trap,
+            pc: 0,
+            backtrace: Vec::new(),
+            message: Some(message.into()),
+        }
+    }
+
+    /// The message: `message` when present, otherwise the spec test suite's text.
+    pub fn message(&self) -> &str {
+        self.message.as_deref().unwrap_or(self.trap.message())
+    }
+
+    /// The report printed by executables: `wasm trap: ...`, then the backtrace.
+    pub fn report(&self) -> String {
+        let mut out = format!("wasm trap: {}\n", self.message());
+        if !self.backtrace.is_empty() {
+            out.push_str("wasm backtrace:\n");
+            for (i, frame) in self.backtrace.iter().enumerate() {
+                out.push_str(&format!("    {i}: {frame}\n"));
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for TrapInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for TrapInfo {}
+
+// ---------------------------------------------------------------------------
+// Registered code
+// ---------------------------------------------------------------------------
+
+/// The code of one loaded module, as the trap handler needs it.
+#[derive(Debug)]
+pub(crate) struct CodeMap {
+    /// `[start, end)` covers every defined function of the module.
+    start: usize,
+    end: usize,
+    /// `(code address, defined function index)` sorted by address.
+    funcs: Vec<(usize, u32)>,
+    info: Arc<ModuleInfo>,
+}
+
+impl CodeMap {
+    /// `functions[i]` is the code address of defined function `i`; its length comes
+    /// from `info.funcs[i].code_len`.
+    pub(crate) fn new(functions: &[usize], info: Arc<ModuleInfo>) -> CodeMap {
+        let mut funcs: Vec<(usize, u32)> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, &addr)| (addr, i as u32))
+            .collect();
+        funcs.sort_unstable();
+        let start = funcs.first().map_or(0, |f| f.0);
+        let end = funcs
+            .iter()
+            .map(|&(addr, i)| addr.saturating_add(info.funcs[i as usize].code_len as usize))
+            .max()
+            .unwrap_or(0);
+        CodeMap {
+            start,
+            end,
+            funcs,
+            info,
+        }
+    }
+
+    /// The defined function containing `pc` and `pc`'s offset in it.
+    fn func_at(&self, pc: usize) -> Option<(u32, u32)> {
+        let i = self.funcs.partition_point(|&(addr, _)| addr <= pc);
+        let (addr, index) = *self.funcs.get(i.checked_sub(1)?)?;
+        let len = self.info.funcs[index as usize].code_len as usize;
+        let offset = pc - addr;
+        (offset < len).then_some((index, offset as u32))
+    }
+
+    fn trap_at(&self, func: u32, offset: u32) -> Option<Trap> {
+        let traps = &self.info.funcs[func as usize].traps;
+        let i = traps.binary_search_by_key(&offset, |&(o, _)| o).ok()?;
+        Some(traps[i].1)
+    }
+
+    fn frame_name(&self, func: u32) -> String {
+        let module = self.info.name.as_deref().unwrap_or("wasm");
+        match &self.info.funcs[func as usize].name {
+            Some(name) => format!("{module}!{name}"),
+            None => format!(
+                "{module}!wasm-function[{}]",
+                self.info.num_imported_funcs as u64 + func as u64
+            ),
+        }
+    }
+}
+
+/// All registered code, sorted by start address. Modules are few and registered
+/// rarely; the signal handler only ever *tries* to take the read lock (see
+/// [`with_registry_in_handler`]).
+static REGISTRY: RwLock<Vec<Arc<CodeMap>>> = RwLock::new(Vec::new());
+
+/// Keeps a module's code registered for trap lookup while it lives.
+#[derive(Debug)]
+pub(crate) struct CodeRegistration(Arc<CodeMap>);
+
+pub(crate) fn register_code(map: CodeMap) -> CodeRegistration {
+    let map = Arc::new(map);
+    if map.start < map.end {
+        let mut registry = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+        let i = registry.partition_point(|m| m.start <= map.start);
+        registry.insert(i, map.clone());
+    }
+    CodeRegistration(map)
+}
+
+impl Drop for CodeRegistration {
+    fn drop(&mut self) {
+        let mut registry = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+        registry.retain(|m| !Arc::ptr_eq(m, &self.0));
+    }
+}
+
+fn find_code(registry: &[Arc<CodeMap>], pc: usize) -> Option<&CodeMap> {
+    // Code ranges of different objects never overlap; the same object registered by
+    // two `Module`s gives identical entries, any of which describes the code.
+    let i = registry.partition_point(|m| m.start <= pc);
+    let map = registry.get(i.checked_sub(1)?)?;
+    (pc < map.end).then_some(&**map)
+}
+
+/// Is `pc` inside a registered wasm function?
+fn is_wasm_pc(registry: &[Arc<CodeMap>], pc: usize) -> bool {
+    find_code(registry, pc)
+        .and_then(|m| m.func_at(pc))
+        .is_some()
+}
+
+/// Runs `f` with the registry if its lock can be taken without blocking forever:
+/// the faulting thread itself may hold the write lock (a crash inside
+/// registration), so only `try_read` is used, retried briefly in case another
+/// thread holds it for an insertion.
+fn with_registry_in_handler<R>(f: impl FnOnce(&[Arc<CodeMap>]) -> R) -> Option<R> {
+    for _ in 0..100_000 {
+        if let Ok(registry) = REGISTRY.try_read() {
+            return Some(f(&registry));
+        }
+        std::hint::spin_loop();
+    }
+    None
+}
+
+/// The `module!function` name of the wasm function containing `pc`.
+pub fn frame_name(pc: usize) -> Option<String> {
+    let registry = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let map = find_code(&registry, pc)?;
+    let (func, _) = map.func_at(pc)?;
+    Some(map.frame_name(func))
+}
+
+// ---------------------------------------------------------------------------
+// Per-thread state
+// ---------------------------------------------------------------------------
+
+/// Where a trap returns to, plus what the trap handler recorded. Lives on the stack
+/// of [`catch_traps`]; `regs` must stay the first field (the assembly uses offset 0).
+#[repr(C)]
+struct CallState {
+    regs: [usize; 24],
+    trap: Option<Trap>,
+    pc: usize,
+    /// Lookup pcs of the recorded frames (a return address minus one for callers).
+    frames: [usize; MAX_FRAMES],
+    num_frames: usize,
+}
+
+thread_local! {
+    /// The innermost active `catch_traps` of this thread, or null.
+    static CURRENT: Cell<*mut CallState> = const { Cell::new(std::ptr::null_mut()) };
+    /// `(lowest, highest)` address of this thread's stack; (0, 0) until prepared.
+    static STACK_BOUNDS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// This thread's runtime state, pointed at by every `VMContext` created on it.
+    /// Const-initialized without destructor: its address is stable until the thread
+    /// exits, and instances (which are `!Send`) cannot outlive it.
+    static RUNTIME_STATE: UnsafeCell<VMRuntimeState> =
+        const { UnsafeCell::new(VMRuntimeState { stack_limit: 0 }) };
+    /// The alternate signal stack installed for this thread, if we installed one.
+    static ALT_STACK: AltStackSlot = const { AltStackSlot(Cell::new(None)) };
+}
+
+/// Prepares the current thread for running wasm: installs the signal handlers
+/// (once per process), an alternate signal stack, and the stack limit.
+pub fn prepare_thread() {
+    install_handlers();
+    if STACK_BOUNDS.get() != (0, 0) {
+        return;
+    }
+    let (low, high) = current_stack_bounds();
+    STACK_BOUNDS.set((low, high));
+    let size = high - low;
+    let reserve = HOST_RESERVE.min(size / 2);
+    RUNTIME_STATE.with(|state| {
+        // SAFETY: the state is thread-local and nothing else borrows it here;
+        // generated code only reads it while wasm runs on this thread.
+        unsafe { (*state.get()).stack_limit = low + reserve };
+    });
+    install_alt_stack();
+}
+
+/// The current thread's `VMRuntimeState` (prepared on first use).
+pub fn runtime_state() -> *const VMRuntimeState {
+    prepare_thread();
+    RUNTIME_STATE.with(|state| state.get() as *const VMRuntimeState)
+}
+
+fn current_stack_bounds() -> (usize, usize) {
+    // SAFETY: `attr` is initialized by pthread_getattr_np before use and destroyed
+    // after; the out-pointers are valid locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) == 0 {
+            let mut addr: *mut libc::c_void = std::ptr::null_mut();
+            let mut size: libc::size_t = 0;
+            let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+            libc::pthread_attr_destroy(&mut attr);
+            if rc == 0 && size > 0 {
+                return (addr as usize, addr as usize + size);
+            }
+        }
+    }
+    // Unknown bounds: assume the 8 MiB default below the current frame.
+    let here = &0u8 as *const u8 as usize;
+    (here.saturating_sub(7 << 20), here + (1 << 20))
+}
+
+/// Runs `f` on a new thread with [`WASM_STACK_SIZE`] + [`HOST_RESERVE`] bytes of
+/// stack and returns its result (a panic in `f` is resumed on the caller). Fails only
+/// when the thread cannot be created.
+pub fn run_on_wasm_stack<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> std::io::Result<R> {
+    let handle = std::thread::Builder::new()
+        .name("wasm".into())
+        .stack_size(WASM_STACK_SIZE + HOST_RESERVE)
+        .spawn(f)?;
+    match handle.join() {
+        Ok(r) => Ok(r),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Alternate signal stack
+// ---------------------------------------------------------------------------
+
+struct AltStack {
+    mapping: *mut libc::c_void,
+    len: usize,
+}
+
+struct AltStackSlot(Cell<Option<AltStack>>);
+
+impl Drop for AltStackSlot {
+    fn drop(&mut self) {
+        if let Some(stack) = self.0.take() {
+            // SAFETY: disables the alternate stack only if it is still ours, then
+            // unmaps the memory we mapped for it; the thread is exiting and runs no
+            // more wasm.
+            unsafe {
+                let mut current: libc::stack_t = std::mem::zeroed();
+                libc::sigaltstack(std::ptr::null(), &mut current);
+                let ours = (stack.mapping as usize) + page_size();
+                if current.ss_sp as usize == ours && current.ss_flags & libc::SS_ONSTACK == 0 {
+                    let disable = libc::stack_t {
+                        ss_sp: std::ptr::null_mut(),
+                        ss_flags: libc::SS_DISABLE,
+                        ss_size: 0,
+                    };
+                    libc::sigaltstack(&disable, std::ptr::null_mut());
+                    libc::munmap(stack.mapping, stack.len);
+                }
+            }
+        }
+    }
+}
+
+fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+fn install_alt_stack() {
+    // SAFETY: queries and installs this thread's alternate signal stack; the mapping
+    // (one guard page + ALT_STACK_SIZE) stays alive until the thread exits
+    // (`AltStackSlot::drop`).
+    unsafe {
+        let mut current: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut current) != 0 {
+            return;
+        }
+        if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE {
+            return; // someone installed a large enough one already
+        }
+        let guard = page_size();
+        let len = ALT_STACK_SIZE + guard;
+        let mapping = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if mapping == libc::MAP_FAILED {
+            return;
+        }
+        let stack_ptr = (mapping as *mut u8).add(guard) as *mut libc::c_void;
+        if libc::mprotect(
+            stack_ptr,
+            ALT_STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+        ) != 0
+        {
+            libc::munmap(mapping, len);
+            return;
+        }
+        let new = libc::stack_t {
+            ss_sp: stack_ptr,
+            ss_flags: 0,
+            ss_size: ALT_STACK_SIZE,
+        };
+        if libc::sigaltstack(&new, std::ptr::null_mut()) != 0 {
+            libc::munmap(mapping, len);
+            return;
+        }
+        ALT_STACK.with(|slot| slot.0.set(Some(AltStack { mapping, len })));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signal handlers
+// ---------------------------------------------------------------------------
+
+const SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+
+/// The actions that were installed before ours, restored for faults outside wasm.
+struct PreviousActions([libc::sigaction; 4]);
+// SAFETY: written once before our handlers are installed, only read afterwards.
+unsafe impl Sync for PreviousActions {}
+unsafe impl Send for PreviousActions {}
+
+static PREVIOUS: OnceLock<PreviousActions> = OnceLock::new();
+
+fn install_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sigaction with valid, fully initialized structures; the previous
+        // actions are saved before ours become active so that the handler can
+        // restore them.
+        unsafe {
+            let mut previous: [libc::sigaction; 4] = std::mem::zeroed();
+            for (i, &signal) in SIGNALS.iter().enumerate() {
+                libc::sigaction(signal, std::ptr::null(), &mut previous[i]);
+            }
+            let _ = PREVIOUS.set(PreviousActions(previous));
+            for &signal in &SIGNALS {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = signal_handler as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    });
+}
+
+/// Not a wasm trap: put the previous action back and return, so that the faulting
+/// instruction runs again and crashes (or reaches the previous handler) as if we
+/// had never been installed.
+fn not_ours(signal: libc::c_int) {
+    let Some(i) = SIGNALS.iter().position(|&s| s == signal) else {
+        return;
+    };
+    // SAFETY: sigaction with a saved, valid structure (or SIG_DFL).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        if let Some(previous) = PREVIOUS.get() {
+            action = previous.0[i];
+        }
+        if action.sa_sigaction == libc::SIG_IGN {
+            // Ignoring a synchronous fault would loop forever.
+            action.sa_sigaction = libc::SIG_DFL;
+        }
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+/// Registers of an interrupted context.
+struct Context {
+    pc: usize,
+    fp: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn read_context(uc: *mut libc::ucontext_t) -> Context {
+    // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
+    let gregs = unsafe { &(*uc).uc_mcontext.gregs };
+    Context {
+        pc: gregs[libc::REG_RIP as usize] as usize,
+        fp: gregs[libc::REG_RBP as usize] as usize,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn redirect_to_unwind(uc: *mut libc::ucontext_t, state: *mut CallState) {
+    // SAFETY: as in `read_context`; `state` is live (it is the thread's current
+    // catch_traps buffer) and holds the saved sp at regs[6].
+    unsafe {
+        let gregs = &mut (*uc).uc_mcontext.gregs;
+        gregs[libc::REG_RIP as usize] = unwind as *const () as usize as i64;
+        gregs[libc::REG_RDI as usize] = state as usize as i64;
+        gregs[libc::REG_RSP as usize] = (*state).regs[6] as i64;
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+unsafe fn read_context(uc: *mut libc::ucontext_t) -> Context {
+    // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
+    let mc = unsafe { &(*uc).uc_mcontext };
+    Context {
+        pc: mc.pc as usize,
+        fp: mc.regs[29] as usize,
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+unsafe fn redirect_to_unwind(uc: *mut libc::ucontext_t, state: *mut CallState) {
+    // SAFETY: as in `read_context`; `state` is live and holds the saved sp at
+    // regs[12].
+    unsafe {
+        let mc = &mut (*uc).uc_mcontext;
+        mc.pc = unwind as *const () as usize as _;
+        mc.regs[0] = state as usize as _;
+        mc.sp = (*state).regs[12] as _;
+    }
+}
+
+extern "C" fn signal_handler(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    uc: *mut libc::c_void,
+) {
+    let uc = uc as *mut libc::ucontext_t;
+    let state = CURRENT.get();
+    if state.is_null() {
+        return not_ours(signal);
+    }
+    // SAFETY: a valid ucontext from the kernel.
+    let ctx = unsafe { read_context(uc) };
+    // SAFETY: the kernel passes a valid siginfo; si_addr is meaningful for
+    // SIGSEGV/SIGBUS (the faulting address) and is only used for those.
+    let fault_addr = unsafe { (*info).si_addr() } as usize;
+
+    let found = with_registry_in_handler(|registry| {
+        let map = find_code(registry, ctx.pc)?;
+        let (func, offset) = map.func_at(ctx.pc)?;
+        let site = map.trap_at(func, offset);
+        let trap = match signal {
+            libc::SIGSEGV | libc::SIGBUS if is_stack_guard(fault_addr) => Trap::StackOverflow,
+            libc::SIGSEGV | libc::SIGBUS => site.unwrap_or(Trap::MemoryOutOfBounds),
+            // A trap instruction or a division without a recorded site is a bug in
+            // the generated code, not a wasm trap: let it crash.
+            _ => site?,
+        };
+        // SAFETY: `state` is the live buffer of this thread's innermost catch_traps.
+        unsafe { record(state, registry, trap, ctx.pc, Some(ctx.pc), ctx.fp) };
+        Some(())
+    });
+    if found.flatten().is_none() {
+        return not_ours(signal);
+    }
+    // SAFETY: `state` is live; the context is rewritten to continue in `unwind`.
+    unsafe { redirect_to_unwind(uc, state) };
+}
+
+/// Does a fault at `addr` hit the guard region below this thread's stack?
+fn is_stack_guard(addr: usize) -> bool {
+    let (low, _) = STACK_BOUNDS.get();
+    low != 0 && addr < low + page_size() && addr >= low.saturating_sub(HOST_RESERVE)
+}
+
+/// Records a trap and the wasm frames from `first_pc` (a faulting pc: looked up as
+/// is) then along the frame-pointer chain starting at `fp`.
+///
+/// # Safety
+/// `state` must be the live current buffer; `fp` a frame pointer of this thread
+/// (it is only dereferenced inside the thread's stack bounds).
+unsafe fn record(
+    state: *mut CallState,
+    registry: &[Arc<CodeMap>],
+    trap: Trap,
+    pc: usize,
+    first_pc: Option<usize>,
+    mut fp: usize,
+) {
+    // SAFETY: see the function contract.
+    let state = unsafe { &mut *state };
+    state.trap = Some(trap);
+    state.pc = pc;
+    state.num_frames = 0;
+    let push = |state: &mut CallState, pc: usize| {
+        if state.num_frames < MAX_FRAMES {
+            state.frames[state.num_frames] = pc;
+            state.num_frames += 1;
+        }
+    };
+    let mut in_wasm = false;
+    if let Some(first) = first_pc.filter(|&p| is_wasm_pc(registry, p)) {
+        push(state, first);
+        in_wasm = true;
+    }
+    // When the trap was raised from outside wasm code (a host stub calling
+    // `raise_trap`), one non-wasm frame is skipped to reach its wasm caller.
+    let mut may_skip = !in_wasm;
+    let (low, high) = STACK_BOUNDS.get();
+    // Frame records are [fp] = caller's fp, [fp + 8] = return address. Stop at the
+    // first return address outside wasm code (the trampoline that entered wasm), or
+    // on anything that does not look like a frame of this stack.
+    while fp >= low && fp.saturating_add(16) <= high && fp.is_multiple_of(8) {
+        // SAFETY: `fp` is 8-aligned and [fp, fp + 16) lies inside this thread's stack.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        let lookup = ret.wrapping_sub(1);
+        if is_wasm_pc(registry, lookup) {
+            push(state, lookup);
+            may_skip = false;
+        } else if may_skip {
+            may_skip = false;
+        } else {
+            break;
+        }
+        // The stack grows down: a caller's record is always higher.
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+}
+
+/// Builtin `raise_trap(vmctx, trap: u32) -> !`: unwinds to the innermost
+/// `catch_traps` with that trap. Entered from generated code, it forwards the
+/// caller's frame pointer and return address to [`raise_trap_impl`].
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn raise_trap(_vmctx: *mut u8, _trap: u32) -> ! {
+    core::arch::naked_asm!(
+        "mov rdx, rbp",
+        "mov rcx, [rsp]",
+        "jmp {imp}",
+        imp = sym raise_trap_impl,
+    )
+}
+
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn raise_trap(_vmctx: *mut u8, _trap: u32) -> ! {
+    core::arch::naked_asm!(
+        "mov x2, x29",
+        "mov x3, x30",
+        "b {imp}",
+        imp = sym raise_trap_impl,
+    )
+}
+
+extern "C" fn raise_trap_impl(_vmctx: *mut u8, trap: u32, fp: usize, ret: usize) -> ! {
+    let trap = u8::try_from(trap)
+        .ok()
+        .and_then(Trap::from_u8)
+        .unwrap_or(Trap::HostError);
+    let state = CURRENT.get();
+    if state.is_null() {
+        // Wasm was entered without catch_traps: nothing to return to.
+        eprintln!("wasm trap: {}", trap.message());
+        std::process::abort();
+    }
+    {
+        let registry = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+        // The return address points into the caller (a host stub or a wasm function);
+        // the walk from `fp` starts with that caller's own frame record.
+        let caller = ret.wrapping_sub(1);
+        // SAFETY: `state` is this thread's live buffer; `fp` is the caller's frame
+        // pointer on this stack.
+        unsafe { record(state, &registry, trap, ret, Some(caller), fp) };
+    }
+    // SAFETY: `state` is live and was filled by catch_call; nothing on the frames
+    // between here and there needs dropping (the registry guard was released above).
+    unsafe { unwind(state) }
+}
+
+/// Unwinds the current thread to its innermost [`catch_traps`], reporting `trap`
+/// with a backtrace of the wasm frames above the caller. For host code called from
+/// wasm that must abort the wasm call; every Rust frame between the caller and the
+/// `catch_traps` is discarded without running destructors (their resources leak), so
+/// call it only from a frame that owns nothing.
+pub fn raise_host_trap(trap: Trap) -> ! {
+    // SAFETY: the vmctx argument is unused by the implementation.
+    unsafe { raise_trap(std::ptr::null_mut(), trap as u32) }
+}
+
+// ---------------------------------------------------------------------------
+// catch_traps
+// ---------------------------------------------------------------------------
+
+/// Runs `f`; if generated code called by `f` traps, returns the trap instead.
+///
+/// `f` must not rely on destructors of values it owns when a trap happens (they are
+/// skipped, see the module docs). Panics in `f` propagate normally. Calls nest: a
+/// trap returns to the innermost active `catch_traps` of the thread.
+pub fn catch_traps<R>(f: impl FnOnce() -> R) -> Result<R, TrapInfo> {
+    prepare_thread();
+    let mut state = CallState {
+        regs: [0; 24],
+        trap: None,
+        pc: 0,
+        frames: [0; MAX_FRAMES],
+        num_frames: 0,
+    };
+    let state_ptr: *mut CallState = &mut state;
+    let mut payload: Payload<_, R> = (Some(f), None);
+    let previous = CURRENT.replace(state_ptr);
+    // SAFETY: `state_ptr` points at a live CallState whose `regs` start at offset 0;
+    // `call_closure::<F, R>` matches the payload type.
+    let rc = unsafe {
+        catch_call(
+            state_ptr as *mut usize,
+            call_closure_of(&payload),
+            &mut payload as *mut Payload<_, R> as *mut u8,
+        )
+    };
+    CURRENT.set(previous);
+    if rc == 0 {
+        return match payload.1 {
+            Some(Ok(result)) => Ok(result),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(TrapInfo::host(
+                Trap::HostError,
+                "wasm call did not complete",
+            )),
+        };
+    }
+    // SAFETY: the trap handler finished writing through `state_ptr` before unwinding.
+    let state = unsafe { &*state_ptr };
+    let trap = state.trap.unwrap_or(Trap::HostError);
+    let frames = &state.frames[..state.num_frames];
+    let registry = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let backtrace = frames
+        .iter()
+        .filter_map(|&pc| {
+            let map = find_code(&registry, pc)?;
+            let (func, _) = map.func_at(pc)?;
+            Some(map.frame_name(func))
+        })
+        .collect();
+    Err(TrapInfo {
+        trap,
+        pc: state.pc,
+        backtrace,
+        message: None,
+    })
+}
+
+type Payload<F, R> = (Option<F>, Option<std::thread::Result<R>>);
+
+fn call_closure_of<F: FnOnce() -> R, R>(_: &Payload<F, R>) -> extern "C" fn(*mut u8) {
+    call_closure::<F, R>
+}
+
+extern "C" fn call_closure<F: FnOnce() -> R, R>(data: *mut u8) {
+    // SAFETY: `catch_traps` passes a pointer to its `Payload<F, R>`.
+    let payload = unsafe { &mut *(data as *mut Payload<F, R>) };
+    if let Some(f) = payload.0.take() {
+        payload.1 = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    }
+}
+
+/// Saves the callee-saved registers, sp and the return address into `regs`, calls
+/// `callback(data)`, and returns 0. [`unwind`] makes it return 1 instead.
+///
+/// x86_64 layout: rbx, rbp, r12-r15, sp after return, return address.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn catch_call(
+    _regs: *mut usize,
+    _callback: extern "C" fn(*mut u8),
+    _data: *mut u8,
+) -> u32 {
+    core::arch::naked_asm!(
+        "mov [rdi], rbx",
+        "mov [rdi + 8], rbp",
+        "mov [rdi + 16], r12",
+        "mov [rdi + 24], r13",
+        "mov [rdi + 32], r14",
+        "mov [rdi + 40], r15",
+        "lea rax, [rsp + 8]",
+        "mov [rdi + 48], rax",
+        "mov rax, [rsp]",
+        "mov [rdi + 56], rax",
+        // A frame record keeps the stack 16-byte aligned for the call and lets
+        // frame-pointer walks pass through.
+        "push rbp",
+        "mov rbp, rsp",
+        "mov rdi, rdx",
+        "call rsi",
+        "pop rbp",
+        "xor eax, eax",
+        "ret",
+    )
+}
+
+/// Restores what [`catch_call`] saved in `state.regs` and returns 1 from it.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn unwind(_state: *mut CallState) -> ! {
+    core::arch::naked_asm!(
+        "mov rbx, [rdi]",
+        "mov rbp, [rdi + 8]",
+        "mov r12, [rdi + 16]",
+        "mov r13, [rdi + 24]",
+        "mov r14, [rdi + 32]",
+        "mov r15, [rdi + 40]",
+        "mov rsp, [rdi + 48]",
+        "mov eax, 1",
+        "jmp qword ptr [rdi + 56]",
+    )
+}
+
+/// aarch64 layout: x19-x28, x29, x30 (return address), sp, d8-d15.
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+unsafe extern "C" fn catch_call(
+    _regs: *mut usize,
+    _callback: extern "C" fn(*mut u8),
+    _data: *mut u8,
+) -> u32 {
+    core::arch::naked_asm!(
+        "stp x19, x20, [x0, #0]",
+        "stp x21, x22, [x0, #16]",
+        "stp x23, x24, [x0, #32]",
+        "stp x25, x26, [x0, #48]",
+        "stp x27, x28, [x0, #64]",
+        "stp x29, x30, [x0, #80]",
+        "mov x9, sp",
+        "str x9, [x0, #96]",
+        "stp d8, d9, [x0, #104]",
+        "stp d10, d11, [x0, #120]",
+        "stp d12, d13, [x0, #136]",
+        "stp d14, d15, [x0, #152]",
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "mov x0, x2",
+        "blr x1",
+        "ldp x29, x30, [sp], #16",
+        "mov w0, #0",
+        "ret",
+    )
+}
+
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+unsafe extern "C" fn unwind(_state: *mut CallState) -> ! {
+    core::arch::naked_asm!(
+        "ldp x19, x20, [x0, #0]",
+        "ldp x21, x22, [x0, #16]",
+        "ldp x23, x24, [x0, #32]",
+        "ldp x25, x26, [x0, #48]",
+        "ldp x27, x28, [x0, #64]",
+        "ldp x29, x30, [x0, #80]",
+        "ldr x9, [x0, #96]",
+        "mov sp, x9",
+        "ldp d8, d9, [x0, #104]",
+        "ldp d10, d11, [x0, #120]",
+        "ldp d12, d13, [x0, #136]",
+        "ldp d14, d15, [x0, #152]",
+        "mov w0, #1",
+        "ret",
+    )
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("wasmc-runtime supports x86_64 and aarch64 only");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{FuncInfo, MemoryType};
+
+    // Fake "wasm functions": tiny assembly routines registered as module code.
+
+    /// Loads from the address in the first argument register.
+    #[cfg(target_arch = "x86_64")]
+    #[unsafe(naked)]
+    extern "C" fn fake_load(_addr: usize) -> usize {
+        core::arch::naked_asm!("mov rax, [rdi]", "ret")
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[unsafe(naked)]
+    extern "C" fn fake_load(_addr: usize) -> usize {
+        core::arch::naked_asm!("ldr x0, [x0]", "ret")
+    }
+    /// Executes a trap instruction at offset 0.
+    #[cfg(target_arch = "x86_64")]
+    #[unsafe(naked)]
+    extern "C" fn fake_trap() {
+        core::arch::naked_asm!("ud2", "ret")
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[unsafe(naked)]
+    extern "C" fn fake_trap() {
+        core::arch::naked_asm!("udf #0", "ret")
+    }
+    /// The same at another address (tests run in parallel and must not share code).
+    #[cfg(target_arch = "x86_64")]
+    #[unsafe(naked)]
+    extern "C" fn fake_trap2() {
+        core::arch::naked_asm!("ud2", "ret")
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[unsafe(naked)]
+    extern "C" fn fake_trap2() {
+        core::arch::naked_asm!("udf #0", "ret")
+    }
+
+    type FakeFunc<'a> = (usize, u32, Vec<(u32, Trap)>, &'a str);
+
+    fn register(funcs: &[FakeFunc<'_>]) -> CodeRegistration {
+        let info = ModuleInfo {
+            name: Some("fake".into()),
+            types: vec![],
+            imports: vec![],
+            functions: vec![0; funcs.len()],
+            num_imported_funcs: 0,
+            tables: vec![],
+            num_imported_tables: 0,
+            defined_tables: vec![],
+            memories: vec![],
+            num_imported_memories: 0,
+            globals: vec![],
+            num_imported_globals: 0,
+            defined_globals: vec![],
+            exports: vec![],
+            start: None,
+            elements: vec![],
+            data: vec![],
+            funcs: funcs
+                .iter()
+                .map(|(_, len, traps, name)| FuncInfo {
+                    name: Some(name.to_string()),
+                    code_len: *len,
+                    traps: traps.clone(),
+                })
+                .collect(),
+            guard_pages: true,
+        };
+        let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
+        register_code(CodeMap::new(&addrs, Arc::new(info)))
+    }
+
+    #[test]
+    fn catch_traps_returns_the_value_without_a_trap() {
+        assert_eq!(catch_traps(|| 41 + 1), Ok(42));
+    }
+
+    #[test]
+    fn trap_instruction_in_registered_code() {
+        let _code = register(&[(
+            fake_trap as *const () as usize,
+            4,
+            vec![(0, Trap::UnreachableCodeReached)],
+            "boom",
+        )]);
+        let err = catch_traps(|| fake_trap()).unwrap_err();
+        assert_eq!(err.trap, Trap::UnreachableCodeReached);
+        assert_eq!(err.pc, fake_trap as *const () as usize);
+        assert_eq!(err.backtrace, vec!["fake!boom".to_string()]);
+        assert!(
+            err.report()
+                .starts_with("wasm trap: unreachable\nwasm backtrace:\n    0: fake!boom\n")
+        );
+        // The thread keeps working after a trap, and again.
+        assert_eq!(catch_traps(|| 7), Ok(7));
+        assert_eq!(
+            catch_traps(|| fake_trap()).unwrap_err().trap,
+            Trap::UnreachableCodeReached
+        );
+    }
+
+    #[test]
+    fn segfault_on_guard_page_is_out_of_bounds() {
+        let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+        let memory = crate::memory::Memory::new(&MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: 16,
+        })
+        .unwrap();
+        let inside = memory.base() as usize + 8;
+        assert_eq!(catch_traps(|| fake_load(inside)), Ok(0));
+        let outside = memory.base() as usize + (3 << 30);
+        let err = catch_traps(|| fake_load(outside)).unwrap_err();
+        assert_eq!(err.trap, Trap::MemoryOutOfBounds);
+        assert_eq!(err.backtrace, vec!["fake!load".to_string()]);
+    }
+
+    #[test]
+    fn nested_catch_traps_return_to_the_innermost() {
+        let _code = register(&[(
+            fake_trap2 as *const () as usize,
+            4,
+            vec![(0, Trap::IntegerOverflow)],
+            "inner",
+        )]);
+        let outer = catch_traps(|| {
+            let inner = catch_traps(|| fake_trap2());
+            assert_eq!(inner.unwrap_err().trap, Trap::IntegerOverflow);
+            "outer finished"
+        });
+        assert_eq!(outer, Ok("outer finished"));
+        assert!(CURRENT.get().is_null());
+    }
+
+    #[test]
+    fn host_raised_trap_unwinds() {
+        let err = catch_traps(|| -> u32 { raise_host_trap(Trap::TableOutOfBounds) }).unwrap_err();
+        assert_eq!(err.trap, Trap::TableOutOfBounds);
+        assert!(err.backtrace.is_empty());
+    }
+
+    #[test]
+    fn panics_propagate_through_catch_traps() {
+        let r = std::panic::catch_unwind(|| catch_traps(|| panic!("inner panic")));
+        assert!(r.is_err());
+        assert!(CURRENT.get().is_null());
+    }
+
+    #[test]
+    fn stack_limit_leaves_the_host_reserve() {
+        let limit = run_on_wasm_stack(|| {
+            let state = runtime_state();
+            let here = &state as *const _ as usize;
+            // SAFETY: the thread's own runtime state.
+            let limit = unsafe { (*state).stack_limit };
+            let (low, high) = STACK_BOUNDS.get();
+            assert!(low < limit && limit < here && here < high);
+            assert_eq!(limit - low, HOST_RESERVE);
+            here - limit
+        })
+        .unwrap();
+        assert!(limit > WASM_STACK_SIZE - (64 << 10), "{limit}");
+    }
+}
