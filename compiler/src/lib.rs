@@ -1,1 +1,238 @@
-//! placeholder
+//! wasmc's compiler: WebAssembly module in, native ELF object out.
+//!
+//! The pipeline, one module per step:
+//! 1. [`read_input`]: `.wat` text or `.wasm` binary to a wasm binary.
+//! 2. [`module_env`]: one validating pass over the payloads builds the
+//!    [`wasmc_abi::ModuleInfo`] (types, imports, entities, segments, names) and hands
+//!    out one function validator per body.
+//! 3. [`translate`]: each body is validated and translated to Cranelift IR and
+//!    compiled to machine code on a rayon worker thread.
+//! 4. [`trampolines`]: host stubs (wasm -> host) and array trampolines (host -> wasm).
+//! 5. [`object`]: all code, the serialized metadata and the `wasmc_module` descriptor
+//!    are written to one relocatable object, in a deterministic order.
+//!
+//! ```
+//! let wasm = wasmc_compiler::read_input(b"(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
+//! let compiled = wasmc_compiler::compile(&wasm, &wasmc_compiler::CompileOptions::default()).unwrap();
+//! assert_eq!(compiled.info.funcs.len(), 1);
+//! assert!(!compiled.object.is_empty());
+//! ```
+
+use std::fmt;
+
+mod isa;
+mod module_env;
+mod object;
+mod trampolines;
+mod translate;
+
+pub use target_lexicon::Triple;
+
+/// How hard Cranelift optimizes (its `opt_level` setting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptLevel {
+    None,
+    Speed,
+    SpeedAndSize,
+}
+
+/// Options of one compilation.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Target; x86_64 and aarch64 Linux (gnu or musl) are supported.
+    pub triple: Triple,
+    pub opt_level: OptLevel,
+    /// Check every memory access against the memory's length instead of relying on
+    /// guard pages.
+    pub explicit_bounds_checks: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            triple: Triple::host(),
+            opt_level: OptLevel::Speed,
+            explicit_bounds_checks: false,
+        }
+    }
+}
+
+/// The result of [`compile`].
+pub struct CompiledModule {
+    /// A relocatable ELF object exporting [`wasmc_abi::DESCRIPTOR_SYMBOL`].
+    pub object: Vec<u8>,
+    /// The metadata that is also serialized inside `object`.
+    pub info: wasmc_abi::ModuleInfo,
+}
+
+impl fmt::Debug for CompiledModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledModule")
+            .field("object_len", &self.object.len())
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// Why a module could not be compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompileErrorKind {
+    /// Text or binary parse error.
+    Malformed,
+    /// The module does not validate.
+    Invalid,
+    /// The module is valid but uses something wasmc does not support.
+    Unsupported,
+    /// Unsupported target triple or code generation problem for the target.
+    Target,
+}
+
+/// A compilation error with the byte offset in the wasm binary when known.
+#[derive(Debug)]
+pub struct CompileError {
+    pub kind: CompileErrorKind,
+    pub offset: Option<usize>,
+    pub message: String,
+}
+
+impl CompileError {
+    pub(crate) fn new(
+        kind: CompileErrorKind,
+        offset: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        CompileError {
+            kind,
+            offset,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(offset: Option<usize>, message: impl Into<String>) -> Self {
+        Self::new(CompileErrorKind::Unsupported, offset, message)
+    }
+
+    pub(crate) fn target(message: impl Into<String>) -> Self {
+        Self::new(CompileErrorKind::Target, None, message)
+    }
+
+    /// Classifies a wasmparser error: parse errors are `Malformed`, anything found by
+    /// the validator is `Invalid`. `Unsupported` is decided later by [`classify`].
+    pub(crate) fn from_wasmparser(
+        err: &wasmparser::BinaryReaderError,
+        kind: CompileErrorKind,
+    ) -> Self {
+        Self::new(kind, Some(err.offset() as usize), err.message().to_string())
+    }
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            CompileErrorKind::Malformed => "malformed module",
+            CompileErrorKind::Invalid => "invalid module",
+            CompileErrorKind::Unsupported => "unsupported module",
+            CompileErrorKind::Target => "unsupported target",
+        };
+        match self.offset {
+            Some(offset) => write!(f, "{what} at byte offset {offset:#x}: ")?,
+            None => write!(f, "{what}: ")?,
+        }
+        // Keep the message on one line whatever produced it.
+        let mut first = true;
+        for line in self
+            .message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(line)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Converts `.wat`/`.wast` text or a wasm binary into a wasm binary. Text is detected by
+/// content (anything not starting with the `\0asm` magic that is UTF-8), so the file
+/// extension does not matter.
+pub fn read_input(bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.to_vec());
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        // Not text: let the binary parser report what is wrong (bad magic, ...).
+        return Ok(bytes.to_vec());
+    };
+    wat::parse_str(text).map_err(|err| {
+        // wat renders "message\n --> file:line:col\n | source..." ; keep the message
+        // and the position on one line.
+        let rendered = err.to_string();
+        let mut lines = rendered.lines();
+        let message = lines.next().unwrap_or("parse error").trim().to_string();
+        let position = lines
+            .find_map(|l| l.trim().strip_prefix("-->"))
+            .and_then(|loc| {
+                let mut parts = loc.trim().rsplitn(3, ':');
+                let col = parts.next()?;
+                let line = parts.next()?;
+                Some(format!(" (at line {line}, column {col})"))
+            })
+            .unwrap_or_default();
+        CompileError::new(
+            CompileErrorKind::Malformed,
+            None,
+            format!("text format: {message}{position}"),
+        )
+    })
+}
+
+/// Validates and compiles a wasm binary into an object file for `opts.triple`.
+pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, CompileError> {
+    let isa = isa::build(opts)?;
+    let result = (|| {
+        let module_env::ModuleEnv {
+            mut info,
+            bodies,
+            func_names,
+        } = module_env::ModuleEnv::parse(wasm)?;
+        info.guard_pages = !opts.explicit_bounds_checks;
+        let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
+        let compiled = translate::compile_functions(
+            &info,
+            bodies,
+            &func_names,
+            emitter.defined_ids(),
+            &*isa,
+            opts,
+        )?;
+        info.funcs = compiled.iter().map(|f| f.func_info.clone()).collect();
+        let host_stubs = trampolines::host_stubs(&info, &*isa)?;
+        let array_trampolines = trampolines::array_trampolines(&info, &*isa)?;
+        let object = emitter.finish(&info, compiled, host_stubs, array_trampolines)?;
+        Ok(CompiledModule { object, info })
+    })();
+    result.map_err(|err| classify(err, wasm))
+}
+
+/// wasmc validates with exactly the features it implements. A module rejected for
+/// using a feature that is not enabled (threads, exceptions, GC, ...) is valid wasm
+/// that wasmc does not support: report it as such rather than as invalid.
+fn classify(mut err: CompileError, wasm: &[u8]) -> CompileError {
+    if err.kind == CompileErrorKind::Invalid
+        && wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(wasm)
+            .is_ok()
+    {
+        err.kind = CompileErrorKind::Unsupported;
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests;

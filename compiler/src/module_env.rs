@@ -1,0 +1,433 @@
+//! The module-level pass: one walk over wasmparser's payloads that validates every
+//! section and builds the [`ModuleInfo`] the runtime needs, plus the function bodies
+//! (each with its own function validator) for the translation step.
+//!
+//! Function bodies are *not* validated here: that happens while translating, in
+//! parallel, so that every operator is parsed once.
+
+use std::collections::HashMap;
+
+use wasmc_abi::{
+    ConstExpr, ConstOp, DataMode, DataSegment, DefinedGlobal, DefinedTable, ElementMode,
+    ElementSegment, Export, ExportKind, FuncType, GlobalType, Import, ImportKind, MemoryType,
+    ModuleInfo, TableType, ValType,
+};
+use wasmparser::{
+    AbstractHeapType, CompositeInnerType, ElementItems, ElementKind, ExternalKind, FuncToValidate,
+    HeapType, KnownCustom, Name, Parser, Payload, RefType, TypeRef, ValidPayload, Validator,
+    ValidatorResources, WasmFeatures,
+};
+
+use crate::{CompileError, CompileErrorKind};
+
+/// The WebAssembly features wasmc implements. Anything else is rejected by the
+/// validator and then reported as unsupported (see `crate::classify`).
+pub(crate) fn features() -> WasmFeatures {
+    WasmFeatures::WASM2
+        | WasmFeatures::TAIL_CALL
+        | WasmFeatures::EXTENDED_CONST
+        | WasmFeatures::MULTI_MEMORY
+        | WasmFeatures::MEMORY64
+}
+
+/// One function body waiting for translation.
+pub(crate) struct FunctionBody<'a> {
+    pub validator: FuncToValidate<ValidatorResources>,
+    pub body: wasmparser::FunctionBody<'a>,
+}
+
+/// The result of the module pass.
+pub(crate) struct ModuleEnv<'a> {
+    /// Complete except for `funcs` (filled after code generation) and `guard_pages`.
+    pub info: ModuleInfo,
+    /// Defined function bodies, in defined-function order.
+    pub bodies: Vec<FunctionBody<'a>>,
+    /// Function names from the name section, by function index (imports included).
+    pub func_names: HashMap<u32, String>,
+}
+
+fn malformed(err: wasmparser::BinaryReaderError) -> CompileError {
+    CompileError::from_wasmparser(&err, CompileErrorKind::Malformed)
+}
+
+fn invalid(err: wasmparser::BinaryReaderError) -> CompileError {
+    CompileError::from_wasmparser(&err, CompileErrorKind::Invalid)
+}
+
+impl<'a> ModuleEnv<'a> {
+    pub fn parse(wasm: &'a [u8]) -> Result<ModuleEnv<'a>, CompileError> {
+        let mut validator = Validator::new_with_features(features());
+        let mut parser = Parser::new(0);
+        parser.set_features(features());
+        let mut env = ModuleEnv {
+            info: ModuleInfo {
+                name: None,
+                types: Vec::new(),
+                imports: Vec::new(),
+                functions: Vec::new(),
+                num_imported_funcs: 0,
+                tables: Vec::new(),
+                num_imported_tables: 0,
+                defined_tables: Vec::new(),
+                memories: Vec::new(),
+                num_imported_memories: 0,
+                globals: Vec::new(),
+                num_imported_globals: 0,
+                defined_globals: Vec::new(),
+                exports: Vec::new(),
+                start: None,
+                elements: Vec::new(),
+                data: Vec::new(),
+                funcs: Vec::new(),
+                guard_pages: true,
+            },
+            bodies: Vec::new(),
+            func_names: HashMap::new(),
+        };
+        let mut seen_end = false;
+        for payload in parser.parse_all(wasm) {
+            let payload = payload.map_err(malformed)?;
+            match validator.payload(&payload).map_err(invalid)? {
+                ValidPayload::Ok => {}
+                ValidPayload::Func(validator, body) => {
+                    env.bodies.push(FunctionBody { validator, body });
+                    continue;
+                }
+                ValidPayload::End(_) => seen_end = true,
+                ValidPayload::Parser(_) => {
+                    return Err(CompileError::unsupported(
+                        None,
+                        "nested modules and components are not supported",
+                    ));
+                }
+            }
+            env.section(payload)?;
+        }
+        if !seen_end {
+            return Err(CompileError::new(
+                CompileErrorKind::Malformed,
+                Some(wasm.len()),
+                "unexpected end of module",
+            ));
+        }
+        Ok(env)
+    }
+
+    /// Records the contents of one (already validated) section.
+    fn section(&mut self, payload: Payload<'a>) -> Result<(), CompileError> {
+        let info = &mut self.info;
+        match payload {
+            Payload::TypeSection(reader) => {
+                for group in reader.into_iter_with_offsets() {
+                    let (offset, group) = group.map_err(malformed)?;
+                    let offset = offset as usize;
+                    for sub in group.types() {
+                        match &sub.composite_type.inner {
+                            CompositeInnerType::Func(ft) => info.types.push(FuncType {
+                                params: val_types(ft.params(), offset)?,
+                                results: val_types(ft.results(), offset)?,
+                            }),
+                            _ => {
+                                return Err(CompileError::unsupported(
+                                    Some(offset),
+                                    "GC struct/array types are not supported",
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports_with_offsets() {
+                    let (offset, import) = import.map_err(malformed)?;
+                    let offset = offset as usize;
+                    let offset = offset as usize;
+                    let kind = match import.ty {
+                        TypeRef::Func(type_index) | TypeRef::FuncExact(type_index) => {
+                            info.functions.push(type_index);
+                            info.num_imported_funcs += 1;
+                            ImportKind::Func { type_index }
+                        }
+                        TypeRef::Table(t) => {
+                            let t = table_type(&t, offset)?;
+                            info.tables.push(t);
+                            info.num_imported_tables += 1;
+                            ImportKind::Table(t)
+                        }
+                        TypeRef::Memory(m) => {
+                            let m = memory_type(&m);
+                            info.memories.push(m);
+                            info.num_imported_memories += 1;
+                            ImportKind::Memory(m)
+                        }
+                        TypeRef::Global(g) => {
+                            let g = global_type(&g, offset)?;
+                            info.globals.push(g);
+                            info.num_imported_globals += 1;
+                            ImportKind::Global(g)
+                        }
+                        TypeRef::Tag(_) => {
+                            return Err(CompileError::unsupported(
+                                Some(offset),
+                                "exception tags are not supported",
+                            ));
+                        }
+                    };
+                    info.imports.push(Import {
+                        module: import.module.to_string(),
+                        name: import.name.to_string(),
+                        kind,
+                    });
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    info.functions.push(ty.map_err(malformed)?);
+                }
+            }
+            Payload::TableSection(reader) => {
+                for table in reader.into_iter_with_offsets() {
+                    let (offset, table) = table.map_err(malformed)?;
+                    let offset = offset as usize;
+                    let ty = table_type(&table.ty, offset)?;
+                    let init = match table.init {
+                        wasmparser::TableInit::RefNull => None,
+                        wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
+                    };
+                    info.tables.push(ty);
+                    info.defined_tables.push(DefinedTable { ty, init });
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    info.memories.push(memory_type(&memory.map_err(malformed)?));
+                }
+            }
+            Payload::TagSection(reader) => {
+                return Err(CompileError::unsupported(
+                    Some(reader.range().start as usize),
+                    "exception tags are not supported",
+                ));
+            }
+            Payload::GlobalSection(reader) => {
+                for global in reader.into_iter_with_offsets() {
+                    let (offset, global) = global.map_err(malformed)?;
+                    let offset = offset as usize;
+                    let ty = global_type(&global.ty, offset)?;
+                    info.globals.push(ty);
+                    info.defined_globals.push(DefinedGlobal {
+                        ty,
+                        init: const_expr(&global.init_expr)?,
+                    });
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader.into_iter_with_offsets() {
+                    let (offset, export) = export.map_err(malformed)?;
+                    let offset = offset as usize;
+                    let kind = match export.kind {
+                        ExternalKind::Func | ExternalKind::FuncExact => ExportKind::Func,
+                        ExternalKind::Table => ExportKind::Table,
+                        ExternalKind::Memory => ExportKind::Memory,
+                        ExternalKind::Global => ExportKind::Global,
+                        ExternalKind::Tag => {
+                            return Err(CompileError::unsupported(
+                                Some(offset),
+                                "exception tags are not supported",
+                            ));
+                        }
+                    };
+                    info.exports.push(Export {
+                        name: export.name.to_string(),
+                        kind,
+                        index: export.index,
+                    });
+                }
+            }
+            Payload::StartSection { func, .. } => info.start = Some(func),
+            Payload::ElementSection(reader) => {
+                for element in reader.into_iter_with_offsets() {
+                    let (offset, element) = element.map_err(malformed)?;
+                    let offset = offset as usize;
+                    let mode = match element.kind {
+                        ElementKind::Passive => ElementMode::Passive,
+                        ElementKind::Declared => ElementMode::Declared,
+                        ElementKind::Active {
+                            table_index,
+                            offset_expr,
+                        } => ElementMode::Active {
+                            table: table_index.unwrap_or(0),
+                            offset: const_expr(&offset_expr)?,
+                        },
+                    };
+                    let (element_type, items) = match element.items {
+                        ElementItems::Functions(funcs) => {
+                            let mut items = Vec::with_capacity(funcs.count() as usize);
+                            for f in funcs {
+                                items
+                                    .push(ConstExpr(vec![ConstOp::RefFunc(f.map_err(malformed)?)]));
+                            }
+                            (ValType::FuncRef, items)
+                        }
+                        ElementItems::Expressions(ty, exprs) => {
+                            let mut items = Vec::with_capacity(exprs.count() as usize);
+                            for e in exprs {
+                                items.push(const_expr(&e.map_err(malformed)?)?);
+                            }
+                            (ref_type(ty, offset)?, items)
+                        }
+                    };
+                    info.elements.push(ElementSegment {
+                        mode,
+                        element: element_type,
+                        items,
+                    });
+                }
+            }
+            Payload::DataSection(reader) => {
+                for data in reader {
+                    let data = data.map_err(malformed)?;
+                    let mode = match data.kind {
+                        wasmparser::DataKind::Passive => DataMode::Passive,
+                        wasmparser::DataKind::Active {
+                            memory_index,
+                            offset_expr,
+                        } => DataMode::Active {
+                            memory: memory_index,
+                            offset: const_expr(&offset_expr)?,
+                        },
+                    };
+                    info.data.push(DataSegment {
+                        mode,
+                        bytes: data.data.to_vec(),
+                    });
+                }
+            }
+            Payload::CustomSection(reader) => {
+                if let KnownCustom::Name(names) = reader.as_known() {
+                    self.read_names(names);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The name section is advisory: a malformed one is ignored rather than failing
+    /// the compilation (as the spec requires for custom sections).
+    fn read_names(&mut self, names: wasmparser::NameSectionReader<'a>) {
+        for subsection in names {
+            match subsection {
+                Ok(Name::Module { name, .. }) => self.info.name = Some(name.to_string()),
+                Ok(Name::Function(map)) => {
+                    for naming in map {
+                        match naming {
+                            Ok(n) => {
+                                self.func_names.insert(n.index, n.name.to_string());
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+pub(crate) fn val_type(ty: wasmparser::ValType, offset: usize) -> Result<ValType, CompileError> {
+    Ok(match ty {
+        wasmparser::ValType::I32 => ValType::I32,
+        wasmparser::ValType::I64 => ValType::I64,
+        wasmparser::ValType::F32 => ValType::F32,
+        wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::V128 => ValType::V128,
+        wasmparser::ValType::Ref(r) => ref_type(r, offset)?,
+    })
+}
+
+fn val_types(tys: &[wasmparser::ValType], offset: usize) -> Result<Vec<ValType>, CompileError> {
+    tys.iter().map(|t| val_type(*t, offset)).collect()
+}
+
+fn ref_type(ty: RefType, offset: usize) -> Result<ValType, CompileError> {
+    match ty.heap_type() {
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Func,
+        } if ty.is_nullable() => Ok(ValType::FuncRef),
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Extern,
+        } if ty.is_nullable() => Ok(ValType::ExternRef),
+        _ => Err(CompileError::unsupported(
+            Some(offset),
+            format!("reference type {ty} is not supported"),
+        )),
+    }
+}
+
+fn table_type(t: &wasmparser::TableType, offset: usize) -> Result<TableType, CompileError> {
+    Ok(TableType {
+        element: ref_type(t.element_type, offset)?,
+        minimum: t.initial,
+        maximum: t.maximum,
+        table64: t.table64,
+    })
+}
+
+fn memory_type(m: &wasmparser::MemoryType) -> MemoryType {
+    MemoryType {
+        minimum: m.initial,
+        maximum: m.maximum,
+        memory64: m.memory64,
+        shared: m.shared,
+        // Custom page sizes are not enabled, so this is always the default.
+        page_size_log2: m.page_size_log2.map_or(16, |l| l as u8),
+    }
+}
+
+fn global_type(g: &wasmparser::GlobalType, offset: usize) -> Result<GlobalType, CompileError> {
+    Ok(GlobalType {
+        content: val_type(g.content_type, offset)?,
+        mutable: g.mutable,
+    })
+}
+
+/// Converts a (validated) constant expression into the runtime's small stack program.
+fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> {
+    use wasmparser::Operator as O;
+    let mut reader = expr.get_operators_reader();
+    let mut ops = Vec::new();
+    while !reader.eof() {
+        let (op, offset) = reader.read_with_offset().map_err(malformed)?;
+        ops.push(match op {
+            O::I32Const { value } => ConstOp::I32Const(value),
+            O::I64Const { value } => ConstOp::I64Const(value),
+            O::F32Const { value } => ConstOp::F32Const(value.bits()),
+            O::F64Const { value } => ConstOp::F64Const(value.bits()),
+            O::V128Const { value } => ConstOp::V128Const(value.i128() as u128),
+            O::GlobalGet { global_index } => ConstOp::GlobalGet(global_index),
+            O::RefNull { .. } => ConstOp::RefNull,
+            O::RefFunc { function_index } => ConstOp::RefFunc(function_index),
+            O::I32Add => ConstOp::I32Add,
+            O::I32Sub => ConstOp::I32Sub,
+            O::I32Mul => ConstOp::I32Mul,
+            O::I64Add => ConstOp::I64Add,
+            O::I64Sub => ConstOp::I64Sub,
+            O::I64Mul => ConstOp::I64Mul,
+            O::End => continue,
+            other => {
+                return Err(CompileError::unsupported(
+                    Some(offset as usize),
+                    format!(
+                        "operator `{}` in a constant expression is not supported",
+                        crate::translate::operator_name(&other)
+                    ),
+                ));
+            }
+        });
+    }
+    Ok(ConstExpr(ops))
+}

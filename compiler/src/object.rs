@@ -1,0 +1,212 @@
+//! Object emission: all code and data of a module in one relocatable ELF object.
+//!
+//! Contents (all local symbols except the descriptor):
+//! * `wasm[N]::name`: defined function N (name from the name section, when present);
+//! * `wasmc_host_stub[I]::module.name`, `wasmc_array_trampoline[T]`: glue code;
+//! * `wasmc_metadata`: the postcard-serialized `ModuleInfo`;
+//! * `wasmc_functions` / `wasmc_host_stubs` / `wasmc_array_trampolines`: address tables;
+//! * `wasmc_module` (exported): the `ModuleDescriptor` pointing at all of the above.
+//!
+//! Functions are declared before compilation (so calls can name their targets) and
+//! defined afterwards in index order, which makes the object deterministic.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+use wasmc_abi::{ABI_VERSION, DESCRIPTOR_SYMBOL, ImportKind, ModuleInfo};
+
+use crate::CompileError;
+use crate::trampolines::{Glue, array_signature};
+use crate::translate::CompiledFunction;
+use crate::translate::environ::wasm_signature;
+
+fn object_error(err: ModuleError) -> CompileError {
+    CompileError::target(format!("object emission failed: {err}"))
+}
+
+/// Keeps a name-section name usable as a symbol: printable, no whitespace, bounded.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .take(200)
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect()
+}
+
+pub(crate) struct ObjectEmitter {
+    module: ObjectModule,
+    defined: Vec<FuncId>,
+    host_stubs: Vec<FuncId>,
+    trampolines: Vec<FuncId>,
+}
+
+impl ObjectEmitter {
+    /// Declares every function of the object.
+    pub fn new(
+        isa: OwnedTargetIsa,
+        info: &ModuleInfo,
+        func_names: &HashMap<u32, String>,
+    ) -> Result<Self, CompileError> {
+        let builder = ObjectBuilder::new(
+            isa.clone(),
+            "wasmc",
+            cranelift_module::default_libcall_names(),
+        )
+        .map_err(object_error)?;
+        let mut module = ObjectModule::new(builder);
+
+        let mut defined = Vec::with_capacity(info.functions.len());
+        for index in info.num_imported_funcs..info.functions.len() as u32 {
+            // The index keeps names unique and distinct from any libcall symbol.
+            let name = match func_names.get(&index) {
+                Some(n) => format!("wasm[{index}]::{}", sanitize(n)),
+                None => format!("wasm[{index}]"),
+            };
+            let sig = wasm_signature(info.func_type(index));
+            defined.push(
+                module
+                    .declare_function(&name, Linkage::Local, &sig)
+                    .map_err(object_error)?,
+            );
+        }
+
+        let mut host_stubs = Vec::new();
+        for import in &info.imports {
+            if let ImportKind::Func { type_index } = import.kind {
+                let index = host_stubs.len();
+                let name = format!(
+                    "wasmc_host_stub[{index}]::{}.{}",
+                    sanitize(&import.module),
+                    sanitize(&import.name)
+                );
+                let sig = wasm_signature(&info.types[type_index as usize]);
+                host_stubs.push(
+                    module
+                        .declare_function(&name, Linkage::Local, &sig)
+                        .map_err(object_error)?,
+                );
+            }
+        }
+
+        let mut trampolines = Vec::with_capacity(info.types.len());
+        let sig = array_signature(&*isa);
+        for index in 0..info.types.len() {
+            trampolines.push(
+                module
+                    .declare_function(
+                        &format!("wasmc_array_trampoline[{index}]"),
+                        Linkage::Local,
+                        &sig,
+                    )
+                    .map_err(object_error)?,
+            );
+        }
+        Ok(ObjectEmitter {
+            module,
+            defined,
+            host_stubs,
+            trampolines,
+        })
+    }
+
+    /// Function ids of the defined functions, in defined-function order.
+    pub fn defined_ids(&self) -> &[FuncId] {
+        &self.defined
+    }
+
+    /// Defines all code and data and returns the object file bytes.
+    pub fn finish(
+        mut self,
+        info: &ModuleInfo,
+        functions: Vec<CompiledFunction>,
+        host_stubs: Vec<Glue>,
+        trampolines: Vec<Glue>,
+    ) -> Result<Vec<u8>, CompileError> {
+        for (id, f) in self.defined.iter().zip(&functions) {
+            self.module
+                .define_function_bytes(*id, f.alignment, &f.bytes, &f.relocs)
+                .map_err(object_error)?;
+        }
+        for (ids, glue) in [
+            (&self.host_stubs, &host_stubs),
+            (&self.trampolines, &trampolines),
+        ] {
+            for (id, g) in ids.iter().zip(glue) {
+                self.module
+                    .define_function_bytes(*id, g.alignment, &g.bytes, &[])
+                    .map_err(object_error)?;
+            }
+        }
+
+        let metadata = info.serialize();
+        let metadata_len = metadata.len();
+        let metadata_id = self.data("wasmc_metadata", metadata, |_, _| {})?;
+        let functions_id = self.address_table("wasmc_functions", &self.defined.clone())?;
+        let stubs_id = self.address_table("wasmc_host_stubs", &self.host_stubs.clone())?;
+        let trampolines_id =
+            self.address_table("wasmc_array_trampolines", &self.trampolines.clone())?;
+
+        // ModuleDescriptor: abi_version, metadata, metadata_len, functions,
+        // host_stubs, array_trampolines (six 8-byte fields).
+        let mut bytes = vec![0u8; 48];
+        bytes[0..8].copy_from_slice(&ABI_VERSION.to_le_bytes());
+        bytes[16..24].copy_from_slice(&(metadata_len as u64).to_le_bytes());
+        self.data_with(DESCRIPTOR_SYMBOL, Linkage::Export, bytes, |module, desc| {
+            for (offset, id) in [
+                (8, metadata_id),
+                (24, functions_id),
+                (32, stubs_id),
+                (40, trampolines_id),
+            ] {
+                let gv = module.declare_data_in_data(id, desc);
+                desc.write_data_addr(offset, gv, 0);
+            }
+        })?;
+
+        let product = self.module.finish();
+        product
+            .emit()
+            .map_err(|e| CompileError::target(format!("writing the object file failed: {e}")))
+    }
+
+    /// A table of code addresses. Never empty, so the runtime always gets a valid
+    /// (aligned, non-null) pointer even for zero entries.
+    fn address_table(&mut self, name: &str, funcs: &[FuncId]) -> Result<DataId, CompileError> {
+        let bytes = vec![0u8; 8 * funcs.len().max(1)];
+        self.data(name, bytes, |module, desc| {
+            for (i, id) in funcs.iter().enumerate() {
+                let f = module.declare_func_in_data(*id, desc);
+                desc.write_function_addr((i * 8) as u32, f);
+            }
+        })
+    }
+
+    fn data(
+        &mut self,
+        name: &str,
+        bytes: Vec<u8>,
+        relocate: impl FnOnce(&ObjectModule, &mut DataDescription),
+    ) -> Result<DataId, CompileError> {
+        self.data_with(name, Linkage::Local, bytes, relocate)
+    }
+
+    fn data_with(
+        &mut self,
+        name: &str,
+        linkage: Linkage,
+        bytes: Vec<u8>,
+        relocate: impl FnOnce(&ObjectModule, &mut DataDescription),
+    ) -> Result<DataId, CompileError> {
+        let id = self
+            .module
+            .declare_data(name, linkage, false, false)
+            .map_err(object_error)?;
+        let mut desc = DataDescription::new();
+        desc.define(bytes.into_boxed_slice());
+        desc.set_align(8);
+        relocate(&self.module, &mut desc);
+        self.module.define_data(id, &desc).map_err(object_error)?;
+        Ok(id)
+    }
+}

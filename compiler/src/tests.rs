@@ -1,0 +1,330 @@
+//! Unit tests: compile small modules for both supported architectures and check
+//! errors and the shape of the emitted object.
+
+use object::{Object, ObjectSymbol};
+
+use crate::{CompileErrorKind, CompileOptions, OptLevel, Triple, compile, read_input};
+
+fn opts(triple: &str) -> CompileOptions {
+    CompileOptions {
+        triple: triple.parse().unwrap(),
+        opt_level: OptLevel::Speed,
+        explicit_bounds_checks: false,
+    }
+}
+
+const TRIPLES: [&str; 4] = [
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+];
+
+/// Exercises every non-SIMD feature the translator implements.
+const KITCHEN_SINK: &str = r#"
+(module $sink
+  (type $bin (func (param i32 i32) (result i32)))
+  (type $v (func))
+  (import "env" "host" (func $host (param i32 f64) (result i64)))
+  (import "env" "g" (global $ig i32))
+  (import "env" "mg" (global $img (mut i32)))
+  (import "env" "mem2" (memory $m2 1))
+  (memory $m 1 10)
+  (memory $m64 i64 1)
+  (table $t 4 funcref)
+  (table $ext 2 externref)
+  (global $g (mut i64) (i64.const 5))
+  (global $gc i32 (i32.add (i32.const 1) (global.get $ig)))
+  (global $gv (mut v128) (v128.const i64x2 0 0))
+  (data $d (memory $m) (i32.const 8) "hello")
+  (data $p "passive")
+  (elem $e (table $t) (i32.const 0) func $add $sub)
+  (elem $pe funcref (ref.func $add) (ref.null func))
+  (elem declare func $fac)
+  (export "add" (func $add))
+  (export "mem" (memory $m))
+  (start $init)
+  (func $init)
+  (func $add (type $bin) (i32.add (local.get 0) (local.get 1)))
+  (func $sub (type $bin) (i32.sub (local.get 0) (local.get 1)))
+  (func $fac (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+  (func $tail (param i64 i64) (result i64)
+    (if (i64.eqz (local.get 0)) (then (return (local.get 1))))
+    (return_call $tail (i64.sub (local.get 0) (i64.const 1)) (i64.mul (local.get 0) (local.get 1))))
+  (func $tail_ind (param i32) (result i32)
+    (return_call_indirect $t (type $bin) (local.get 0) (i32.const 2) (i32.const 1)))
+  (func $multi (param i32) (result i32 i64 f32)
+    (local.get 0) (i64.const 2) (f32.const 3))
+  (func $blocks (param i32) (result i32)
+    (local i64 f32 f64 v128 funcref externref)
+    (block $out (result i32)
+      (local.get 0)
+      (loop $l (param i32) (result i32)
+        (drop)
+        (br_if $out (local.get 0) (i32.gt_u (local.get 0) (i32.const 10)))
+        (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+        (i32.const 0)
+        (br_table $l $out $l (local.get 0))))
+    (drop)
+    (i32.const 1))
+  (func $if_params (param i32) (result i32)
+    (i32.const 5)
+    (if (param i32) (result i32) (local.get 0) (then (i32.const 1) (i32.add)))
+    (i32.const 7)
+    (if (param i32) (result i32) (local.get 0) (then) (else (drop) (i32.const 3)))
+    (i32.add))
+  (func $unreach (param i32) (result i32)
+    (block (result i32)
+      (br 0 (i32.const 1))
+      (i32.add (block (result i32) (unreachable)) (i32.const 2))
+      (if (then (nop)) (else (nop)))))
+  (func $indirect (param i32) (result i32)
+    (call_indirect $t (type $bin) (i32.const 1) (i32.const 2) (local.get 0)))
+  (func $memory (param i32) (result i32)
+    (i32.store offset=4 (local.get 0) (i32.load8_s (local.get 0)))
+    (i64.store32 (local.get 0) (i64.load32_u offset=0xffff0000 (local.get 0)))
+    (f64.store $m2 (i32.const 0) (f64.load $m2 (i32.const 8)))
+    (i64.store $m64 (i64.const 8) (i64.load16_s $m64 offset=3 (i64.const 0)))
+    (drop (memory.grow (i32.const 1)))
+    (drop (memory.grow $m64 (i64.const 1)))
+    (memory.fill (i32.const 0) (i32.const 1) (i32.const 2))
+    (memory.copy $m $m2 (i32.const 0) (i32.const 1) (i32.const 2))
+    (memory.init $p (i32.const 0) (i32.const 1) (i32.const 2))
+    (data.drop $p)
+    (i32.add (memory.size) (i32.wrap_i64 (memory.size $m64))))
+  (func $tables (param i32) (result i32)
+    (table.set $t (i32.const 0) (table.get $t (local.get 0)))
+    (table.fill $ext (i32.const 0) (ref.null extern) (i32.const 1))
+    (table.copy $t $t (i32.const 0) (i32.const 1) (i32.const 1))
+    (table.init $t $pe (i32.const 0) (i32.const 0) (i32.const 1))
+    (elem.drop $pe)
+    (drop (table.grow $t (ref.func $fac) (i32.const 1)))
+    (i32.add (table.size $t) (ref.is_null (table.get $ext (i32.const 0)))))
+  (func $globals (result i32)
+    (global.set $g (i64.add (global.get $g) (i64.const 1)))
+    (global.set $img (global.get $gc))
+    (global.set $gv (global.get $gv))
+    (i32.wrap_i64 (global.get $g)))
+  (func $numeric (param i32 i64 f32 f64) (result i32)
+    (drop (i32.div_s (local.get 0) (i32.const 3)))
+    (drop (i64.rem_s (local.get 1) (local.get 1)))
+    (drop (i32.rem_u (local.get 0) (local.get 0)))
+    (drop (i64.div_u (local.get 1) (local.get 1)))
+    (drop (i32.rotl (local.get 0) (i32.popcnt (local.get 0))))
+    (drop (i64.clz (i64.ctz (local.get 1))))
+    (drop (i32.trunc_f32_s (local.get 2)))
+    (drop (i64.trunc_f64_u (local.get 3)))
+    (drop (i32.trunc_sat_f64_u (local.get 3)))
+    (drop (i64.trunc_sat_f32_s (local.get 2)))
+    (drop (f32.nearest (f32.min (local.get 2) (f32.max (local.get 2) (f32.const -0)))))
+    (drop (f64.copysign (f64.sqrt (local.get 3)) (f64.floor (local.get 3))))
+    (drop (f32.demote_f64 (f64.promote_f32 (local.get 2))))
+    (drop (f64.convert_i64_u (local.get 1)))
+    (drop (f32.convert_i32_u (local.get 0)))
+    (drop (i64.reinterpret_f64 (f64.reinterpret_i64 (local.get 1))))
+    (drop (i64.extend32_s (i64.extend_i32_u (i32.extend8_s (local.get 0)))))
+    (drop (select (local.get 2) (f32.const 1) (local.get 0)))
+    (drop (select (result v128) (v128.const i32x4 1 2 3 4) (v128.const i32x4 0 0 0 0) (local.get 0)))
+    (f64.lt (local.get 3) (f64.ceil (local.get 3))))
+)
+"#;
+
+fn compile_wat(
+    wat: &str,
+    opts: &CompileOptions,
+) -> Result<crate::CompiledModule, crate::CompileError> {
+    compile(&read_input(wat.as_bytes())?, opts)
+}
+
+#[test]
+fn kitchen_sink_compiles_for_every_target() {
+    for triple in TRIPLES {
+        for explicit in [false, true] {
+            let mut o = opts(triple);
+            o.explicit_bounds_checks = explicit;
+            let m = compile_wat(KITCHEN_SINK, &o).unwrap_or_else(|e| panic!("{triple}: {e}"));
+            assert_eq!(m.info.guard_pages, !explicit);
+            assert_eq!(m.info.name.as_deref(), Some("sink"));
+            assert_eq!(m.info.num_imported_funcs, 1);
+            assert_eq!(m.info.funcs.len(), m.info.functions.len() - 1);
+            assert_eq!(m.info.funcs[1].name.as_deref(), Some("add"));
+            for f in &m.info.funcs {
+                assert!(f.code_len > 0);
+                assert!(f.traps.windows(2).all(|w| w[0].0 <= w[1].0));
+            }
+            // Round trip of the metadata the object carries.
+            assert_eq!(
+                wasmc_abi::ModuleInfo::deserialize(&m.info.serialize()).unwrap(),
+                m.info
+            );
+        }
+    }
+}
+
+#[test]
+fn object_has_descriptor_and_named_symbols() {
+    let m = compile_wat(KITCHEN_SINK, &opts("x86_64-unknown-linux-gnu")).unwrap();
+    let file = object::File::parse(&*m.object).unwrap();
+    let names: Vec<String> = file
+        .symbols()
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect();
+    let descriptor = file
+        .symbols()
+        .find(|s| s.name() == Ok(wasmc_abi::DESCRIPTOR_SYMBOL))
+        .expect("descriptor symbol");
+    assert!(descriptor.is_global());
+    assert_eq!(descriptor.size(), 48);
+    for expected in [
+        "wasm[2]::add",
+        "wasm[4]::fac",
+        "wasmc_host_stub[0]::env.host",
+        "wasmc_array_trampoline[0]",
+        "wasmc_metadata",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing in {names:?}"
+        );
+    }
+    // Only libcalls may be undefined; this module needs none.
+    let undefined: Vec<_> = file
+        .symbols()
+        .filter(|s| s.is_undefined() && !s.name().unwrap_or("").is_empty())
+        .map(|s| s.name().unwrap().to_string())
+        .collect();
+    assert!(undefined.is_empty(), "undefined symbols: {undefined:?}");
+    // The descriptor has four pointer relocations (metadata and three tables).
+    let data_relocs: usize = file
+        .sections()
+        .filter(|s| {
+            use object::ObjectSection;
+            s.name().is_ok_and(|n| n.contains("data"))
+        })
+        .map(|s| {
+            use object::ObjectSection;
+            s.relocations().count()
+        })
+        .sum();
+    assert!(data_relocs >= 4, "{data_relocs}");
+}
+
+#[test]
+fn traps_are_recorded() {
+    let m = compile_wat(
+        "(module (memory 1) (func (param i32) (result i32) (call 1) (i32.div_s (local.get 0) (i32.load (local.get 0)))) (func unreachable))",
+        &opts("x86_64-unknown-linux-gnu"),
+    )
+    .unwrap();
+    let traps: Vec<_> = m.info.funcs[0].traps.iter().map(|t| t.1).collect();
+    use wasmc_abi::Trap;
+    assert!(traps.contains(&Trap::MemoryOutOfBounds), "{traps:?}");
+    assert!(traps.contains(&Trap::IntegerDivisionByZero), "{traps:?}");
+    assert!(traps.contains(&Trap::IntegerOverflow), "{traps:?}");
+    assert!(traps.contains(&Trap::StackOverflow), "{traps:?}");
+    assert!(
+        m.info.funcs[1]
+            .traps
+            .iter()
+            .any(|t| t.1 == Trap::UnreachableCodeReached)
+    );
+}
+
+#[test]
+fn malformed_inputs() {
+    let e = compile(b"\0asm\x01\0\0\0\x01\x05", &CompileOptions::default()).unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Malformed, "{e}");
+    assert!(e.offset.is_some());
+    let e = compile(b"not wasm at all", &CompileOptions::default()).unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Malformed, "{e}");
+    let e = read_input(b"(module (func (result i32) i32.const))").unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Malformed);
+    let shown = e.to_string();
+    assert!(!shown.contains('\n') && shown.contains("line 1"), "{shown}");
+}
+
+#[test]
+fn invalid_module_reports_offset() {
+    let e = compile_wat(
+        "(module (func (result i32) i64.const 1))",
+        &CompileOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Invalid, "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("invalid module at byte offset 0x"),
+        "{shown}"
+    );
+    assert!(shown.contains("type mismatch"), "{shown}");
+    assert!(!shown.contains('\n'));
+}
+
+#[test]
+fn unsupported_features_and_targets() {
+    let e = compile_wat(
+        "(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))",
+        &CompileOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+    let e = compile_wat(
+        "(module (func (result i32) (i32.atomic.load (i32.const 0))) (memory 1))",
+        &CompileOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("I32AtomicLoad"), "{e}");
+    for triple in [
+        "riscv64gc-unknown-linux-gnu",
+        "x86_64-pc-windows-msvc",
+        "aarch64-apple-darwin",
+        "wasm32-wasip1",
+    ] {
+        let e = compile_wat("(module)", &opts(triple)).unwrap_err();
+        assert_eq!(e.kind, CompileErrorKind::Target, "{triple}: {e}");
+        assert!(e.to_string().contains(triple));
+    }
+}
+
+#[test]
+fn hostile_inputs_do_not_panic() {
+    let wasm = read_input(KITCHEN_SINK.as_bytes()).unwrap();
+    let o = opts("x86_64-unknown-linux-gnu");
+    for len in (0..wasm.len()).step_by(7) {
+        assert!(compile(&wasm[..len], &o).is_err());
+    }
+    // Deterministic pseudo-random byte flips.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..300 {
+        let mut bytes = wasm.clone();
+        for _ in 0..4 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed as usize) % bytes.len();
+            bytes[i] = (seed >> 32) as u8;
+        }
+        let _ = compile(&bytes, &o);
+    }
+    for n in 0..50u64 {
+        let bytes: Vec<u8> = (0..n * 3).map(|i| (i * 2654435761 % 251) as u8).collect();
+        let _ = compile(&bytes, &o);
+    }
+}
+
+#[test]
+fn output_is_deterministic() {
+    let o = opts("x86_64-unknown-linux-gnu");
+    let a = compile_wat(KITCHEN_SINK, &o).unwrap().object;
+    let b = compile_wat(KITCHEN_SINK, &o).unwrap().object;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn host_triple_default() {
+    assert_eq!(CompileOptions::default().triple, Triple::host());
+}

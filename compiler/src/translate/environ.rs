@@ -1,0 +1,561 @@
+//! The function environment: everything that depends on the `VMContext` layout.
+//! Global, memory, table and call lowering all live here so that the operator
+//! translator (`code.rs`) never computes a context offset itself.
+//!
+//! # Memory accesses (read this before changing `heap_address`)
+//! A wasm access of `size` bytes at `index + offset` is in bounds iff
+//! `index + offset + size <= length`. wasmc reserves, for every 32-bit memory,
+//! `MEMORY_RESERVATION` (4 GiB) plus `GUARD_SIZE` bytes of address space; everything
+//! beyond `length` is PROT_NONE. For a 32-bit memory `index < 2^32`, so when
+//! `offset + size <= GUARD_SIZE` the highest byte touched is below
+//! `base + 4 GiB + GUARD_SIZE`: an out-of-bounds access always lands in inaccessible
+//! pages and faults. That fault is reported as a trap because the load/store carries
+//! the `HEAP_OUT_OF_BOUNDS` trap code, which makes it a recorded trap site. In every
+//! other case (static offset too large, 64-bit memory, or explicit checks requested)
+//! the access is compared against the current `length` first.
+
+use cranelift_codegen::ir::{
+    self, AbiParam, ArgumentPurpose, Endianness, FuncRef, InstBuilder, MemFlagsData, SigRef,
+    Signature, TrapCode, Type, Value, condcodes::IntCC, types,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::FunctionBuilder;
+use wasmc_abi::{Builtin, Builtins, FuncType, ModuleInfo, Trap, VMContextLayout, ValType};
+
+use super::simd::SimdEnv;
+
+/// Cranelift type of a wasm value type. References are pointer-sized; `v128` is
+/// always carried as `I8X16`.
+pub(crate) fn ir_type(ty: ValType) -> Type {
+    match ty {
+        ValType::I32 => types::I32,
+        ValType::I64 => types::I64,
+        ValType::F32 => types::F32,
+        ValType::F64 => types::F64,
+        ValType::V128 => types::I8X16,
+        ValType::FuncRef | ValType::ExternRef => types::I64,
+    }
+}
+
+/// The wasm calling convention: `(callee_vmctx, params...) -> results`, `tail`.
+pub(crate) fn wasm_signature(ty: &FuncType) -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params
+        .push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
+    sig.params
+        .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig.returns
+        .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig
+}
+
+/// Trap code for an `abi::Trap` that has no Cranelift built-in equivalent.
+pub(crate) fn trap_code(trap: Trap) -> TrapCode {
+    match trap {
+        Trap::StackOverflow => TrapCode::STACK_OVERFLOW,
+        Trap::MemoryOutOfBounds => TrapCode::HEAP_OUT_OF_BOUNDS,
+        Trap::IntegerOverflow => TrapCode::INTEGER_OVERFLOW,
+        Trap::IntegerDivisionByZero => TrapCode::INTEGER_DIVISION_BY_ZERO,
+        Trap::BadConversionToInteger => TrapCode::BAD_CONVERSION_TO_INTEGER,
+        other => TrapCode::unwrap_user(other as u8),
+    }
+}
+
+/// Inverse of [`trap_code`], for the trap sites Cranelift reports.
+pub(crate) fn abi_trap(code: TrapCode) -> Option<Trap> {
+    Some(match code {
+        TrapCode::STACK_OVERFLOW => Trap::StackOverflow,
+        TrapCode::HEAP_OUT_OF_BOUNDS => Trap::MemoryOutOfBounds,
+        TrapCode::INTEGER_OVERFLOW => Trap::IntegerOverflow,
+        TrapCode::INTEGER_DIVISION_BY_ZERO => Trap::IntegerDivisionByZero,
+        TrapCode::BAD_CONVERSION_TO_INTEGER => Trap::BadConversionToInteger,
+        other => return Trap::from_u8(other.as_raw().get()),
+    })
+}
+
+/// Flags for loads of context fields that never change while the instance lives.
+fn frozen() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+/// Flags for loads/stores of runtime state that may change (lengths, globals).
+fn mutable() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+pub(crate) struct FuncEnv<'m> {
+    pub info: &'m ModuleInfo,
+    layout: VMContextLayout,
+    /// Cranelift function ids (`UserExternalName` indices) of the defined functions.
+    func_ids: &'m [u32],
+    explicit_bounds_checks: bool,
+    /// The ISA's C calling convention, for builtins.
+    host_call_conv: CallConv,
+    /// The function's own `vmctx` parameter.
+    pub vmctx: Value,
+    sig_refs: Vec<Option<SigRef>>,
+    func_refs: Vec<Option<FuncRef>>,
+    builtin_sigs: [Option<SigRef>; Builtins::COUNT],
+}
+
+impl<'m> FuncEnv<'m> {
+    pub fn new(
+        info: &'m ModuleInfo,
+        func_ids: &'m [u32],
+        explicit_bounds_checks: bool,
+        host_call_conv: CallConv,
+        vmctx: Value,
+    ) -> Self {
+        FuncEnv {
+            info,
+            layout: info.layout(),
+            func_ids,
+            explicit_bounds_checks,
+            host_call_conv,
+            vmctx,
+            sig_refs: vec![None; info.types.len()],
+            func_refs: vec![None; info.functions.len()],
+            builtin_sigs: [None; Builtins::COUNT],
+        }
+    }
+
+    fn vmctx_load(&self, builder: &mut FunctionBuilder, offset: i32) -> Value {
+        builder.ins().load(types::I64, frozen(), self.vmctx, offset)
+    }
+
+    // ---------------------------------------------------------------- globals
+
+    fn global_ptr(&self, builder: &mut FunctionBuilder, index: u32) -> Value {
+        self.vmctx_load(builder, self.layout.global(index))
+    }
+
+    pub fn global_get(&self, builder: &mut FunctionBuilder, index: u32) -> Value {
+        let ty = self.info.globals[index as usize];
+        let ptr = self.global_ptr(builder, index);
+        let flags = if ty.mutable { mutable() } else { frozen() };
+        builder.ins().load(ir_type(ty.content), flags, ptr, 0)
+    }
+
+    pub fn global_set(&self, builder: &mut FunctionBuilder, index: u32, value: Value) {
+        let ptr = self.global_ptr(builder, index);
+        builder.ins().store(mutable(), value, ptr, 0);
+    }
+
+    // ---------------------------------------------------------------- memories
+
+    pub fn memory64(&self, mem: u32) -> bool {
+        self.info.memories[mem as usize].memory64
+    }
+
+    fn memory_ptr(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
+        self.vmctx_load(builder, self.layout.memory(mem))
+    }
+
+    fn memory_length(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
+        let ptr = self.memory_ptr(builder, mem);
+        builder
+            .ins()
+            .load(types::I64, mutable(), ptr, VMContextLayout::MEMORY_LENGTH)
+    }
+
+    /// `memory.size` in pages (i32 for 32-bit memories).
+    pub fn memory_size(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
+        let length = self.memory_length(builder, mem);
+        let log2 = self.info.memories[mem as usize].page_size_log2;
+        let pages = builder.ins().ushr_imm_u(length, i64::from(log2));
+        if self.memory64(mem) {
+            pages
+        } else {
+            builder.ins().ireduce(types::I32, pages)
+        }
+    }
+
+    pub fn memory_grow(&mut self, builder: &mut FunctionBuilder, mem: u32, delta: Value) -> Value {
+        let delta = to_u64(builder, delta);
+        let mem_v = builder.ins().iconst(types::I32, i64::from(mem));
+        let vmctx = self.vmctx;
+        let prev = self
+            .call_builtin(builder, Builtin::MemoryGrow, &[vmctx, mem_v, delta])
+            .expect("memory_grow returns a value");
+        if self.memory64(mem) {
+            prev
+        } else {
+            // u64::MAX (failure) truncates to -1 as required.
+            builder.ins().ireduce(types::I32, prev)
+        }
+    }
+
+    // ---------------------------------------------------------------- tables
+
+    fn table_ptr(&self, builder: &mut FunctionBuilder, table: u32) -> Value {
+        self.vmctx_load(builder, self.layout.table(table))
+    }
+
+    pub fn table64(&self, table: u32) -> bool {
+        self.info.tables[table as usize].table64
+    }
+
+    /// Address of element `index` of `table`, trapping with `trap` when out of range.
+    fn table_entry_addr(
+        &self,
+        builder: &mut FunctionBuilder,
+        table: u32,
+        index: Value,
+        trap: Trap,
+    ) -> Value {
+        let index = to_u64(builder, index);
+        let ptr = self.table_ptr(builder, table);
+        let length = builder
+            .ins()
+            .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_LENGTH);
+        let oob = builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, length);
+        builder.ins().trapnz(oob, trap_code(trap));
+        // The base moves when the table grows: reload it after the length.
+        let base = builder
+            .ins()
+            .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_BASE);
+        let scaled = builder.ins().ishl_imm_u(index, 3);
+        builder.ins().iadd(base, scaled)
+    }
+
+    pub fn table_get(&self, builder: &mut FunctionBuilder, table: u32, index: Value) -> Value {
+        let addr = self.table_entry_addr(builder, table, index, Trap::TableOutOfBounds);
+        builder.ins().load(types::I64, mutable(), addr, 0)
+    }
+
+    pub fn table_set(&self, builder: &mut FunctionBuilder, table: u32, index: Value, value: Value) {
+        let addr = self.table_entry_addr(builder, table, index, Trap::TableOutOfBounds);
+        builder.ins().store(mutable(), value, addr, 0);
+    }
+
+    pub fn table_size(&self, builder: &mut FunctionBuilder, table: u32) -> Value {
+        let ptr = self.table_ptr(builder, table);
+        let length = builder
+            .ins()
+            .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_LENGTH);
+        if self.table64(table) {
+            length
+        } else {
+            builder.ins().ireduce(types::I32, length)
+        }
+    }
+
+    pub fn table_grow(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        table: u32,
+        init: Value,
+        delta: Value,
+    ) -> Value {
+        let delta = to_u64(builder, delta);
+        let table_v = builder.ins().iconst(types::I32, i64::from(table));
+        let vmctx = self.vmctx;
+        let prev = self
+            .call_builtin(builder, Builtin::TableGrow, &[vmctx, table_v, delta, init])
+            .expect("table_grow returns a value");
+        if self.table64(table) {
+            prev
+        } else {
+            builder.ins().ireduce(types::I32, prev)
+        }
+    }
+
+    /// `ref.func`: the address of the function's `VMFuncRef` in this context.
+    pub fn ref_func(&self, builder: &mut FunctionBuilder, func: u32) -> Value {
+        builder
+            .ins()
+            .iadd_imm_u(self.vmctx, i64::from(self.layout.func_ref(func)))
+    }
+
+    // ---------------------------------------------------------------- builtins
+
+    fn builtin_signature(&self, builtin: Builtin) -> Signature {
+        use types::{I32, I64};
+        let (params, ret): (&[Type], Option<Type>) = match builtin {
+            Builtin::MemoryGrow => (&[I64, I32, I64], Some(I64)),
+            Builtin::MemoryFill => (&[I64, I32, I64, I32, I64], Some(I32)),
+            Builtin::MemoryCopy => (&[I64, I32, I32, I64, I64, I64], Some(I32)),
+            Builtin::MemoryInit => (&[I64, I32, I32, I64, I32, I32], Some(I32)),
+            Builtin::DataDrop => (&[I64, I32], None),
+            Builtin::TableGrow => (&[I64, I32, I64, I64], Some(I64)),
+            Builtin::TableFill => (&[I64, I32, I64, I64, I64], Some(I32)),
+            Builtin::TableCopy => (&[I64, I32, I32, I64, I64, I64], Some(I32)),
+            Builtin::TableInit => (&[I64, I32, I32, I64, I32, I32], Some(I32)),
+            Builtin::ElemDrop => (&[I64, I32], None),
+            Builtin::RaiseTrap => (&[I64, I32], None),
+        };
+        let mut sig = Signature::new(self.host_call_conv);
+        sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
+        sig.returns.extend(ret.map(AbiParam::new));
+        sig
+    }
+
+    /// Calls `builtins[builtin]` with the C convention; returns its result if any.
+    pub fn call_builtin(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        builtin: Builtin,
+        args: &[Value],
+    ) -> Option<Value> {
+        let sig = match self.builtin_sigs[builtin as usize] {
+            Some(sig) => sig,
+            None => {
+                let sig = builder.import_signature(self.builtin_signature(builtin));
+                self.builtin_sigs[builtin as usize] = Some(sig);
+                sig
+            }
+        };
+        let table = self.vmctx_load(builder, VMContextLayout::BUILTINS);
+        let func = builder.ins().load(
+            types::I64,
+            frozen(),
+            table,
+            Builtins::offset_of(builtin as usize),
+        );
+        let call = builder.ins().call_indirect(sig, func, args);
+        builder.inst_results(call).first().copied()
+    }
+
+    /// Calls a builtin that returns a status and traps with `trap` when it is non-zero.
+    pub fn call_checked_builtin(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        builtin: Builtin,
+        args: &[Value],
+        trap: Trap,
+    ) {
+        let status = self
+            .call_builtin(builder, builtin, args)
+            .expect("checked builtins return a status");
+        builder.ins().trapnz(status, trap_code(trap));
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    pub fn sig_ref(&mut self, builder: &mut FunctionBuilder, type_index: u32) -> SigRef {
+        if let Some(sig) = self.sig_refs[type_index as usize] {
+            return sig;
+        }
+        let sig = builder.import_signature(wasm_signature(&self.info.types[type_index as usize]));
+        self.sig_refs[type_index as usize] = Some(sig);
+        sig
+    }
+
+    fn direct_func_ref(&mut self, builder: &mut FunctionBuilder, func: u32) -> FuncRef {
+        if let Some(f) = self.func_refs[func as usize] {
+            return f;
+        }
+        let type_index = self.info.functions[func as usize];
+        let sig = self.sig_ref(builder, type_index);
+        let defined = func - self.info.num_imported_funcs;
+        let name = builder
+            .func
+            .declare_imported_user_function(ir::UserExternalName::new(
+                0,
+                self.func_ids[defined as usize],
+            ));
+        let f = builder.import_function(ir::ExtFuncData {
+            name: ir::ExternalName::user(name),
+            signature: sig,
+            // Defined functions are in the same object: a PC-relative call reaches them.
+            colocated: true,
+            patchable: false,
+        });
+        self.func_refs[func as usize] = Some(f);
+        f
+    }
+
+    /// Emits a call (or tail call) to function `func`. Returns the results of a
+    /// normal call; a tail call terminates the block and returns nothing.
+    pub fn call(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        func: u32,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        let mut full_args = Vec::with_capacity(args.len() + 1);
+        if func < self.info.num_imported_funcs {
+            // Imports are called through their VMFuncRef, which the runtime fills in
+            // once at instantiation.
+            let offset = self.layout.func_ref(func);
+            let code = builder.ins().load(
+                types::I64,
+                frozen(),
+                self.vmctx,
+                offset + VMContextLayout::FUNC_REF_WASM_CALL,
+            );
+            let callee_vmctx = builder.ins().load(
+                types::I64,
+                frozen(),
+                self.vmctx,
+                offset + VMContextLayout::FUNC_REF_VMCTX,
+            );
+            full_args.push(callee_vmctx);
+            full_args.extend_from_slice(args);
+            let sig = self.sig_ref(builder, self.info.functions[func as usize]);
+            if tail {
+                builder.ins().return_call_indirect(sig, code, &full_args);
+                Vec::new()
+            } else {
+                let call = builder.ins().call_indirect(sig, code, &full_args);
+                builder.inst_results(call).to_vec()
+            }
+        } else {
+            full_args.push(self.vmctx);
+            full_args.extend_from_slice(args);
+            let f = self.direct_func_ref(builder, func);
+            if tail {
+                builder.ins().return_call(f, &full_args);
+                Vec::new()
+            } else {
+                let call = builder.ins().call(f, &full_args);
+                builder.inst_results(call).to_vec()
+            }
+        }
+    }
+
+    /// `call_indirect` / `return_call_indirect`: bounds check ("undefined element"),
+    /// null check ("uninitialized element"), canonical type id check
+    /// ("indirect call type mismatch"), then a call through the `VMFuncRef`.
+    pub fn call_indirect(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        type_index: u32,
+        table: u32,
+        index: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        let addr = self.table_entry_addr(builder, table, index, Trap::OutOfBoundsElement);
+        let func_ref = builder.ins().load(types::I64, mutable(), addr, 0);
+        builder
+            .ins()
+            .trapz(func_ref, trap_code(Trap::IndirectCallToNull));
+        let type_ids = self.vmctx_load(builder, VMContextLayout::TYPE_IDS);
+        let expected = builder
+            .ins()
+            .load(types::I32, frozen(), type_ids, (type_index * 4) as i32);
+        // A VMFuncRef never changes once a table points at it.
+        let actual = builder.ins().load(
+            types::I32,
+            MemFlagsData::trusted().with_readonly(),
+            func_ref,
+            VMContextLayout::FUNC_REF_TYPE_ID,
+        );
+        let mismatch = builder.ins().icmp(IntCC::NotEqual, expected, actual);
+        builder
+            .ins()
+            .trapnz(mismatch, trap_code(Trap::BadSignature));
+        let code = builder.ins().load(
+            types::I64,
+            MemFlagsData::trusted().with_readonly(),
+            func_ref,
+            VMContextLayout::FUNC_REF_WASM_CALL,
+        );
+        let callee_vmctx = builder.ins().load(
+            types::I64,
+            MemFlagsData::trusted().with_readonly(),
+            func_ref,
+            VMContextLayout::FUNC_REF_VMCTX,
+        );
+        let mut full_args = Vec::with_capacity(args.len() + 1);
+        full_args.push(callee_vmctx);
+        full_args.extend_from_slice(args);
+        let sig = self.sig_ref(builder, type_index);
+        if tail {
+            builder.ins().return_call_indirect(sig, code, &full_args);
+            Vec::new()
+        } else {
+            let call = builder.ins().call_indirect(sig, code, &full_args);
+            builder.inst_results(call).to_vec()
+        }
+    }
+}
+
+/// Zero-extends an i32 operand to i64 (64-bit memories/tables already pass i64).
+pub(crate) fn to_u64(builder: &mut FunctionBuilder, v: Value) -> Value {
+    if builder.func.dfg.value_type(v) == types::I64 {
+        v
+    } else {
+        builder.ins().uextend(types::I64, v)
+    }
+}
+
+impl SimdEnv for FuncEnv<'_> {
+    fn heap_address(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        memarg: &wasmparser::MemArg,
+        index: Value,
+        access_size: u32,
+    ) -> Value {
+        let mem = match memarg.target {
+            wasmparser::MemArgTarget::Memory(mem) => mem,
+            // GC is not enabled, so validation rejects array-targeted memargs.
+            wasmparser::MemArgTarget::Array(_) => unreachable!("array memarg without GC"),
+        };
+        let memory64 = self.memory64(mem);
+        let offset = memarg.offset;
+        let end = offset.checked_add(u64::from(access_size));
+        let guarded = !self.explicit_bounds_checks
+            && !memory64
+            && end.is_some_and(|end| end <= wasmc_abi::GUARD_SIZE);
+        let index = to_u64(builder, index);
+        match end {
+            _ if guarded => {}
+            // offset + size overflows u64: no index can make this access valid.
+            None => {
+                builder.ins().trap(trap_code(Trap::MemoryOutOfBounds));
+                // Keep the block well-formed for the caller, which still emits the access
+                // (it is unreachable). Fresh block: nothing jumps to it.
+                let dead = builder.create_block();
+                builder.switch_to_block(dead);
+                builder.seal_block(dead);
+            }
+            Some(end) => {
+                let length = self.memory_length(builder, mem);
+                // For a 32-bit memory `index + end` cannot overflow (index < 2^32,
+                // end < 2^64 - 2^32 is checked below); for a 64-bit one use a trapping add.
+                let limit = if !memory64 && end <= u64::MAX - u64::from(u32::MAX) {
+                    builder.ins().iadd_imm_u(index, end as i64)
+                } else {
+                    let end_v = builder.ins().iconst(types::I64, end as i64);
+                    builder.ins().uadd_overflow_trap(
+                        index,
+                        end_v,
+                        trap_code(Trap::MemoryOutOfBounds),
+                    )
+                };
+                let oob = builder
+                    .ins()
+                    .icmp(IntCC::UnsignedGreaterThan, limit, length);
+                builder
+                    .ins()
+                    .trapnz(oob, trap_code(Trap::MemoryOutOfBounds));
+            }
+        }
+        let ptr = self.memory_ptr(builder, mem);
+        // The base never moves (the reservation is made up front).
+        let base = builder.ins().load(
+            types::I64,
+            MemFlagsData::trusted().with_readonly(),
+            ptr,
+            VMContextLayout::MEMORY_BASE,
+        );
+        let addr = builder.ins().iadd(base, index);
+        if offset == 0 {
+            addr
+        } else {
+            builder.ins().iadd_imm_u(addr, offset as i64)
+        }
+    }
+
+    fn heap_flags(&self) -> MemFlagsData {
+        MemFlagsData::new()
+            .with_endianness(Endianness::Little)
+            .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+    }
+}

@@ -1,0 +1,305 @@
+//! Function translation driver: validates each body while translating it to
+//! Cranelift IR, compiles it, and collects machine code, relocations and trap sites.
+//!
+//! Every defined function is handled independently on a rayon worker thread with a
+//! per-thread `FunctionBuilderContext`/`Context`; results are collected in index
+//! order, so the object written afterwards does not depend on scheduling.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::{
+    self, GlobalValueData, InstBuilder, MemFlagsData, UserFuncName, Value, types,
+};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::ModuleReloc;
+use rayon::prelude::*;
+use wasmc_abi::{FuncInfo, ModuleInfo, VMContextLayout, ValType};
+use wasmparser::{FuncValidator, FuncValidatorAllocations, Operator, ValidatorResources};
+
+use crate::module_env::{FunctionBody, val_type};
+use crate::{CompileError, CompileErrorKind, CompileOptions};
+
+mod code;
+mod control;
+pub(crate) mod environ;
+pub(crate) mod simd;
+
+use control::{ControlFrame, FrameKind, State};
+use environ::{FuncEnv, abi_trap, ir_type, wasm_signature};
+
+/// Machine code of one defined function, ready for `define_function_bytes`.
+pub(crate) struct CompiledFunction {
+    pub bytes: Vec<u8>,
+    pub alignment: u64,
+    pub relocs: Vec<ModuleReloc>,
+    pub func_info: FuncInfo,
+}
+
+/// Name of an operator for error messages (its wasmparser variant name).
+pub(crate) fn operator_name(op: &Operator) -> String {
+    let debug = format!("{op:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Translates and compiles every defined function in parallel. `func_ids[i]` is the
+/// object-module function id of defined function `i` (used in call relocations).
+pub(crate) fn compile_functions(
+    info: &ModuleInfo,
+    bodies: Vec<FunctionBody<'_>>,
+    func_names: &HashMap<u32, String>,
+    func_ids: &[cranelift_module::FuncId],
+    isa: &dyn TargetIsa,
+    opts: &CompileOptions,
+) -> Result<Vec<CompiledFunction>, CompileError> {
+    let raw_ids: Vec<u32> = func_ids.iter().map(|id| id.as_u32()).collect();
+    bodies
+        .into_par_iter()
+        .enumerate()
+        .map_init(
+            || {
+                (
+                    FunctionBuilderContext::new(),
+                    Context::new(),
+                    FuncValidatorAllocations::default(),
+                )
+            },
+            |(fctx, ctx, allocs), (defined, body)| {
+                let func_index = info.num_imported_funcs + defined as u32;
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    compile_one(
+                        info, &raw_ids, func_ids, defined, body, fctx, ctx, allocs, isa, opts,
+                    )
+                }));
+                let mut compiled = result.unwrap_or_else(|_| {
+                    Err(CompileError::new(
+                        CompileErrorKind::Target,
+                        None,
+                        format!("internal compiler error while compiling function {func_index}"),
+                    ))
+                })?;
+                compiled.func_info.name = func_names.get(&func_index).cloned();
+                Ok(compiled)
+            },
+        )
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_one(
+    info: &ModuleInfo,
+    raw_ids: &[u32],
+    func_ids: &[cranelift_module::FuncId],
+    defined: usize,
+    body: FunctionBody<'_>,
+    fctx: &mut FunctionBuilderContext,
+    ctx: &mut Context,
+    allocs: &mut FuncValidatorAllocations,
+    isa: &dyn TargetIsa,
+    opts: &CompileOptions,
+) -> Result<CompiledFunction, CompileError> {
+    let func_index = info.num_imported_funcs + defined as u32;
+    let ty = info.func_type(func_index);
+    ctx.clear();
+    ctx.func = ir::Function::with_name_signature(
+        UserFuncName::user(0, raw_ids[defined]),
+        wasm_signature(ty),
+    );
+    let mut validator = body.validator.into_validator(std::mem::take(allocs));
+    translate_body(
+        &mut ctx.func,
+        fctx,
+        &mut validator,
+        &body.body,
+        info,
+        raw_ids,
+        isa,
+        opts,
+    )?;
+    *allocs = validator.into_allocations();
+
+    ctx.compile(isa, &mut ControlPlane::default())
+        .map_err(|e| {
+            CompileError::new(
+                CompileErrorKind::Target,
+                Some(body.body.range().start as usize),
+                format!(
+                    "code generation failed for function {func_index}: {:?}",
+                    e.inner
+                ),
+            )
+        })?;
+    let code = ctx.compiled_code().expect("compiled just above");
+    let buffer = &code.buffer;
+    let mut traps: Vec<(u32, wasmc_abi::Trap)> = buffer
+        .traps()
+        .iter()
+        .filter_map(|t| abi_trap(t.code).map(|trap| (t.offset, trap)))
+        .collect();
+    traps.sort_by_key(|(offset, _)| *offset);
+    let bytes = buffer.data().to_vec();
+    let relocs = buffer
+        .relocs()
+        .iter()
+        .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, func_ids[defined]))
+        .collect();
+    Ok(CompiledFunction {
+        alignment: u64::from(buffer.alignment),
+        func_info: FuncInfo {
+            name: None,
+            code_len: bytes.len() as u32,
+            traps,
+        },
+        bytes,
+        relocs,
+    })
+}
+
+fn malformed(err: wasmparser::BinaryReaderError) -> CompileError {
+    CompileError::from_wasmparser(&err, CompileErrorKind::Malformed)
+}
+
+/// Zero value of a local of type `ty`.
+fn zero_value(builder: &mut FunctionBuilder, ty: ValType) -> Value {
+    match ty {
+        ValType::I32 => builder.ins().iconst(types::I32, 0),
+        ValType::I64 | ValType::FuncRef | ValType::ExternRef => builder.ins().iconst(types::I64, 0),
+        ValType::F32 => builder.ins().f32const(0.0),
+        ValType::F64 => builder.ins().f64const(0.0),
+        ValType::V128 => {
+            let c = builder.func.dfg.constants.insert(vec![0u8; 16].into());
+            builder.ins().vconst(types::I8X16, c)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn translate_body(
+    func: &mut ir::Function,
+    fctx: &mut FunctionBuilderContext,
+    validator: &mut FuncValidator<ValidatorResources>,
+    body: &wasmparser::FunctionBody<'_>,
+    info: &ModuleInfo,
+    raw_ids: &[u32],
+    isa: &dyn TargetIsa,
+    opts: &CompileOptions,
+) -> Result<(), CompileError> {
+    let func_index = validator.index();
+    let ty = info.func_type(func_index);
+    let mut builder = FunctionBuilder::new(func, fctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let params = builder.block_params(entry).to_vec();
+    let vmctx = params[0];
+
+    // Stack limit: vmctx->runtime->stack_limit, checked in the prologue.
+    let vmctx_gv = builder.create_global_value(GlobalValueData::VMContext);
+    let frozen = builder
+        .func
+        .dfg
+        .mem_flags
+        .insert_unchecked(MemFlagsData::trusted().with_readonly());
+    let runtime = builder.create_global_value(GlobalValueData::Load {
+        base: vmctx_gv,
+        offset: VMContextLayout::RUNTIME.into(),
+        global_type: types::I64,
+        flags: frozen,
+    });
+    let mutable = builder
+        .func
+        .dfg
+        .mem_flags
+        .insert_unchecked(MemFlagsData::trusted());
+    let stack_limit = builder.create_global_value(GlobalValueData::Load {
+        base: runtime,
+        offset: VMContextLayout::RUNTIME_STACK_LIMIT.into(),
+        global_type: types::I64,
+        flags: mutable,
+    });
+    builder.func.stack_limit = Some(stack_limit);
+
+    let mut state = State::new(ty.results.len());
+    for (param, value) in ty.params.iter().zip(&params[1..]) {
+        let var = builder.declare_var(ir_type(*param));
+        builder.def_var(var, *value);
+        state.locals.push(var);
+    }
+    let mut locals = body.get_locals_reader().map_err(malformed)?;
+    for _ in 0..locals.get_count() {
+        let offset = locals.original_position();
+        let (count, wasm_ty) = locals.read().map_err(malformed)?;
+        validator
+            .define_locals(offset as u64, count, wasm_ty)
+            .map_err(|e| CompileError::from_wasmparser(&e, CompileErrorKind::Invalid))?;
+        let local_ty = val_type(wasm_ty, offset as usize)?;
+        let zero = zero_value(&mut builder, local_ty);
+        for _ in 0..count {
+            let var = builder.declare_var(ir_type(local_ty));
+            builder.def_var(var, zero);
+            state.locals.push(var);
+        }
+    }
+
+    // The function body is a block whose exit returns.
+    let results: Vec<_> = ty.results.iter().map(|t| ir_type(*t)).collect();
+    let exit = builder.create_block();
+    for t in &results {
+        builder.append_block_param(exit, *t);
+    }
+    state.frames.push(ControlFrame {
+        kind: FrameKind::Block,
+        destination: exit,
+        num_params: 0,
+        num_results: results.len(),
+        original_stack_size: 0,
+        exit_reachable: false,
+    });
+
+    let mut env = FuncEnv::new(
+        info,
+        raw_ids,
+        opts.explicit_bounds_checks,
+        isa.default_call_conv(),
+        vmctx,
+    );
+    let mut reader = wasmparser::OperatorsReader::new(locals.get_binary_reader());
+    while !reader.eof() {
+        let (op, offset) = reader.read_with_offset().map_err(malformed)?;
+        let offset = offset as usize;
+        validator.op(offset as u64, &op).map_err(|e| {
+            CompileError::new(
+                CompileErrorKind::Invalid,
+                Some(e.offset() as usize),
+                format!("{} (operator `{}`)", e.message(), operator_name(&op)),
+            )
+        })?;
+        if state.frames.is_empty() {
+            // Validation rejects operators after the final `end`; be defensive anyway.
+            return Err(CompileError::new(
+                CompileErrorKind::Invalid,
+                Some(offset),
+                "operators remaining after end of function",
+            ));
+        }
+        code::translate_operator(&op, offset, &mut builder, &mut state, &mut env)?;
+    }
+    reader.finish().map_err(malformed)?;
+    if !state.frames.is_empty() {
+        return Err(CompileError::new(
+            CompileErrorKind::Malformed,
+            Some(reader.original_position() as usize),
+            "function body ends before its final `end`",
+        ));
+    }
+    builder.finalize(isa.frontend_config());
+    Ok(())
+}
