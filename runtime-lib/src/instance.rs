@@ -906,7 +906,12 @@ impl InstanceHandle {
                     funcs.push(ImportedFunc::Wasm(func_ref, f.instance.clone()));
                 }
                 (ImportKind::Func { type_index }, Extern::HostFunc(h)) => {
-                    if h.ty != info.types[*type_index as usize] || h.code.is_null() {
+                    // A C function returns at most one value (the host stub of a
+                    // multi-value import only traps).
+                    if h.ty != info.types[*type_index as usize]
+                        || h.ty.results.len() > 1
+                        || h.code.is_null()
+                    {
                         return Err(incompatible());
                     }
                     funcs.push(ImportedFunc::Host(h.code));
