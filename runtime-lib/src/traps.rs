@@ -87,14 +87,34 @@ impl TrapInfo {
         self.message.as_deref().unwrap_or(self.trap.message())
     }
 
-    /// The report printed by executables: `wasm trap: ...`, then the backtrace.
+    /// The report printed by executables: `wasm trap: ...`, then the backtrace, one
+    /// frame per line. Runs of more than three identical frames (deep recursion) are
+    /// shortened to their first and last frame around a count.
     pub fn report(&self) -> String {
         let mut out = format!("wasm trap: {}\n", self.message());
-        if !self.backtrace.is_empty() {
-            out.push_str("wasm backtrace:\n");
-            for (i, frame) in self.backtrace.iter().enumerate() {
-                out.push_str(&format!("    {i}: {frame}\n"));
+        if self.backtrace.is_empty() {
+            return out;
+        }
+        out.push_str("wasm backtrace:\n");
+        let frames = &self.backtrace;
+        let mut i = 0;
+        while i < frames.len() {
+            let run = frames[i..].iter().take_while(|f| **f == frames[i]).count();
+            if run > 3 {
+                let last = i + run - 1;
+                out.push_str(&format!("    {i}: {}\n", frames[i]));
+                out.push_str(&format!(
+                    "       ... {} more frames of {} ...\n",
+                    run - 2,
+                    frames[i]
+                ));
+                out.push_str(&format!("    {last}: {}\n", frames[last]));
+            } else {
+                for (k, frame) in frames[i..i + run].iter().enumerate() {
+                    out.push_str(&format!("    {}: {frame}\n", i + k));
+                }
             }
+            i += run;
         }
         out
     }
@@ -940,6 +960,31 @@ mod tests {
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))
+    }
+
+    #[test]
+    fn report_shortens_recursion() {
+        let mut backtrace = vec!["m!f".to_string(); 6];
+        backtrace.push("m!main".to_string());
+        let info = TrapInfo {
+            trap: Trap::StackOverflow,
+            pc: 1,
+            backtrace,
+            message: None,
+        };
+        assert_eq!(
+            info.report(),
+            "wasm trap: call stack exhausted\nwasm backtrace:\n    0: m!f\n       \
+             ... 4 more frames of m!f ...\n    5: m!f\n    6: m!main\n"
+        );
+        let short = TrapInfo {
+            backtrace: vec!["m!f".into(), "m!f".into(), "m!g".into()],
+            ..info
+        };
+        assert_eq!(
+            short.report(),
+            "wasm trap: call stack exhausted\nwasm backtrace:\n    0: m!f\n    1: m!f\n    2: m!g\n"
+        );
     }
 
     #[test]
