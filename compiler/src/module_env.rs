@@ -141,7 +141,6 @@ impl<'a> ModuleEnv<'a> {
                 for import in reader.into_imports_with_offsets() {
                     let (offset, import) = import.map_err(malformed)?;
                     let offset = offset as usize;
-                    let offset = offset as usize;
                     let kind = match import.ty {
                         TypeRef::Func(type_index) | TypeRef::FuncExact(type_index) => {
                             info.functions.push(type_index);

@@ -238,7 +238,7 @@ fn translate_body(
         let offset = locals.original_position();
         let (count, wasm_ty) = locals.read().map_err(malformed)?;
         validator
-            .define_locals(offset as u64, count, wasm_ty)
+            .define_locals(offset, count, wasm_ty)
             .map_err(|e| CompileError::from_wasmparser(&e, CompileErrorKind::Invalid))?;
         let local_ty = val_type(wasm_ty, offset as usize)?;
         let zero = zero_value(&mut builder, local_ty);
