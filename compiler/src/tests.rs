@@ -166,7 +166,13 @@ fn kitchen_sink_compiles_for_every_target() {
 
 #[test]
 fn object_has_descriptor_and_named_symbols() {
-    let m = compile_wat(KITCHEN_SINK, &opts("x86_64-unknown-linux-gnu")).unwrap();
+    for triple in TRIPLES {
+        check_object(triple);
+    }
+}
+
+fn check_object(triple: &str) {
+    let m = compile_wat(KITCHEN_SINK, &opts(triple)).unwrap();
     let file = object::File::parse(&*m.object).unwrap();
     let names: Vec<String> = file
         .symbols()
