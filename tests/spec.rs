@@ -25,6 +25,8 @@ struct Outcome {
     passed: u64,
     failed: u64,
     skipped: u64,
+    /// The harness skipped the whole file (it printed a `(skipped: reason)`).
+    file_skipped: bool,
 }
 
 fn suite_dir() -> PathBuf {
@@ -36,7 +38,9 @@ fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec-testsuite")
 }
 
-/// Parses `path  fail|skip  reason` lines; `#` starts a comment line.
+/// Parses `path  fail|skip  reason` lines; `#` starts a comment line. `skip` entries
+/// may contain one `*` wildcard (a proposal's files); `fail` entries name one file
+/// each, so that a new failure never hides behind a pattern.
 fn read_expectations(path: &Path) -> BTreeMap<String, (Expected, String)> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -46,10 +50,10 @@ fn read_expectations(path: &Path) -> BTreeMap<String, (Expected, String)> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut parts = line.splitn(3, char::is_whitespace);
-        let file = parts.next().unwrap_or("");
-        let kind = parts.next().unwrap_or("");
-        let reason = parts.next().unwrap_or("").trim();
+        let (file, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim_start();
+        let (kind, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let reason = reason.trim();
         let kind = match kind {
             "fail" => Expected::Fail,
             "skip" => Expected::Skip,
@@ -59,6 +63,12 @@ fn read_expectations(path: &Path) -> BTreeMap<String, (Expected, String)> {
                 n + 1
             ),
         };
+        assert!(
+            kind == Expected::Skip || !file.contains('*'),
+            "{}:{}: only skip entries may use a wildcard",
+            path.display(),
+            n + 1
+        );
         assert!(
             !reason.is_empty(),
             "{}:{}: the entry for {file} has no reason",
@@ -76,12 +86,41 @@ fn read_expectations(path: &Path) -> BTreeMap<String, (Expected, String)> {
     map
 }
 
+/// Does `file` match `pattern` (with at most one `*`)?
+fn matches(pattern: &str, file: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == file,
+        Some((prefix, suffix)) => {
+            file.len() >= prefix.len() + suffix.len()
+                && file.starts_with(prefix)
+                && file.ends_with(suffix)
+        }
+    }
+}
+
+/// The expectation entry for `file`, if any.
+fn lookup<'a>(
+    expectations: &'a BTreeMap<String, (Expected, String)>,
+    file: &str,
+) -> Option<(&'a String, Expected)> {
+    expectations
+        .iter()
+        .find(|(pattern, _)| matches(pattern, file))
+        .map(|(pattern, (kind, _))| (pattern, *kind))
+}
+
 /// Parses the harness's `<file>: N passed, M failed, K skipped[ (skipped: ...)]` lines.
 fn parse_summary(line: &str) -> Option<(String, Outcome)> {
     if line.starts_with(char::is_whitespace) {
         return None;
     }
-    let (file, rest) = line.rsplit_once(": ")?;
+    // The file name ends at the first ": " followed by the counts (a skip reason
+    // after the counts may contain ": " too).
+    let (at, _) = line
+        .match_indices(": ")
+        .find(|(i, _)| line[i + 2..].starts_with(|c: char| c.is_ascii_digit()))?;
+    let (file, rest) = (&line[..at], &line[at + 2..]);
+    let file_skipped = rest.contains(" (skipped: ");
     let rest = rest.split(" (skipped:").next()?;
     let mut numbers = rest.split(", ").map(|part| {
         let (n, _) = part.split_once(' ')?;
@@ -96,6 +135,7 @@ fn parse_summary(line: &str) -> Option<(String, Outcome)> {
             passed,
             failed,
             skipped,
+            file_skipped,
         },
     ))
 }
@@ -139,9 +179,21 @@ fn spec_testsuite() {
     );
 
     let mut problems = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
     for (file, outcome) in &outcomes {
-        let is_skip = outcome.skipped > 0 && outcome.passed == 0 && outcome.failed == 0;
-        match (expectations.get(file), outcome.failed > 0, is_skip) {
+        let is_skip = outcome.file_skipped;
+        if !is_skip && outcome.skipped > 0 {
+            // The harness skips whole files only, never single directives.
+            problems.push(format!(
+                "{file}: {} directives skipped in a file that was not skipped",
+                outcome.skipped
+            ));
+        }
+        let entry = lookup(&expectations, file);
+        if let Some((pattern, _)) = entry {
+            used.insert(pattern.clone());
+        }
+        match (entry.map(|(_, kind)| kind), outcome.failed > 0, is_skip) {
             (None, false, false) => {}
             (None, true, _) => problems.push(format!(
                 "{file}: unexpected failure ({} failed, {} passed)",
@@ -150,23 +202,25 @@ fn spec_testsuite() {
             (None, false, true) => problems.push(format!(
                 "{file}: skipped by the harness but not listed as skipped"
             )),
-            (Some((Expected::Fail, _)), true, _) => {}
-            (Some((Expected::Skip, _)), false, true) => {}
-            (Some((Expected::Fail, _)), false, true) => problems.push(format!(
+            (Some(Expected::Fail), true, _) => {}
+            (Some(Expected::Skip), false, true) => {}
+            (Some(Expected::Fail), false, true) => problems.push(format!(
                 "{file}: listed as failing but now skipped: list it as skipped"
             )),
-            (Some((Expected::Fail | Expected::Skip, _)), false, false) => problems.push(format!(
+            (Some(Expected::Fail | Expected::Skip), false, false) => problems.push(format!(
                 "{file}: now passes: remove it from the list"
             )),
-            (Some((Expected::Skip, _)), true, _) => problems.push(format!(
+            (Some(Expected::Skip), true, _) => problems.push(format!(
                 "{file}: listed as skipped but runs and fails ({} failed): list it as failing with the reason",
                 outcome.failed
             )),
         }
     }
-    for file in expectations.keys() {
-        if !outcomes.contains_key(file) {
-            problems.push(format!("{file}: listed but not in the suite's results"));
+    for pattern in expectations.keys() {
+        if !used.contains(pattern) {
+            problems.push(format!(
+                "{pattern}: listed but matches no file of the suite"
+            ));
         }
     }
     let last = stdout.lines().last().unwrap_or("");

@@ -108,6 +108,19 @@ pub fn run(inputs: &[PathBuf]) -> Result<ExitCode> {
     })
 }
 
+/// Prints one line of the report. When stdout is gone (`wasmc wast ... | head`) there
+/// is nobody left to report to: exit quietly instead of panicking.
+fn out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(1);
+    }
+}
+
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.trim().parse().ok()
 }
@@ -153,12 +166,15 @@ fn print_file(path: &Path, r: &FileResult, shown: usize) {
     if let Some(reason) = &r.skip_reason {
         line.push_str(&format!(" (skipped: {reason})"));
     }
-    println!("{line}");
+    out(format_args!("{line}"));
     for failure in r.failures.iter().take(shown) {
-        println!("    {failure}");
+        out(format_args!("    {failure}"));
     }
     if r.failures.len() > shown {
-        println!("    ... and {} more failures", r.failures.len() - shown);
+        out(format_args!(
+            "    ... and {} more failures",
+            r.failures.len() - shown
+        ));
     }
 }
 

@@ -211,6 +211,75 @@ mod tests {
         classify(Path::new(p))
     }
 
+    /// A small module that needs each proposal (`None` where no module of the
+    /// proposal can be written without another unsupported one).
+    fn representative(p: Proposal) -> Option<&'static str> {
+        Some(match p {
+            Proposal::Core2 | Proposal::Annotations => {
+                "(module (func (result i32) (i32.extend8_s (i32.const 1))))"
+            }
+            Proposal::MultiMemory => "(module (memory 1) (memory 1))",
+            Proposal::Memory64 => "(module (memory i64 1))",
+            Proposal::TailCall => "(module (func $f return_call $f))",
+            Proposal::FunctionReferences => {
+                "(module (type $t (func)) (func (param (ref null $t))))"
+            }
+            Proposal::Gc => "(module (type (struct (field i32))))",
+            Proposal::ExceptionHandling => "(module (tag))",
+            Proposal::LegacyExceptions | Proposal::CustomDescriptors => return None,
+            Proposal::RelaxedSimd => {
+                "(module (func (param v128 v128 v128) (result v128)
+                   (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))))"
+            }
+            Proposal::Threads => "(module (memory 1 1 shared))",
+            Proposal::WideArithmetic => {
+                "(module (func (param i64 i64 i64 i64) (result i64 i64)
+                   (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"
+            }
+            Proposal::CustomPageSizes => "(module (memory 1 (pagesize 1)))",
+        })
+    }
+
+    /// The declared list must match what the compiler actually accepts, so that a
+    /// proposal the compiler learns is no longer skipped (and one it drops is).
+    #[test]
+    fn declared_support_matches_the_compiler() {
+        use wasmc_compiler::{CompileErrorKind, CompileOptions, compile};
+        let all = [
+            Proposal::Core2,
+            Proposal::MultiMemory,
+            Proposal::Memory64,
+            Proposal::TailCall,
+            Proposal::FunctionReferences,
+            Proposal::Gc,
+            Proposal::ExceptionHandling,
+            Proposal::LegacyExceptions,
+            Proposal::RelaxedSimd,
+            Proposal::Threads,
+            Proposal::WideArithmetic,
+            Proposal::CustomPageSizes,
+            Proposal::CustomDescriptors,
+            Proposal::Annotations,
+        ];
+        for p in all {
+            let Some(text) = representative(p) else {
+                continue;
+            };
+            let wasm = wat::parse_str(text).expect("representative module parses");
+            let result = compile(&wasm, &CompileOptions::default());
+            match (p.unsupported_reason(), result) {
+                (None, Ok(_)) => {}
+                (Some(_), Err(e)) if e.kind == CompileErrorKind::Unsupported => {}
+                (None, Err(e)) => panic!("{} is declared supported, but: {e}", p.name()),
+                (Some(_), Ok(_)) => panic!(
+                    "{} is declared unsupported, but the compiler accepts it: update the list",
+                    p.name()
+                ),
+                (Some(_), Err(e)) => panic!("{}: unexpected error {e}", p.name()),
+            }
+        }
+    }
+
     #[test]
     fn classifies_by_directory_and_name() {
         assert_eq!(class("proposals/threads/atomic.wast"), Proposal::Threads);

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use wast::lexer::Lexer;
 use wast::parser::{self, ParseBuffer};
-use wast::token::Id;
+use wast::token::{Id, Span};
 use wast::{QuoteWat, Wast, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
 
 use wasmc_abi::{Import, Trap};
@@ -41,7 +42,11 @@ pub fn run(path: &Path) {
         }
     };
     let skip = features::classify(path).unsupported_reason();
-    let buf = match ParseBuffer::new(&text) {
+    // The lexer's "confusing unicode" check is a lint for hand-written sources, not a
+    // rule of the text format: `names.wast` deliberately uses such characters.
+    let mut lexer = Lexer::new(&text);
+    lexer.allow_confusing_unicode(true);
+    let buf = match ParseBuffer::new_with_lexer(lexer) {
         Ok(buf) => buf,
         Err(mut e) => return parse_failure(path, &text, &mut e, skip),
     };
@@ -121,6 +126,8 @@ struct Script<'t> {
     registered: HashMap<String, Exporter>,
     named: HashMap<String, InstanceHandle>,
     current: Option<InstanceHandle>,
+    /// Why there is no current instance: where the last module failed.
+    current_error: Option<String>,
     definitions: HashMap<String, Arc<Module>>,
     last_definition: Option<Arc<Module>>,
 }
@@ -148,6 +155,7 @@ impl<'t> Script<'t> {
             registered,
             named: HashMap::new(),
             current: None,
+            current_error: None,
             definitions: HashMap::new(),
             last_definition: None,
         })
@@ -157,7 +165,7 @@ impl<'t> Script<'t> {
         self.prepare(&mut directives);
         for (index, directive) in directives.into_iter().enumerate() {
             let span = directive.span();
-            let (what, outcome) = self.execute(index, directive);
+            let (what, outcome) = self.execute(index, span, directive);
             match outcome {
                 Ok(()) => Record::Pass.emit(),
                 Err(message) => {
@@ -224,7 +232,12 @@ impl<'t> Script<'t> {
     }
 
     /// Runs one directive; returns a short description of it and the outcome.
-    fn execute(&mut self, index: usize, directive: WastDirective<'_>) -> (String, Check) {
+    fn execute(
+        &mut self,
+        index: usize,
+        span: Span,
+        directive: WastDirective<'_>,
+    ) -> (String, Check) {
         match directive {
             WastDirective::Module(module) => {
                 let name = module.name().map(|id| id.name().to_string());
@@ -240,6 +253,12 @@ impl<'t> Script<'t> {
                 if outcome.is_err() {
                     // Later directives must not silently run against an older module.
                     self.current = None;
+                    let (line, col) = span.linecol_in(self.text);
+                    self.current_error = Some(format!(
+                        "no current module: the module at {}:{} failed",
+                        line + 1,
+                        col + 1
+                    ));
                 }
                 (what, outcome)
             }
@@ -412,10 +431,11 @@ impl<'t> Script<'t> {
                 .get(id.name())
                 .cloned()
                 .ok_or_else(|| format!("unknown module ${}", id.name())),
-            None => self
-                .current
-                .clone()
-                .ok_or_else(|| "no module is instantiated (the last one failed?)".to_string()),
+            None => self.current.clone().ok_or_else(|| {
+                self.current_error
+                    .clone()
+                    .unwrap_or_else(|| "no module has been instantiated".to_string())
+            }),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The `spectest` host module every spec script may import from: print functions,
-//! four immutable globals, a table and a memory, as the reference interpreter
+//! four immutable globals, a table (and its 64-bit twin) and a memory, as the reference interpreter
 //! defines them. One set is created per script, so state written through the shared
 //! table or memory is seen by every module of the script, as the tests expect.
 
@@ -71,6 +71,17 @@ pub fn exports() -> Result<HashMap<String, Extern>, String> {
         Val::FuncRef(0),
     )?;
     map.insert("table".into(), Extern::Table(table));
+    // WebAssembly 3.0's `spectest` also has a 64-bit table (memory64 proposal).
+    let table64 = TableHandle::new(
+        TableType {
+            element: ValType::FuncRef,
+            minimum: 10,
+            maximum: Some(20),
+            table64: true,
+        },
+        Val::FuncRef(0),
+    )?;
+    map.insert("table64".into(), Extern::Table(table64));
     let memory = MemoryHandle::new(MemoryType {
         minimum: 1,
         maximum: Some(2),

@@ -88,11 +88,11 @@ fn matches(expected: &WastRetCore<'_>, actual: &Val) -> Result<bool, String> {
                     format!("unsupported expectation: ref.null {h:?} (GC proposal)")
                 })?),
             };
-            match (kind, actual) {
-                (None | Some(RefKind::Func), Val::FuncRef(0)) => true,
-                (None | Some(RefKind::Extern), Val::ExternRef(0)) => true,
-                _ => false,
-            }
+            matches!(
+                (kind, actual),
+                (None | Some(RefKind::Func), Val::FuncRef(0))
+                    | (None | Some(RefKind::Extern), Val::ExternRef(0))
+            )
         }
         // Any non-null function reference: a funcref does not reveal which function
         // it is without calling it (wasmtime checks the same way).
