@@ -97,10 +97,10 @@ pub fn run(inputs: &[PathBuf]) -> Result<ExitCode> {
             }
         }
     });
-    println!(
+    out(format_args!(
         "{} passed, {} failed, {} skipped",
         totals.0, totals.1, totals.2
-    );
+    ));
     Ok(if totals.1 == 0 {
         ExitCode::SUCCESS
     } else {

@@ -26,7 +26,12 @@ pub fn arg(arg: &WastArg<'_>) -> Result<Val, String> {
         WastArgCore::RefNull(heap) => match null_kind(heap) {
             Some(RefKind::Func) => Val::FuncRef(0),
             Some(RefKind::Extern) => Val::ExternRef(0),
-            None => return Err(format!("unsupported argument: ref.null {heap:?}")),
+            None => {
+                return Err(format!(
+                    "unsupported argument: ref.null {}",
+                    heap_name(heap)
+                ));
+            }
         },
         WastArgCore::RefExtern(n) => Val::ExternRef(extern_word(*n)),
         WastArgCore::RefHost(_) => {
@@ -53,6 +58,39 @@ fn null_kind(heap: &HeapType<'_>) -> Option<RefKind> {
         // A null of a concrete type index is a null function reference in the
         // typed-function-references proposal; wasmc has no concrete reference types.
         _ => None,
+    }
+}
+
+/// A heap type in the text format's words.
+fn heap_name(heap: &HeapType<'_>) -> String {
+    match heap {
+        HeapType::Abstract { shared, ty } => {
+            let name = match ty {
+                AbstractHeapType::Func => "func",
+                AbstractHeapType::Extern => "extern",
+                AbstractHeapType::Exn => "exn",
+                AbstractHeapType::Cont => "cont",
+                AbstractHeapType::Any => "any",
+                AbstractHeapType::Eq => "eq",
+                AbstractHeapType::Struct => "struct",
+                AbstractHeapType::Array => "array",
+                AbstractHeapType::I31 => "i31",
+                AbstractHeapType::NoFunc => "nofunc",
+                AbstractHeapType::NoExtern => "noextern",
+                AbstractHeapType::None => "none",
+                AbstractHeapType::NoExn => "noexn",
+                AbstractHeapType::NoCont => "nocont",
+            };
+            if *shared {
+                format!("(shared {name})")
+            } else {
+                name.to_string()
+            }
+        }
+        HeapType::Concrete(index) | HeapType::Exact(index) => match index {
+            wast::token::Index::Num(n, _) => n.to_string(),
+            wast::token::Index::Id(id) => format!("${}", id.name()),
+        },
     }
 }
 
@@ -85,7 +123,10 @@ fn matches(expected: &WastRetCore<'_>, actual: &Val) -> Result<bool, String> {
             let kind = match heap {
                 None => None,
                 Some(h) => Some(null_kind(h).ok_or_else(|| {
-                    format!("unsupported expectation: ref.null {h:?} (GC proposal)")
+                    format!(
+                        "unsupported expectation: ref.null {} (GC proposal)",
+                        heap_name(h)
+                    )
                 })?),
             };
             matches!(
@@ -224,7 +265,7 @@ fn show_expected(e: &WastRetCore<'_>) -> String {
             V128Pattern::F64x2(l) => format!("v128.const f64x2 {}", join(l, nan64)),
         },
         WastRetCore::RefNull(None) => "ref.null".into(),
-        WastRetCore::RefNull(Some(h)) => format!("ref.null {h:?}"),
+        WastRetCore::RefNull(Some(h)) => format!("ref.null {}", heap_name(h)),
         WastRetCore::RefExtern(None) => "ref.extern".into(),
         WastRetCore::RefExtern(Some(n)) => format!("ref.extern {n}"),
         WastRetCore::RefHost(n) => format!("ref.host {n}"),
