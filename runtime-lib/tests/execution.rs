@@ -779,3 +779,61 @@ fn instantiation_is_fast() {
     eprintln!("instantiate + drop: {per:?}");
     assert!(per < std::time::Duration::from_millis(1), "{per:?}");
 }
+
+#[test]
+fn command_entry_exit_statuses() {
+    use wasmc_runtime::entry::{TRAP_EXIT_STATUS, USAGE_EXIT_STATUS, run_command};
+    let run = |wat: &str, args: &[&str]| {
+        run_command(
+            load(wat),
+            "prog".into(),
+            args.iter().map(Into::into).collect(),
+        )
+    };
+    assert_eq!(run(r#"(module (func (export "_start")))"#, &[]), 0);
+    assert_eq!(
+        run(r#"(module (func (export "_start") unreachable))"#, &[]),
+        TRAP_EXIT_STATUS
+    );
+    assert_eq!(
+        run(r#"(module (func $s unreachable) (start $s))"#, &[]),
+        TRAP_EXIT_STATUS
+    );
+    // A reactor: `_initialize` runs (and may trap), then the missing `_start` is an
+    // error.
+    assert_eq!(run(r#"(module (func (export "_initialize")))"#, &[]), 1);
+    assert_eq!(
+        run(r#"(module (func (export "_initialize") unreachable))"#, &[]),
+        TRAP_EXIT_STATUS
+    );
+    assert_eq!(
+        run(r#"(module (func (export "_start") (param i32)))"#, &[]),
+        1
+    );
+    // Imports outside WASI cannot be satisfied.
+    assert_eq!(
+        run(
+            r#"(module (import "env" "f" (func)) (func (export "_start")))"#,
+            &[]
+        ),
+        1
+    );
+    // Imports that WASI provides are resolved.
+    assert_eq!(
+        run(
+            r#"(module
+              (import "wasi_snapshot_preview1" "sched_yield" (func $y (result i32)))
+              (func (export "_start") (drop (call $y))))"#,
+            &[]
+        ),
+        0
+    );
+    // A bad runtime option.
+    assert_eq!(
+        run(
+            r#"(module (func (export "_start")))"#,
+            &["--dir", "/nonexistent/wasmc-test-dir"]
+        ),
+        USAGE_EXIT_STATUS
+    );
+}
