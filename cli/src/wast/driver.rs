@@ -55,6 +55,10 @@ pub fn run(inputs: &[PathBuf]) -> Result<ExitCode> {
         .max(1);
     let timeout = Duration::from_secs(env_number(TIMEOUT_ENV).unwrap_or(DEFAULT_TIMEOUT_SECS));
     let shown = env_number(SHOW_ENV).map_or(DEFAULT_SHOWN_FAILURES, |n| n as usize);
+    let scratch = tempfile::Builder::new()
+        .prefix("wasmc-wast-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
 
     // Largest files first, so that a big file does not start last and finish alone.
     let mut order: Vec<usize> = (0..files.len()).collect();
@@ -71,11 +75,12 @@ pub fn run(inputs: &[PathBuf]) -> Result<ExitCode> {
         for _ in 0..jobs.min(files.len()) {
             let tx = tx.clone();
             let (next, order, files, exe) = (&next, &order, &files, &exe);
+            let scratch = scratch.path();
             scope.spawn(move || {
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&index) = order.get(k) else { break };
-                    let result = run_worker(exe, &files[index], timeout);
+                    let result = run_worker(exe, &files[index], scratch, timeout);
                     if tx.send((index, result)).is_err() {
                         break;
                     }
@@ -179,12 +184,12 @@ fn print_file(path: &Path, r: &FileResult, shown: usize) {
 }
 
 /// Runs one file in a worker process and gathers its records.
-fn run_worker(exe: &Path, file: &Path, timeout: Duration) -> FileResult {
+fn run_worker(exe: &Path, file: &Path, scratch: &Path, timeout: Duration) -> FileResult {
     let mut result = FileResult::default();
     let spawned = Command::new(exe)
         .arg("wast")
         .arg(file)
-        .env(WORKER_ENV, "1")
+        .env(WORKER_ENV, scratch)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -28,7 +28,9 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-/// Set in a worker process's environment: run the single given file in-process.
+/// Set in a worker process's environment: run the single given file in-process. The
+/// value is the driver's scratch directory, where the worker puts its shared objects
+/// (so that the driver removes them even when it had to kill the worker).
 const WORKER_ENV: &str = "WASMC_WAST_WORKER";
 
 /// Entry point of the `wasmc wast` subcommand.
@@ -40,8 +42,9 @@ pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
         bail!("a wast worker runs exactly one file, got {}", files.len());
     };
     let file = file.clone();
+    let scratch = std::env::var_os(WORKER_ENV).map(PathBuf::from);
     // Wasm runs on a thread with the runtime's known stack size, so that the stack
     // limit (and `assert_exhaustion`) behaves as in a compiled executable.
-    wasmc_runtime::traps::run_on_wasm_stack(move || script::run(&file))?;
+    wasmc_runtime::traps::run_on_wasm_stack(move || script::run(&file, scratch.as_deref()))?;
     Ok(ExitCode::SUCCESS)
 }

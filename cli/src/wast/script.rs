@@ -30,8 +30,10 @@ use super::protocol::Record;
 use super::spectest;
 use super::values;
 
-/// Runs one script file, emitting records (always ending with `Done`).
-pub fn run(path: &Path) {
+/// Runs one script file, emitting records (always ending with `Done`). Shared
+/// objects go to a new directory inside `scratch` (or the system's temporary
+/// directory), removed when the script ends.
+pub fn run(path: &Path, scratch: Option<&Path>) {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -61,7 +63,7 @@ pub fn run(path: &Path) {
         Record::Done.emit();
         return;
     }
-    match Script::new(path, &text) {
+    match Script::new(path, &text, scratch) {
         Ok(mut script) => script.run(wast.directives),
         Err(e) => {
             for _ in 0..wast.directives.len().max(1) {
@@ -133,11 +135,14 @@ struct Script<'t> {
 }
 
 impl<'t> Script<'t> {
-    fn new(path: &Path, text: &'t str) -> Result<Script<'t>, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("wasmc-wast-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    fn new(path: &Path, text: &'t str, scratch: Option<&Path>) -> Result<Script<'t>, String> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("wasmc-wast-");
+        let dir = match scratch.filter(|d| d.is_dir()) {
+            Some(scratch) => builder.tempdir_in(scratch),
+            None => builder.tempdir(),
+        }
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
         let mut registered = HashMap::new();
         registered.insert(
             "spectest".to_string(),
