@@ -309,6 +309,15 @@ fn harness_reports_each_kind_of_mismatch() {
   (func (export "g") (result i32) (global.get 0)))
 (assert_return (invoke "g") (i32.const 666))
 (assert_trap (module (func $s unreachable) (start $s)) "unreachable")
+(assert_trap (module (func $s) (start $s)) "unreachable") ;; FAIL
+(module definition $D (global (export "g") (mut i32) (i32.const 5))
+  (func (export "inc") (global.set 0 (i32.add (global.get 0) (i32.const 1)))))
+(module instance $I1 $D)
+(module instance $I2 $D)
+(invoke $I1 "inc")
+(assert_return (get $I1 "g") (i32.const 6))
+(assert_return (get $I2 "g") (i32.const 5))
+(assert_return (get $I2 "g") (i32.const 6)) ;; FAIL
 (module (func (export "missing-import-later") (result i32) (i32.const 0)))
 (module (import "nowhere" "f" (func))) ;; FAIL
 (assert_return (invoke "missing-import-later") (i32.const 0)) ;; FAIL
