@@ -188,6 +188,8 @@ fn run_worker(exe: &Path, file: &Path, scratch: &Path, timeout: Duration) -> Fil
     let mut result = FileResult::default();
     let spawned = Command::new(exe)
         .arg("wast")
+        // A file name starting with `-` must not be taken for an option.
+        .arg("--")
         .arg(file)
         .env(WORKER_ENV, scratch)
         .stdin(Stdio::null())
