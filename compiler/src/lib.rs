@@ -220,16 +220,31 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
     result.map_err(|err| classify(err, wasm))
 }
 
-/// wasmc validates with exactly the features it implements. A module rejected for
-/// using a feature that is not enabled (threads, exceptions, GC, ...) is valid wasm
-/// that wasmc does not support: report it as such rather than as invalid.
+/// Decides the kind of a compilation error.
+///
+/// * `Unsupported`: translation stops at the first construct wasmc does not compile,
+///   possibly before a later part of the module that is invalid. An invalid module
+///   must be reported as invalid, so the whole module is validated first.
+/// * `Invalid`: wasmc validates against WebAssembly 3.0 (see `module_env::features`).
+///   A module rejected only because it uses a proposal beyond that (wide arithmetic,
+///   custom page sizes, ...) is valid wasm that wasmc does not support: report it as
+///   such rather than as invalid.
 fn classify(mut err: CompileError, wasm: &[u8]) -> CompileError {
-    if err.kind == CompileErrorKind::Invalid
-        && wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
-            .validate_all(wasm)
-            .is_ok()
-    {
-        err.kind = CompileErrorKind::Unsupported;
+    match err.kind {
+        CompileErrorKind::Unsupported => {
+            if let Err(invalid) = module_env::validate(wasm) {
+                return invalid;
+            }
+        }
+        CompileErrorKind::Invalid => {
+            if wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+                .validate_all(wasm)
+                .is_ok()
+            {
+                err.kind = CompileErrorKind::Unsupported;
+            }
+        }
+        CompileErrorKind::Malformed | CompileErrorKind::Target => {}
     }
     err
 }

@@ -296,6 +296,59 @@ fn unsupported_features_and_targets() {
     }
 }
 
+/// WebAssembly 3.0 validation: what 3.0 allows compiles (or is unsupported, never
+/// invalid), and an invalid module stays invalid even when translation would stop
+/// earlier at an unsupported construct.
+#[test]
+fn validates_with_wasm3_rules() {
+    let d = CompileOptions::default();
+    // 3.0 allows `global.get` of an immutable defined global in constant expressions.
+    compile_wat(
+        "(module (global $a i32 (i32.const 1)) (global i32 (global.get $a))
+           (memory 1) (data (global.get $a) \"x\"))",
+        &d,
+    )
+    .unwrap();
+    for (wat, what) in [
+        ("(module (type (struct (field i32))))", "struct"),
+        (
+            "(module (rec (type (func)) (type (func))))",
+            "recursive type groups",
+        ),
+        ("(module (type (sub (func))))", "subtypes"),
+        (
+            "(module (func (result i32) (ref.is_null (ref.i31 (i32.const 1)))))",
+            "RefI31",
+        ),
+        ("(module (memory 1 1 shared))", "shared memories"),
+    ] {
+        let e = compile_wat(wat, &d).unwrap_err();
+        assert_eq!(e.kind, CompileErrorKind::Unsupported, "{wat}: {e}");
+        assert!(e.message.contains(what), "{wat}: {e}");
+    }
+    // The struct type is unsupported, but the body below is invalid: invalid wins.
+    let e = compile_wat(
+        "(module (type (struct)) (func (result i32) (i64.const 0)))",
+        &d,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Invalid, "{e}");
+    // Beyond 3.0: valid with every feature, so unsupported rather than invalid.
+    let e = compile_wat(
+        "(module (func (param i64 i64 i64 i64) (result i64 i64)
+           (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))",
+        &d,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+    // A frame-opening operator in unreachable code must keep `end`s paired.
+    compile_wat(
+        "(module (func (result i32) (unreachable) (try_table (result i32) (i32.const 0)) (drop) (i32.const 1)))",
+        &d,
+    )
+    .unwrap();
+}
+
 #[test]
 fn hostile_inputs_do_not_panic() {
     let wasm = read_input(KITCHEN_SINK.as_bytes()).unwrap();

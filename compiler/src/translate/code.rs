@@ -551,7 +551,12 @@ pub(crate) fn translate_operator(
 /// In unreachable code only the frame structure matters.
 fn translate_unreachable_operator(op: &Operator, builder: &mut FunctionBuilder, state: &mut State) {
     match op {
-        Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+        // Every operator that opens a frame, including ones wasmc does not translate in
+        // reachable code (`try_table`): its `end` must not close an enclosing frame.
+        Operator::Block { .. }
+        | Operator::Loop { .. }
+        | Operator::If { .. }
+        | Operator::TryTable { .. } => {
             state.unreachable_depth += 1;
         }
         Operator::Else if state.unreachable_depth == 0 => translate_else(builder, state),
