@@ -33,12 +33,12 @@ use crate::{CompileError, CompileErrorKind};
 /// * threads: shared memories and atomic operators;
 /// * exception handling: tags, `exnref` and its operators.
 ///
-/// Relaxed SIMD is left out of validation until it is enabled (then it validates and
-/// compiles like any other operator). Anything beyond 3.0 (wide arithmetic, stack
+/// Relaxed SIMD is compiled with one fixed, deterministic choice per operator (see
+/// `translate::simd`). Anything beyond 3.0 (wide arithmetic, stack
 /// switching, custom page sizes, ...) fails validation and is then reported as
 /// unsupported too, because it validates with every feature enabled.
 pub(crate) fn features() -> WasmFeatures {
-    WasmFeatures::WASM3.difference(WasmFeatures::RELAXED_SIMD)
+    WasmFeatures::WASM3
 }
 
 /// Validates the whole module (every section and every function body) without

@@ -63,6 +63,7 @@ impl Proposal {
             | Proposal::MultiMemory
             | Proposal::Memory64
             | Proposal::TailCall
+            | Proposal::RelaxedSimd
             | Proposal::Annotations => None,
             Proposal::FunctionReferences => {
                 Some("typed function references are not supported by wasmc")
@@ -72,7 +73,6 @@ impl Proposal {
             Proposal::LegacyExceptions => {
                 Some("legacy exception handling is not supported by wasmc")
             }
-            Proposal::RelaxedSimd => Some("relaxed SIMD is not supported by wasmc"),
             Proposal::Threads => {
                 Some("threads (shared memory, atomics) are not supported by wasmc")
             }
