@@ -546,3 +546,24 @@ fn print_targets() {
         output.describe()
     );
 }
+
+#[test]
+fn output_is_reproducible() {
+    // Same input, different working and temporary directories: identical bytes (the
+    // scratch paths must not leak into the executable).
+    let input = fixture("copy/copy.wasm");
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let scratch = Scratch::new();
+        let tmp = scratch.path().join("tmp");
+        fs::create_dir(&tmp).unwrap();
+        let output = wasmc_env(
+            &[input.as_os_str(), OsStr::new("-o"), OsStr::new("copy")],
+            scratch.path(),
+            &[("TMPDIR", tmp.as_os_str())],
+        );
+        output.assert_code(0);
+        outputs.push(fs::read(scratch.path().join("copy")).unwrap());
+    }
+    assert!(outputs[0] == outputs[1], "two compilations differ");
+}
