@@ -11,6 +11,9 @@
 //! `native-static-libs` note tells which system libraries the archive needs (cargo
 //! replays it when the archive is fresh).
 //!
+//! Debug info is stripped from the embedded copies when `llvm-strip` or the target's
+//! binutils `strip` is installed (see `copy_stripped`).
+//!
 //! For the musl targets the executable is linked fully statically without any musl
 //! toolchain on the machine: the C runtime objects, `libc.a` and `libunwind.a` that
 //! rustup ships in `lib/rustlib/<T>/lib/self-contained/` are embedded too, and a plain
@@ -119,7 +122,7 @@ fn main() {
         let dest = out_dir.join(triple);
         fs::create_dir_all(&dest).unwrap();
         let archive_copy = dest.join("libwasmc_runtime.a");
-        copy(&archive, &archive_copy);
+        copy_stripped(&archive, &archive_copy, triple);
 
         // The musl link is done without a musl toolchain: embed the C runtime objects
         // and static libraries rustup ships for the target.
@@ -135,7 +138,7 @@ fn main() {
             names.sort();
             for name in names {
                 let copy_path = dest.join(&name);
-                copy(&self_contained.join(&name), &copy_path);
+                copy_stripped(&self_contained.join(&name), &copy_path, triple);
                 support.push((name, copy_path));
             }
         }
@@ -327,12 +330,44 @@ fn watch_tree(dir: &Path) {
     }
 }
 
-fn copy(from: &Path, to: &Path) {
-    // Only rewrite when the content changed, so that include_bytes! does not force a
-    // recompile of wasmc after a no-op runtime build.
-    if fs::read(to).ok() == fs::read(from).ok() {
-        return;
+/// Copies `from` to `to` without debug info when a strip tool for the target is
+/// available (the archives shrink to less than half; executables are linked with
+/// `--strip-debug` anyway, so they are the same either way). Only rewrites `to` when
+/// the content changed, so that include_bytes! does not force a recompile of wasmc
+/// after a no-op runtime build.
+fn copy_stripped(from: &Path, to: &Path, triple: &str) {
+    let staging = to.with_extension("staging");
+    fs::copy(from, &staging)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), staging.display()));
+    if let Some(strip) = strip_tool(triple) {
+        let stripped = Command::new(&strip)
+            .arg("--strip-debug")
+            .arg(&staging)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            // A failed strip may leave a damaged file: start again from the original.
+            fs::copy(from, &staging).unwrap_or_else(|e| {
+                panic!("copying {} to {}: {e}", from.display(), staging.display())
+            });
+        }
     }
-    fs::copy(from, to)
-        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+    if fs::read(to).ok() == fs::read(&staging).ok() {
+        fs::remove_file(&staging).unwrap();
+    } else {
+        fs::rename(&staging, to).unwrap_or_else(|e| panic!("renaming to {}: {e}", to.display()));
+    }
+}
+
+/// `llvm-strip` (any architecture) or the target's binutils `strip`, if installed.
+fn strip_tool(triple: &str) -> Option<PathBuf> {
+    let arch = triple.split('-').next().unwrap_or_default();
+    let path = env::var_os("PATH")?;
+    ["llvm-strip".to_string(), format!("{arch}-linux-gnu-strip")]
+        .into_iter()
+        .find_map(|name| {
+            env::split_paths(&path)
+                .map(|dir| dir.join(&name))
+                .find(|p| p.is_file())
+        })
 }
