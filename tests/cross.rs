@@ -311,9 +311,8 @@ fn x86_64_musl_matches_x86_64_gnu() {
     check_target("x86_64-unknown-linux-musl");
 }
 
-/// A static executable runs with an empty environment and without the system's
-/// libraries being reachable (simulated: no LD_LIBRARY_PATH/PATH, and the dynamic
-/// loader is never consulted because there is no PT_INTERP).
+/// A static executable runs with an empty environment, and in a root directory that
+/// contains nothing else (like an empty `FROM scratch` container).
 #[test]
 fn static_hello_runs_with_empty_environment() {
     let target = "x86_64-unknown-linux-musl";
@@ -345,4 +344,30 @@ fn static_hello_runs_with_empty_environment() {
     let run = run_command(&mut cmd, RUN_TIMEOUT);
     run.assert_code(0);
     run.assert_stdout(b"Hello, world!\n");
+
+    // The real thing when we may: a root directory holding nothing but the executable
+    // (chroot needs root, which CI containers usually are).
+    let root = scratch.path().join("empty-root");
+    fs::create_dir(&root).unwrap();
+    fs::copy(&exe, root.join("hello")).unwrap();
+    let chroot = find_in_path("chroot");
+    if !is_root() || chroot.is_none() {
+        eprintln!("SKIPPED: the empty-root run needs root and chroot(8)");
+        return;
+    }
+    let mut cmd = Command::new(chroot.unwrap());
+    cmd.arg(&root).arg("/hello").env_clear();
+    let run = run_command(&mut cmd, RUN_TIMEOUT);
+    run.assert_code(0);
+    run.assert_stdout(b"Hello, world!\n");
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|uids| uids.split_whitespace().nth(1))
+            == Some("0")
+    })
 }
