@@ -45,17 +45,11 @@ pub fn check(info: &ModuleInfo) -> Result<(), String> {
 }
 
 fn show_type(ty: &FuncType) -> String {
+    // The Debug names lower-cased (`i32`, `funcref`...): only used in this message, and
+    // independent of the list of value types in wasmc-abi.
     let list = |v: &[ValType]| {
         v.iter()
-            .map(|t| match t {
-                ValType::I32 => "i32",
-                ValType::I64 => "i64",
-                ValType::F32 => "f32",
-                ValType::F64 => "f64",
-                ValType::V128 => "v128",
-                ValType::FuncRef => "funcref",
-                ValType::ExternRef => "externref",
-            })
+            .map(|t| format!("{t:?}").to_lowercase())
             .collect::<Vec<_>>()
             .join(", ")
     };
