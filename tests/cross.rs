@@ -161,7 +161,13 @@ fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Output {
     let name = Path::new(&reference.module)
         .file_stem()
         .expect("module file name");
-    fs::copy(exe, scratch.path().join(name)).unwrap();
+    // A hard link, not a copy: a file this multi-threaded process has just written
+    // can still be open in a child another test thread is forking, and executing it
+    // would then fail with ETXTBSY.
+    let link = scratch.path().join(name);
+    fs::hard_link(exe, &link)
+        .or_else(|_| fs::copy(exe, &link).map(drop))
+        .unwrap();
     let program = Path::new(".").join(name);
     let mut args: Vec<String> = Vec::new();
     for (host, guest) in &reference.dirs {
@@ -349,7 +355,7 @@ fn static_hello_runs_with_empty_environment() {
     // (chroot needs root, which CI containers usually are).
     let root = scratch.path().join("empty-root");
     fs::create_dir(&root).unwrap();
-    fs::copy(&exe, root.join("hello")).unwrap();
+    fs::hard_link(&exe, root.join("hello")).unwrap(); // not a copy: see run_case
     let chroot = find_in_path("chroot");
     if !is_root() || chroot.is_none() {
         eprintln!("SKIPPED: the empty-root run needs root and chroot(8)");
