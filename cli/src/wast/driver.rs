@@ -26,6 +26,13 @@ use super::protocol::Record;
 const JOBS_ENV: &str = "WASMC_WAST_JOBS";
 const TIMEOUT_ENV: &str = "WASMC_WAST_TIMEOUT";
 const SHOW_ENV: &str = "WASMC_WAST_SHOW_FAILURES";
+/// A command (program and arguments, separated by whitespace) that worker processes
+/// are started through: `RUNNER... <wasmc> wast -- FILE`. It is what lets a wasmc
+/// built for another architecture run the suite under an emulator: the driver runs
+/// under `qemu-aarch64`, and re-executing its own aarch64 binary needs the emulator
+/// again (without binfmt_misc, the kernel cannot start it), e.g.
+/// `WASMC_WAST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"`.
+const RUNNER_ENV: &str = "WASMC_WAST_RUNNER";
 
 const DEFAULT_TIMEOUT_SECS: u64 = 300;
 const DEFAULT_SHOWN_FAILURES: usize = 5;
@@ -49,6 +56,11 @@ pub fn run(inputs: &[PathBuf]) -> Result<ExitCode> {
         bail!("no .wast files given");
     }
     let exe = std::env::current_exe().context("cannot locate the wasmc executable")?;
+    let runner: Vec<String> = std::env::var(RUNNER_ENV)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let jobs = env_number(JOBS_ENV)
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -74,13 +86,13 @@ pub fn run(inputs: &[PathBuf]) -> Result<ExitCode> {
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(files.len()) {
             let tx = tx.clone();
-            let (next, order, files, exe) = (&next, &order, &files, &exe);
+            let (next, order, files, exe, runner) = (&next, &order, &files, &exe, &runner);
             let scratch = scratch.path();
             scope.spawn(move || {
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&index) = order.get(k) else { break };
-                    let result = run_worker(exe, &files[index], scratch, timeout);
+                    let result = run_worker(runner, exe, &files[index], scratch, timeout);
                     if tx.send((index, result)).is_err() {
                         break;
                     }
@@ -183,10 +195,25 @@ fn print_file(path: &Path, r: &FileResult, shown: usize) {
     }
 }
 
-/// Runs one file in a worker process and gathers its records.
-fn run_worker(exe: &Path, file: &Path, scratch: &Path, timeout: Duration) -> FileResult {
+/// Runs one file in a worker process (started through `runner`, when not empty) and
+/// gathers its records.
+fn run_worker(
+    runner: &[String],
+    exe: &Path,
+    file: &Path,
+    scratch: &Path,
+    timeout: Duration,
+) -> FileResult {
     let mut result = FileResult::default();
-    let spawned = Command::new(exe)
+    let mut command = match runner.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    let spawned = command
         .arg("wast")
         // A file name starting with `-` must not be taken for an option.
         .arg("--")
@@ -200,9 +227,13 @@ fn run_worker(exe: &Path, file: &Path, scratch: &Path, timeout: Duration) -> Fil
         Ok(child) => child,
         Err(e) => {
             result.failed = 1;
+            let through = match runner.first() {
+                Some(program) => format!(" through {program} (${RUNNER_ENV})"),
+                None => String::new(),
+            };
             result
                 .failures
-                .push(format!("cannot start a worker process: {e}"));
+                .push(format!("cannot start a worker process{through}: {e}"));
             return result;
         }
     };

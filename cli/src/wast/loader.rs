@@ -17,6 +17,9 @@ use std::process::Command;
 use wasmc_abi::{ABI_VERSION, DESCRIPTOR_SYMBOL, ModuleDescriptor};
 use wasmc_compiler::{CompileError, CompileOptions, compile};
 
+/// Overrides the linker driver used for shared objects (see [`linker`]).
+const LINKER_ENV: &str = "WASMC_WAST_LINKER";
+
 /// Why a module could not be prepared.
 #[derive(Debug)]
 pub enum PrepareError {
@@ -56,15 +59,17 @@ pub fn compile_and_link(wasm: &[u8], dir: &Path, stem: &str) -> Result<PathBuf, 
     // loader resolves from the libm this process already has. `noexecstack` because
     // Cranelift's objects carry no `.note.GNU-stack`, and an executable-stack request
     // would make the loader refuse (or change) the whole process's stack.
-    let output = Command::new("cc")
+    let linker = linker();
+    let output = Command::new(&linker)
         .args(["-shared", "-nostdlib", "-Wl,-z,noexecstack", "-o"])
         .arg(&shared)
         .arg(&object)
         .output()
-        .map_err(|e| PrepareError::Load(format!("cannot run cc: {e}")))?;
+        .map_err(|e| PrepareError::Load(format!("cannot run {}: {e}", linker.display())))?;
     if !output.status.success() {
         return Err(PrepareError::Load(format!(
-            "linking the shared object failed ({}): {}",
+            "linking the shared object with {} failed ({}): {}",
+            linker.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         )));
@@ -72,6 +77,17 @@ pub fn compile_and_link(wasm: &[u8], dir: &Path, stem: &str) -> Result<PathBuf, 
     // The object is no longer needed; the shared object stays until it is loaded.
     let _ = std::fs::remove_file(&object);
     Ok(shared)
+}
+
+/// The gcc-compatible driver that links shared objects: `$WASMC_WAST_LINKER`, or `cc`.
+/// The objects are compiled for the architecture wasmc runs on, so `cc` is right on
+/// a native machine; a wasmc built for aarch64 and run under qemu-user on an x86_64
+/// machine needs the cross driver instead (`aarch64-linux-gnu-gcc`, which qemu-user
+/// executes natively: it is a separate `execve` of an x86_64 program).
+fn linker() -> PathBuf {
+    std::env::var_os(LINKER_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("cc"), PathBuf::from)
 }
 
 /// Loads a shared object produced by [`compile_and_link`] and returns its module

@@ -14,6 +14,15 @@
 //! * [`spectest`]: the `spectest` host module;
 //! * [`values`]: script values and result matching;
 //! * [`protocol`]: what a worker reports to the driver.
+//!
+//! Environment: `WASMC_WAST_JOBS` (parallel workers), `WASMC_WAST_TIMEOUT` (seconds
+//! per file), `WASMC_WAST_SHOW_FAILURES` (messages shown per file),
+//! `WASMC_WAST_LINKER` (driver that links the shared objects, default `cc`) and
+//! `WASMC_WAST_RUNNER` (command prefix that workers are started through). The last
+//! two run the suite for another architecture under an emulator; the aarch64 run in
+//! `tests/spec_aarch64.rs` uses
+//! `WASMC_WAST_LINKER=aarch64-linux-gnu-gcc WASMC_WAST_RUNNER="qemu-aarch64 -L
+//! /usr/aarch64-linux-gnu" qemu-aarch64 -L /usr/aarch64-linux-gnu <aarch64 wasmc> wast ...`.
 
 mod driver;
 mod features;
