@@ -205,7 +205,14 @@ fn environment_comes_only_from_env_options() {
     let exe = compile_fixture("wasi/rust/wasi_std.wasm", &work);
     let output = run_command(
         Command::new(&exe)
-            .args(["--env", "INHERITED", "--env", "SET=1", "--env", "UNSET_WASMC_VAR"])
+            .args([
+                "--env",
+                "INHERITED",
+                "--env",
+                "SET=1",
+                "--env",
+                "UNSET_WASMC_VAR",
+            ])
             .env("INHERITED", "from host")
             .env("NOT_PASSED", "secret")
             .env_remove("UNSET_WASMC_VAR")
