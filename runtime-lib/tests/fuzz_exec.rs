@@ -1,0 +1,315 @@
+//! Execution fuzzing: wasm-smith modules (fixed seeds; fuel-limited so that they
+//! terminate) are compiled, linked into a shared object, loaded with `dlopen`,
+//! instantiated against a provider instance (plus one host function) and every
+//! exported function is called with zero and then random arguments, in-process.
+//!
+//! Traps are expected. A host crash (a fault outside wasm code kills the test
+//! process), a panic, an instantiation failure of a valid module, or a hang (the
+//! watchdog aborts after `WATCHDOG_SECS` without progress) is a bug. The module being
+//! run is always in `$TMPDIR/wasmc-fuzz-exec-current.wasm`, so a crash can be
+//! reproduced.
+//!
+//! Longer runs: `WASMC_FUZZ_START=<seed> WASMC_FUZZ_COUNT=<modules> cargo test
+//! --release -p wasmc-runtime --test fuzz_exec -- --nocapture`.
+
+#[path = "../../compiler/tests/support/smith.rs"]
+mod smith;
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arbitrary::Unstructured;
+use wasmc_compiler::{CompileOptions, OptLevel, compile};
+use wasmc_runtime::abi::{self, FuncType, ValType};
+use wasmc_runtime::instance::{Extern, HostFunc, InstanceHandle, Module, Val};
+
+const DEFAULT_COUNT: u64 = 120;
+const FUEL: u32 = 2000;
+const WATCHDOG_SECS: u64 = 60;
+
+/// What generated modules may import (module "p"): every kind of entity, the value
+/// types wasmc supports, multi-value, a function that traps. The provider instance
+/// exports the same names; `h_add` comes from the host (`host_add`) instead.
+const PROVIDER: &str = r#"(module
+  (func (export "f_v"))
+  (func (export "f_i_i") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  (func (export "f_ijfd_v") (param i32 i64 f32 f64))
+  (func (export "f_v_d") (result f64) (f64.const 1.5))
+  (func (export "f_v128") (param v128) (result v128) (local.get 0))
+  (func (export "f_multi") (param i32) (result i32 i64) (local.get 0) (i64.const 7))
+  (func (export "f_ref") (param funcref externref) (result externref) (local.get 1))
+  (func (export "f_trap") (param i32) unreachable)
+  (memory (export "mem") 1 16)
+  (memory (export "mem64") i64 1 16)
+  (table (export "tab") 4 64 funcref)
+  (table (export "xtab") 4 64 externref)
+  (global (export "g_i32") (mut i32) (i32.const 0))
+  (global (export "g_i64") i64 (i64.const 1))
+  (global (export "g_f32") (mut f32) (f32.const 2.5))
+  (global (export "g_f64") f64 (f64.const -0.0))
+  (global (export "g_v128") (mut v128) (v128.const i64x2 1 2))
+  (global (export "g_funcref") (mut funcref) (ref.null func))
+)"#;
+
+/// The same entities as imports of module "p": wasm-smith's `available_imports`.
+const IMPORTS: &str = r#"(module
+  (import "p" "f_v" (func))
+  (import "p" "f_i_i" (func (param i32) (result i32)))
+  (import "p" "f_ijfd_v" (func (param i32 i64 f32 f64)))
+  (import "p" "f_v_d" (func (result f64)))
+  (import "p" "f_v128" (func (param v128) (result v128)))
+  (import "p" "f_multi" (func (param i32) (result i32 i64)))
+  (import "p" "f_ref" (func (param funcref externref) (result externref)))
+  (import "p" "f_trap" (func (param i32)))
+  (import "p" "h_add" (func (param i32 i64) (result i64)))
+  (import "p" "mem" (memory 1 16))
+  (import "p" "mem64" (memory i64 1 16))
+  (import "p" "tab" (table 4 64 funcref))
+  (import "p" "xtab" (table 4 64 externref))
+  (import "p" "g_i32" (global (mut i32)))
+  (import "p" "g_i64" (global i64))
+  (import "p" "g_f32" (global (mut f32)))
+  (import "p" "g_f64" (global f64))
+  (import "p" "g_v128" (global (mut v128)))
+  (import "p" "g_funcref" (global (mut funcref)))
+)"#;
+
+extern "C" fn host_add(_vmctx: *mut u8, a: i32, b: i64) -> i64 {
+    i64::from(a).wrapping_add(b)
+}
+
+/// Compiles, links into a shared object and loads `wasm`.
+fn load(wasm: &[u8], opts: &CompileOptions, dir: &std::path::Path) -> Arc<Module> {
+    let compiled = compile(wasm, opts).unwrap_or_else(|e| panic!("compile: {e}"));
+    // Each module gets its own file names: dlopen caches by path.
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let object = dir.join(format!("m{n}.o"));
+    let shared = dir.join(format!("m{n}.so"));
+    std::fs::write(&object, &compiled.object).unwrap();
+    let out = Command::new("cc")
+        .args(["-shared", "-nostdlib", "-Wl,-z,noexecstack", "-o"])
+        .arg(&shared)
+        .arg(&object)
+        .output()
+        .expect("cc runs");
+    assert!(
+        out.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = CString::new(shared.as_os_str().as_bytes()).unwrap();
+    // SAFETY: loading an object produced by wasmc's compiler (no initializers); it is
+    // never unloaded, so the descriptor is 'static.
+    let descriptor = unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        assert!(!handle.is_null(), "dlopen failed");
+        let sym = CString::new(abi::DESCRIPTOR_SYMBOL).unwrap();
+        let addr = libc::dlsym(handle, sym.as_ptr());
+        assert!(!addr.is_null(), "no descriptor symbol");
+        &*(addr as *const abi::ModuleDescriptor)
+    };
+    let _ = std::fs::remove_file(&object);
+    let _ = std::fs::remove_file(&shared);
+    // SAFETY: as above.
+    unsafe { Module::new(descriptor) }.expect("module loads")
+}
+
+fn random_val(ty: ValType, u: &mut Unstructured<'_>) -> Val {
+    match ty.storage() {
+        ValType::I32 => Val::I32(u.arbitrary().unwrap_or(0)),
+        ValType::I64 => Val::I64(u.arbitrary().unwrap_or(0)),
+        ValType::F32 => Val::F32(u.arbitrary().unwrap_or(0)),
+        ValType::F64 => Val::F64(u.arbitrary().unwrap_or(0)),
+        ValType::V128 => Val::V128(u.arbitrary().unwrap_or(0)),
+        ValType::FuncRef => Val::FuncRef(0),
+        // An opaque word: wasm can only pass it around.
+        _ => Val::ExternRef(u.arbitrary::<u16>().unwrap_or(0) as usize),
+    }
+}
+
+fn note(msg: &str) {
+    // Straight to the process's stderr (not the test harness's capture), so the
+    // message survives an abort.
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+}
+
+#[derive(Default)]
+struct Stats {
+    modules: u64,
+    instantiated: u64,
+    instantiation_traps: u64,
+    calls: u64,
+    returned: u64,
+    trapped: u64,
+}
+
+#[test]
+fn generated_modules_run_without_host_crashes() {
+    let start: u64 = std::env::var("WASMC_FUZZ_START")
+        .ok()
+        .map_or(0, |s| s.parse().expect("WASMC_FUZZ_START"));
+    let count: u64 = std::env::var("WASMC_FUZZ_COUNT")
+        .ok()
+        .map_or(DEFAULT_COUNT, |s| s.parse().expect("WASMC_FUZZ_COUNT"));
+    let available_imports = wat::parse_str(IMPORTS).unwrap();
+    let current = std::env::temp_dir().join("wasmc-fuzz-exec-current.wasm");
+    let dir = tempfile::tempdir().unwrap();
+
+    // Watchdog: generated code that does not terminate is a bug (fuel bounds every
+    // loop and call), and so is a host call that blocks.
+    static PROGRESS: AtomicU64 = AtomicU64::new(0);
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    std::thread::spawn(|| {
+        let mut last = (u64::MAX, Instant::now());
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let p = PROGRESS.load(Ordering::Relaxed);
+            if p != last.0 {
+                last = (p, Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(WATCHDOG_SECS) {
+                note(&format!(
+                    "fuzz_exec: no progress for {WATCHDOG_SECS} s at seed {}, aborting\n",
+                    SEED.load(Ordering::Relaxed)
+                ));
+                std::process::abort();
+            }
+        }
+    });
+
+    let provider_module = load(
+        &wat::parse_str(PROVIDER).unwrap(),
+        &CompileOptions::default(),
+        dir.path(),
+    );
+    let mut stats = Stats::default();
+    for seed in start..start + count {
+        SEED.store(seed, Ordering::Relaxed);
+        PROGRESS.fetch_add(1, Ordering::Relaxed);
+        let raw = smith::seed_bytes(seed, 64 * 1024);
+        let mut u = Unstructured::new(&raw);
+        let Ok(mut config) = smith::config(&mut u) else {
+            continue;
+        };
+        config.available_imports = Some(available_imports.clone());
+        // Keep memories and tables small enough that a fill or copy of all of it is
+        // quick; the watchdog is for real hangs.
+        config.max_memory32_bytes = 1 << 24;
+        config.max_memory64_bytes = 1 << 24;
+        config.max_table_elements = 10_000;
+        // Every function is called from the host.
+        config.export_everything = true;
+        let Ok(mut module) = wasm_smith::Module::new(config, &mut u) else {
+            continue;
+        };
+        module
+            .ensure_termination(FUEL)
+            .expect("wasm-smith generated the bodies");
+        let wasm = module.to_bytes();
+        std::fs::write(&current, &wasm).unwrap();
+        stats.modules += 1;
+
+        let opts = CompileOptions {
+            opt_level: [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize]
+                [(seed % 3) as usize],
+            explicit_bounds_checks: seed % 2 == 1,
+            ..CompileOptions::default()
+        };
+        let compiled = load(&wasm, &opts, dir.path());
+        let provider = InstanceHandle::new(provider_module.clone(), &mut |_| None, None)
+            .expect("provider instantiates");
+        let mut resolver = |import: &abi::Import| {
+            if import.module != "p" {
+                return None;
+            }
+            if import.name == "h_add" {
+                return Some(Extern::HostFunc(HostFunc {
+                    ty: FuncType {
+                        params: vec![ValType::I32, ValType::I64],
+                        results: vec![ValType::I64],
+                    },
+                    code: host_add as *const u8,
+                }));
+            }
+            provider.export(&import.name)
+        };
+        // Fuel lives in a (non-exported) global of the instance: each export gets a
+        // fresh instance, so that one exhausting the fuel does not starve the rest.
+        let mut instantiate = |stats: &mut Stats| {
+            match InstanceHandle::new(compiled.clone(), &mut resolver, None) {
+                Ok(i) => Some(i),
+                // Segments out of bounds or a trapping start function: valid modules
+                // may fail to instantiate, but only with a trap.
+                Err(wasmc_runtime::instance::InstantiationError::Trap(_)) => {
+                    stats.instantiation_traps += 1;
+                    None
+                }
+                Err(e) => panic!("seed {seed}: instantiation failed: {e:?}"),
+            }
+        };
+        if instantiate(&mut stats).is_none() {
+            continue;
+        }
+        stats.instantiated += 1;
+        let mut args_rng = Unstructured::new(&raw[raw.len() / 2..]);
+        for export in &compiled.info().exports {
+            if export.kind != abi::ExportKind::Func {
+                continue;
+            }
+            let Some(instance) = instantiate(&mut stats) else {
+                break;
+            };
+            let func = instance
+                .export_func(&export.name)
+                .expect("exported function");
+            let ty = func.ty().clone();
+            for round in 0..2 {
+                let args: Vec<Val> = ty
+                    .params
+                    .iter()
+                    .map(|&t| {
+                        if round == 0 {
+                            Val::default_for(t)
+                        } else {
+                            random_val(t, &mut args_rng)
+                        }
+                    })
+                    .collect();
+                PROGRESS.fetch_add(1, Ordering::Relaxed);
+                stats.calls += 1;
+                match instance.invoke(&func, &args) {
+                    Ok(results) => {
+                        stats.returned += 1;
+                        assert_eq!(results.len(), ty.results.len(), "seed {seed}");
+                        for (v, t) in results.iter().zip(&ty.results) {
+                            assert_eq!(v.ty(), t.storage(), "seed {seed}: result type");
+                        }
+                    }
+                    Err(_) => stats.trapped += 1,
+                }
+            }
+        }
+    }
+    eprintln!(
+        "fuzz_exec: seeds {start}..{}: {} modules, {} instantiated ({} traps at \
+         instantiation), {} calls: {} returned, {} trapped",
+        start + count,
+        stats.modules,
+        stats.instantiated,
+        stats.instantiation_traps,
+        stats.calls,
+        stats.returned,
+        stats.trapped
+    );
+    assert!(stats.modules > count / 2);
+    assert!(
+        stats.calls > stats.modules,
+        "too few exported functions ran"
+    );
+    assert!(stats.returned > 0 && stats.trapped > 0);
+}
