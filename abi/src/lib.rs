@@ -35,7 +35,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0001; // "wasmc" + 1.1
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0002; // "wasmc" + 1.2 (typed references)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -202,10 +202,12 @@ pub enum Trap {
     HostError,
     /// An element segment index or data segment index out of range at runtime, etc.
     OutOfBoundsElement,
+    /// `call_ref` / `return_call_ref` of a null function reference.
+    NullFunctionReference,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 13] = [
+    pub const ALL: [Trap; 14] = [
         Trap::StackOverflow,
         Trap::MemoryOutOfBounds,
         Trap::HeapMisaligned,
@@ -219,6 +221,7 @@ impl Trap {
         Trap::NullReference,
         Trap::HostError,
         Trap::OutOfBoundsElement,
+        Trap::NullFunctionReference,
     ];
 
     pub fn from_u8(code: u8) -> Option<Trap> {
@@ -241,6 +244,7 @@ impl Trap {
             Trap::NullReference => "null reference",
             Trap::HostError => "host function error",
             Trap::OutOfBoundsElement => "undefined element",
+            Trap::NullFunctionReference => "null function reference",
         }
     }
 }

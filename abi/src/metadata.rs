@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Trap, VMContextLayout};
 
+/// A value type. The WebAssembly 2.0 reference types are [`ValType::FuncRef`]
+/// (`(ref null func)`) and [`ValType::ExternRef`] (`(ref null extern)`); every other
+/// reference type (typed function references) is a [`ValType::Ref`]. Build reference
+/// types with [`ValType::reference`], which keeps that representation unique, so
+/// that `==` is type equality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ValType {
     I32,
@@ -15,11 +20,117 @@ pub enum ValType {
     V128,
     FuncRef,
     ExternRef,
+    /// Any reference type other than `funcref` and `externref`.
+    Ref(RefType),
+}
+
+/// A reference type `(ref null? heap)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RefType {
+    pub nullable: bool,
+    pub heap: HeapType,
+}
+
+/// The heap types of the function and extern hierarchies (all wasmc supports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HeapType {
+    Func,
+    Extern,
+    /// The bottom of the function hierarchy (only null is of type `(ref null nofunc)`).
+    NoFunc,
+    /// The bottom of the extern hierarchy.
+    NoExtern,
+    /// A function type. In [`ModuleInfo`] this is a type index of that module. Inside
+    /// the runtime (types of tables, globals and functions of live instances) it is
+    /// a process-wide canonical type id instead, so that types of different modules
+    /// compare with `==`.
+    Concrete(u32),
+}
+
+impl HeapType {
+    /// Whether the heap type is in the function hierarchy (stored as a
+    /// `*const VMFuncRef`) rather than the extern one (an opaque word).
+    pub fn is_func(self) -> bool {
+        !matches!(self, HeapType::Extern | HeapType::NoExtern)
+    }
 }
 
 impl ValType {
+    /// The reference type `(ref null? heap)`, as `FuncRef`/`ExternRef` when it is one.
+    pub fn reference(nullable: bool, heap: HeapType) -> ValType {
+        match (nullable, heap) {
+            (true, HeapType::Func) => ValType::FuncRef,
+            (true, HeapType::Extern) => ValType::ExternRef,
+            _ => ValType::Ref(RefType { nullable, heap }),
+        }
+    }
+
+    /// The reference type, if this is one.
+    pub fn as_ref_type(self) -> Option<RefType> {
+        match self {
+            ValType::FuncRef => Some(RefType {
+                nullable: true,
+                heap: HeapType::Func,
+            }),
+            ValType::ExternRef => Some(RefType {
+                nullable: true,
+                heap: HeapType::Extern,
+            }),
+            ValType::Ref(r) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn is_ref(self) -> bool {
-        matches!(self, ValType::FuncRef | ValType::ExternRef)
+        self.as_ref_type().is_some()
+    }
+
+    /// How a value of this type is stored: a reference type becomes `FuncRef` (a
+    /// `*const VMFuncRef`, 0 = null) or `ExternRef` (an opaque word, 0 = null);
+    /// other types are their own storage.
+    pub fn storage(self) -> ValType {
+        match self {
+            ValType::Ref(r) if r.heap.is_func() => ValType::FuncRef,
+            ValType::Ref(_) => ValType::ExternRef,
+            other => other,
+        }
+    }
+
+    /// Applies `f` to the type index of a concrete heap type (`(ref null? $t)`).
+    pub fn map_type_index(self, f: impl FnOnce(u32) -> u32) -> ValType {
+        match self {
+            ValType::Ref(RefType {
+                nullable,
+                heap: HeapType::Concrete(i),
+            }) => ValType::Ref(RefType {
+                nullable,
+                heap: HeapType::Concrete(f(i)),
+            }),
+            other => other,
+        }
+    }
+
+    /// Subtyping (`self <: other`) between types whose concrete heap types are
+    /// canonical ids, for types without declared supertypes (all wasmc supports):
+    /// `(ref $t) <: (ref null $t) <: funcref`, `nofunc` below every function type,
+    /// `noextern` below `extern`.
+    pub fn matches(self, other: ValType) -> bool {
+        if self == other {
+            return true;
+        }
+        let (Some(a), Some(b)) = (self.as_ref_type(), other.as_ref_type()) else {
+            return false;
+        };
+        if a.nullable && !b.nullable {
+            return false;
+        }
+        a.heap == b.heap
+            || matches!(
+                (a.heap, b.heap),
+                (HeapType::Concrete(_) | HeapType::NoFunc, HeapType::Func)
+                    | (HeapType::NoFunc, HeapType::Concrete(_))
+                    | (HeapType::NoExtern, HeapType::Extern)
+            )
     }
 }
 
@@ -223,3 +334,29 @@ pub const MEMORY_RESERVATION: u64 = 1 << 32;
 /// Guard region after the 4 GiB reservation. Accesses whose static `offset + size`
 /// fit in it need no explicit check.
 pub const GUARD_SIZE: u64 = 2 << 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_types_are_unique_and_match_by_subtyping() {
+        let r = ValType::reference;
+        assert_eq!(r(true, HeapType::Func), ValType::FuncRef);
+        assert_eq!(r(true, HeapType::Extern), ValType::ExternRef);
+        let t = r(false, HeapType::Concrete(3));
+        let null_t = r(true, HeapType::Concrete(3));
+        assert!(t.matches(null_t) && t.matches(ValType::FuncRef));
+        assert!(null_t.matches(ValType::FuncRef) && !null_t.matches(t));
+        assert!(!t.matches(r(false, HeapType::Concrete(4))));
+        assert!(r(true, HeapType::NoFunc).matches(null_t));
+        assert!(!r(true, HeapType::NoFunc).matches(t));
+        assert!(r(false, HeapType::NoExtern).matches(ValType::ExternRef));
+        assert!(!ValType::ExternRef.matches(ValType::FuncRef));
+        assert!(!ValType::FuncRef.matches(r(false, HeapType::Func)));
+        assert!(!ValType::I32.matches(ValType::I64));
+        assert_eq!(t.storage(), ValType::FuncRef);
+        assert_eq!(r(true, HeapType::NoExtern).storage(), ValType::ExternRef);
+        assert_eq!(t.map_type_index(|i| i + 1), r(false, HeapType::Concrete(4)));
+    }
+}

@@ -405,21 +405,37 @@ fn val_types(tys: &[wasmparser::ValType], offset: usize) -> Result<Vec<ValType>,
     tys.iter().map(|t| val_type(*t, offset)).collect()
 }
 
+/// Reference types of the function and extern hierarchies (WebAssembly 2.0 and typed
+/// function references). The GC hierarchy (`any`, `eq`, `i31`, `struct`, `array`,
+/// `none`) and `exn` are not supported.
 fn ref_type(ty: RefType, offset: usize) -> Result<ValType, CompileError> {
-    match ty.heap_type() {
+    use wasmc_abi::HeapType as H;
+    let heap = match ty.heap_type() {
         HeapType::Abstract {
             shared: false,
             ty: AbstractHeapType::Func,
-        } if ty.is_nullable() => Ok(ValType::FuncRef),
+        } => H::Func,
         HeapType::Abstract {
             shared: false,
             ty: AbstractHeapType::Extern,
-        } if ty.is_nullable() => Ok(ValType::ExternRef),
-        _ => Err(CompileError::unsupported(
-            Some(offset),
-            format!("reference type {ty} is not supported"),
-        )),
-    }
+        } => H::Extern,
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::NoFunc,
+        } => H::NoFunc,
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::NoExtern,
+        } => H::NoExtern,
+        HeapType::Concrete(wasmparser::UnpackedIndex::Module(index)) => H::Concrete(index),
+        _ => {
+            return Err(CompileError::unsupported(
+                Some(offset),
+                format!("reference type {ty} is not supported (GC or exception handling)"),
+            ));
+        }
+    };
+    Ok(ValType::reference(ty.is_nullable(), heap))
 }
 
 fn table_type(t: &wasmparser::TableType, offset: usize) -> Result<TableType, CompileError> {

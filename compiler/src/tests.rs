@@ -349,6 +349,82 @@ fn validates_with_wasm3_rules() {
     .unwrap();
 }
 
+/// Typed function references: typed value types in signatures, locals, globals and
+/// tables, and their operators, on every target; null checks are trap sites.
+#[test]
+fn typed_function_references() {
+    let wat = r#"
+(module
+  (type $ii (func (param i32) (result i32)))
+  (type $self (func (param (ref null $self)) (result i32)))
+  (func $inc (type $ii) (i32.add (local.get 0) (i32.const 1)))
+  (global $g (ref $ii) (ref.func $inc))
+  (table $t 2 (ref null $ii) (ref.func $inc))
+  (table $u 1 (ref $ii) (ref.func $inc))
+  (elem declare func $inc)
+  (func (export "call") (param i32) (result i32)
+    (call_ref $ii (local.get 0) (global.get $g)))
+  (func (export "tail") (param (ref null $ii)) (result i32)
+    (return_call_ref $ii (i32.const 1) (local.get 0)))
+  (func (export "non_null") (param (ref null $ii)) (result (ref $ii))
+    (ref.as_non_null (local.get 0)))
+  (func (export "on_null") (param (ref null $ii)) (result i32)
+    (block $null
+      (return (call_ref $ii (i32.const 2) (br_on_null $null (local.get 0)))))
+    (i32.const -1))
+  (func (export "on_non_null") (param (ref null $ii)) (result i32)
+    (block $l (result (ref $ii))
+      (br_on_non_null $l (local.get 0))
+      (return (i32.const -1)))
+    (drop) (i32.const 1))
+  (func (export "local") (result i32)
+    (local $f (ref $ii))
+    (local.set $f (table.get $u (i32.const 0)))
+    (call_ref $ii (i32.const 3) (local.get $f)))
+  (func $rec (type $self) (i32.const 0))
+)"#;
+    for triple in TRIPLES {
+        let m = compile_wat(wat, &opts(triple)).unwrap_or_else(|e| panic!("{triple}: {e}"));
+        let traps: Vec<_> = m
+            .info
+            .funcs
+            .iter()
+            .flat_map(|f| &f.traps)
+            .map(|t| t.1)
+            .collect();
+        assert!(
+            traps.contains(&wasmc_abi::Trap::NullFunctionReference),
+            "{triple}"
+        );
+        assert!(traps.contains(&wasmc_abi::Trap::NullReference), "{triple}");
+    }
+    let m = compile_wat(wat, &CompileOptions::default()).unwrap();
+    use wasmc_abi::{HeapType, ValType};
+    assert_eq!(
+        m.info.types[1].params,
+        [ValType::reference(true, HeapType::Concrete(1))]
+    );
+    assert_eq!(
+        m.info.globals[0].content,
+        ValType::reference(false, HeapType::Concrete(0))
+    );
+    // `(ref null func)` keeps its 2.0 spelling, so 2.0 types compare equal.
+    let m = compile_wat(
+        "(module (global (ref null func) (ref.null nofunc)))",
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(m.info.globals[0].content, ValType::FuncRef);
+    for (wat, what) in [
+        ("(module (global anyref (ref.null any)))", "anyref"),
+        ("(module (func (param exnref)))", "exnref"),
+    ] {
+        let e = compile_wat(wat, &CompileOptions::default()).unwrap_err();
+        assert_eq!(e.kind, CompileErrorKind::Unsupported, "{wat}: {e}");
+        assert!(e.message.contains(what), "{wat}: {e}");
+    }
+}
+
 #[test]
 fn hostile_inputs_do_not_panic() {
     let wasm = read_input(KITCHEN_SINK.as_bytes()).unwrap();

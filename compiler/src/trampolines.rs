@@ -170,7 +170,7 @@ fn array_trampoline(ty: &FuncType, isa: &dyn TargetIsa) -> ir::Function {
             ValType::F64 => builder
                 .ins()
                 .bitcast(types::I64, MemFlagsData::new(), *result),
-            ValType::I64 | ValType::FuncRef | ValType::ExternRef => *result,
+            ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::Ref(_) => *result,
         };
         let zero = builder.ins().iconst(types::I64, 0);
         builder.ins().store(flags, low, values, offset);

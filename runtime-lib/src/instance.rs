@@ -99,14 +99,37 @@ impl Val {
     }
 
     pub fn from_raw(ty: ValType, raw: ValRaw) -> Val {
-        match ty {
+        match ty.storage() {
             ValType::I32 => Val::I32(raw as u32 as i32),
             ValType::I64 => Val::I64(raw as u64 as i64),
             ValType::F32 => Val::F32(raw as u32),
             ValType::F64 => Val::F64(raw as u64),
             ValType::V128 => Val::V128(raw),
             ValType::FuncRef => Val::FuncRef(raw as usize),
-            ValType::ExternRef => Val::ExternRef(raw as usize),
+            ValType::ExternRef | ValType::Ref(_) => Val::ExternRef(raw as usize),
+        }
+    }
+
+    /// Whether the value is of type `ty`, whose concrete heap types (if any) are
+    /// canonical type ids. A non-null function reference is checked against its
+    /// `VMFuncRef`'s type id.
+    pub fn has_type(&self, ty: ValType) -> bool {
+        let Some(r) = ty.as_ref_type() else {
+            return self.ty() == ty;
+        };
+        match *self {
+            Val::FuncRef(0) | Val::ExternRef(0) => r.nullable && self.ty() == ty.storage(),
+            Val::ExternRef(_) => r.heap == abi::HeapType::Extern,
+            Val::FuncRef(p) => match r.heap {
+                abi::HeapType::Func => true,
+                abi::HeapType::Concrete(id) => {
+                    // SAFETY: a non-null `Val::FuncRef` is the address of a live
+                    // `VMFuncRef` (see `Val`).
+                    unsafe { (*(p as *const VMFuncRef)).type_id == id }
+                }
+                _ => false,
+            },
+            _ => false,
         }
     }
 
@@ -120,8 +143,36 @@ impl Val {
 // Canonical type ids
 // ---------------------------------------------------------------------------
 
-/// The process-wide id of a function type: equal ids mean structurally equal types,
-/// so `call_indirect` compares one word even across modules. Ids start at 1.
+/// Canonical id of every type of a module, in order. A concrete reference type
+/// `(ref null? $j)` inside type `i` refers to an earlier type (`j < i`, replaced by
+/// that type's canonical id) or to type `i` itself (replaced by [`SELF_REFERENCE`]);
+/// recursive groups of several types are not supported by the compiler, and the
+/// metadata validation refuses them. Two types then get the same id exactly when they
+/// are equivalent, across modules too.
+fn canonical_type_ids(types: &[FuncType]) -> Box<[u32]> {
+    let mut ids: Vec<u32> = Vec::with_capacity(types.len());
+    for (i, ty) in types.iter().enumerate() {
+        let canon = |t: &ValType| {
+            t.map_type_index(|j| match (j as usize).cmp(&i) {
+                std::cmp::Ordering::Less => ids[j as usize],
+                _ => SELF_REFERENCE,
+            })
+        };
+        let canonical = FuncType {
+            params: ty.params.iter().map(canon).collect(),
+            results: ty.results.iter().map(canon).collect(),
+        };
+        ids.push(canonical_type_id(&canonical));
+    }
+    ids.into_boxed_slice()
+}
+
+/// Stands for "the type being defined" in a canonical type (never a real id).
+const SELF_REFERENCE: u32 = u32::MAX;
+
+/// The process-wide id of a function type whose concrete heap types are canonical
+/// ids (see [`canonical_type_ids`]): equal ids mean equivalent types, so
+/// `call_indirect` compares one word even across modules. Ids start at 1.
 pub fn canonical_type_id(ty: &FuncType) -> u32 {
     static INTERNER: OnceLock<Mutex<HashMap<FuncType, u32>>> = OnceLock::new();
     let mut map = INTERNER
@@ -207,7 +258,7 @@ impl Module {
         let host_stubs = read(descriptor.host_stubs, num_imported)?;
         let trampolines = read(descriptor.array_trampolines, info.types.len())?;
 
-        let type_ids = info.types.iter().map(canonical_type_id).collect();
+        let type_ids = canonical_type_ids(&info.types);
         let exports = info
             .exports
             .iter()
@@ -242,6 +293,12 @@ impl Module {
         &self.info
     }
 
+    /// `ty` with its concrete heap type (a type index of this module) replaced by
+    /// the canonical type id, so that it can be compared with other modules' types.
+    pub fn canonical(&self, ty: ValType) -> ValType {
+        ty.map_type_index(|j| self.type_ids[j as usize])
+    }
+
     pub fn name(&self) -> Option<&str> {
         self.info.name.as_deref()
     }
@@ -264,6 +321,34 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
         "function type index out of range",
     )?;
     check(info.funcs.len() == nfuncs - nimp, "function info count")?;
+    // Concrete heap types: within a type, only earlier types or itself (see
+    // `canonical_type_ids`); elsewhere any type of the module.
+    let concrete_below = |t: &ValType, limit: usize| match t.as_ref_type() {
+        Some(abi::RefType {
+            heap: abi::HeapType::Concrete(j),
+            ..
+        }) => (j as usize) < limit,
+        _ => true,
+    };
+    for (i, ty) in info.types.iter().enumerate() {
+        check(
+            ty.params
+                .iter()
+                .chain(&ty.results)
+                .all(|t| concrete_below(t, i + 1)),
+            "type refers to a later type",
+        )?;
+    }
+    let element_types = info.tables.iter().map(|t| &t.element);
+    let global_types = info.globals.iter().map(|g| &g.content);
+    let segment_types = info.elements.iter().map(|e| &e.element);
+    check(
+        element_types
+            .chain(global_types)
+            .chain(segment_types)
+            .all(|t| concrete_below(t, ntypes)),
+        "type index out of range",
+    )?;
     check(
         info.num_imported_tables as usize + info.defined_tables.len() == info.tables.len(),
         "table counts",
@@ -491,7 +576,13 @@ impl FuncHandle {
     /// Calls the function; type-checks `args`; a trap is returned as `Err`.
     pub fn call(&self, args: &[Val]) -> Result<Vec<Val>, TrapInfo> {
         let ty = self.ty();
-        if args.len() != ty.params.len() || args.iter().zip(&ty.params).any(|(a, &t)| a.ty() != t) {
+        let module = &self.instance.module;
+        if args.len() != ty.params.len()
+            || args
+                .iter()
+                .zip(&ty.params)
+                .any(|(a, &t)| !a.has_type(module.canonical(t)))
+        {
             let given: Vec<ValType> = args.iter().map(Val::ty).collect();
             return Err(TrapInfo::host(
                 Trap::HostError,
@@ -501,7 +592,6 @@ impl FuncHandle {
                 ),
             ));
         }
-        let module = &self.instance.module;
         let type_index = module.info.functions[self.index as usize] as usize;
         let trampoline = module.trampolines[type_index];
         if trampoline.is_null() {
@@ -588,7 +678,7 @@ pub struct TableHandle {
 impl TableHandle {
     /// A new host-owned table whose elements are all `init`.
     pub fn new(ty: TableType, init: Val) -> Result<TableHandle, String> {
-        if init.ty() != ty.element {
+        if !init.has_type(ty.element) {
             return Err("table initial value does not match the element type".into());
         }
         Ok(TableHandle {
@@ -597,7 +687,8 @@ impl TableHandle {
         })
     }
 
-    /// The table's type with its current size as minimum.
+    /// The table's type with its current size as minimum. A concrete element type
+    /// `(ref null? $t)` holds the canonical type id (see `abi::HeapType::Concrete`).
     pub fn ty(&self) -> TableType {
         self.table.current_type()
     }
@@ -617,7 +708,7 @@ impl TableHandle {
     /// Sets an element. The caller keeps the instance a function reference belongs
     /// to alive as long as the table may be used.
     pub fn set(&self, index: u64, value: Val) -> Result<(), String> {
-        if value.ty() != self.table.declared_type().element {
+        if !value.has_type(self.table.declared_type().element) {
             return Err("value does not match the table's element type".into());
         }
         if self.table.set(index, value.to_raw() as usize) {
@@ -628,7 +719,7 @@ impl TableHandle {
     }
 
     pub fn grow(&self, delta: u64, init: Val) -> Option<u64> {
-        if init.ty() != self.table.declared_type().element {
+        if !init.has_type(self.table.declared_type().element) {
             return None;
         }
         self.table.grow(delta, init.to_raw() as usize)
@@ -657,7 +748,7 @@ pub struct GlobalHandle {
 impl GlobalHandle {
     /// A new host-owned global.
     pub fn new(ty: GlobalType, value: Val) -> Result<GlobalHandle, String> {
-        if value.ty() != ty.content {
+        if !value.has_type(ty.content) {
             return Err("global initial value does not match its type".into());
         }
         Ok(GlobalHandle {
@@ -671,6 +762,7 @@ impl GlobalHandle {
         })
     }
 
+    /// The global's type; a concrete reference type holds the canonical type id.
     pub fn ty(&self) -> GlobalType {
         self.global.ty
     }
@@ -684,7 +776,7 @@ impl GlobalHandle {
         if !self.global.ty.mutable {
             return Err("cannot set an immutable global".into());
         }
-        if value.ty() != self.global.ty.content {
+        if !value.has_type(self.global.ty.content) {
             return Err("value does not match the global's type".into());
         }
         self.set_raw(value.to_raw());
@@ -898,11 +990,13 @@ impl InstanceHandle {
             };
             match (&import.kind, ext) {
                 (ImportKind::Func { type_index }, Extern::Func(f)) => {
-                    if f.ty() != &info.types[*type_index as usize] {
-                        return Err(incompatible());
-                    }
                     // SAFETY: the exporter's func refs are initialized.
                     let func_ref = unsafe { *f.instance.func_ref(f.index) };
+                    // Types have no declared supertypes, so a function matches an
+                    // import exactly when its type is equivalent: same canonical id.
+                    if func_ref.type_id != module.type_ids[*type_index as usize] {
+                        return Err(incompatible());
+                    }
                     funcs.push(ImportedFunc::Wasm(func_ref, f.instance.clone()));
                 }
                 (ImportKind::Func { type_index }, Extern::HostFunc(h)) => {
@@ -929,7 +1023,8 @@ impl InstanceHandle {
                 }
                 (ImportKind::Table(ty), Extern::Table(t)) => {
                     let actual = t.table.declared_type();
-                    if actual.element != ty.element
+                    // Table element types are invariant (tables are mutable).
+                    if actual.element != module.canonical(ty.element)
                         || actual.table64 != ty.table64
                         || !limits_match(t.size(), actual.maximum, ty.minimum, ty.maximum)
                     {
@@ -938,7 +1033,15 @@ impl InstanceHandle {
                     tables.push(t);
                 }
                 (ImportKind::Global(ty), Extern::Global(g)) => {
-                    if g.ty() != *ty {
+                    // Immutable globals are covariant, mutable ones invariant.
+                    let actual = g.ty();
+                    let expected = module.canonical(ty.content);
+                    let matches = if ty.mutable {
+                        actual.content == expected
+                    } else {
+                        actual.content.matches(expected)
+                    };
+                    if actual.mutable != ty.mutable || !matches {
                         return Err(incompatible());
                     }
                     globals.push(g);
@@ -1025,7 +1128,10 @@ impl InstanceHandle {
             let handle = GlobalHandle {
                 global: Rc::new(Global {
                     value: UnsafeCell::new(VMGlobal { value }),
-                    ty: defined.ty,
+                    ty: GlobalType {
+                        content: module.canonical(defined.ty.content),
+                        mutable: defined.ty.mutable,
+                    },
                 }),
                 _owner: None,
             };
@@ -1045,9 +1151,13 @@ impl InstanceHandle {
                     .map_err(InstantiationError::Resource)?,
                 None => 0,
             };
+            let ty = TableType {
+                element: module.canonical(defined.ty.element),
+                ..defined.ty
+            };
             tables.push(TableHandle {
                 table: Rc::new(
-                    Table::new(&defined.ty, init as usize).map_err(InstantiationError::Resource)?,
+                    Table::new(&ty, init as usize).map_err(InstantiationError::Resource)?,
                 ),
                 _owner: None,
             });
@@ -1311,5 +1421,68 @@ mod tests {
             assert_eq!(Val::from_raw(v.ty(), v.to_raw()), v);
         }
         assert_eq!(Val::I32(-1).to_raw(), 0xffff_ffff);
+    }
+}
+
+#[cfg(test)]
+mod typed_reference_tests {
+    use super::*;
+    use crate::abi::HeapType;
+
+    fn func(params: Vec<ValType>) -> FuncType {
+        FuncType {
+            params,
+            results: vec![],
+        }
+    }
+
+    /// Concrete heap types are compared through canonical ids: equivalent types of
+    /// different modules (at different indices, self-referential ones included) get
+    /// one id; a different referenced type gives a different id.
+    #[test]
+    fn canonical_ids_follow_type_structure() {
+        let r = |nullable, i| ValType::reference(nullable, HeapType::Concrete(i));
+        let a = canonical_type_ids(&[
+            func(vec![ValType::I32]),
+            func(vec![r(false, 0)]),
+            func(vec![r(true, 2)]),
+        ]);
+        let b = canonical_type_ids(&[
+            func(vec![ValType::F64]),
+            func(vec![ValType::I32]),
+            func(vec![r(false, 1)]),
+            func(vec![r(true, 3)]),
+            func(vec![r(false, 0)]),
+        ]);
+        assert_eq!(a[0], b[1]);
+        assert_eq!(a[1], b[2], "(ref $t) with equivalent $t");
+        assert_eq!(a[2], b[3], "self-reference");
+        assert_ne!(a[1], b[4], "(ref $t) with a different $t");
+        assert_ne!(a[1], a[2]);
+    }
+
+    #[test]
+    fn values_are_checked_against_typed_references() {
+        let r = ValType::reference;
+        assert!(Val::FuncRef(0).has_type(r(true, HeapType::Concrete(7))));
+        assert!(!Val::FuncRef(0).has_type(r(false, HeapType::Func)));
+        assert!(!Val::ExternRef(0).has_type(ValType::FuncRef));
+        assert!(Val::ExternRef(5).has_type(r(false, HeapType::Extern)));
+        assert!(!Val::ExternRef(5).has_type(r(true, HeapType::NoExtern)));
+        let func_ref = VMFuncRef {
+            wasm_call: std::ptr::null(),
+            vmctx: std::ptr::null_mut(),
+            type_id: 7,
+            _pad: 0,
+        };
+        let v = Val::FuncRef(&func_ref as *const VMFuncRef as usize);
+        assert!(v.has_type(r(false, HeapType::Concrete(7))));
+        assert!(!v.has_type(r(true, HeapType::Concrete(8))));
+        assert!(v.has_type(r(false, HeapType::Func)));
+        assert!(!v.has_type(r(true, HeapType::NoFunc)));
+        assert_eq!(
+            Val::from_raw(r(false, HeapType::Concrete(7)), 9),
+            Val::FuncRef(9)
+        );
     }
 }

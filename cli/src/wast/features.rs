@@ -64,10 +64,8 @@ impl Proposal {
             | Proposal::Memory64
             | Proposal::TailCall
             | Proposal::RelaxedSimd
+            | Proposal::FunctionReferences
             | Proposal::Annotations => None,
-            Proposal::FunctionReferences => {
-                Some("typed function references are not supported by wasmc")
-            }
             Proposal::Gc => Some("the GC proposal is not supported by wasmc"),
             Proposal::ExceptionHandling => Some("exception handling is not supported by wasmc"),
             Proposal::LegacyExceptions => {

@@ -212,6 +212,45 @@ pub(crate) fn translate_operator(
             state.reachable = false;
         }
 
+        O::CallRef { type_index } => {
+            let func_ref = state.pop();
+            let n = env.info.types[*type_index as usize].params.len();
+            let args = state.popn(n);
+            let results = env.call_ref(builder, *type_index, func_ref, &args, false);
+            state.stack.extend(results);
+        }
+        O::ReturnCallRef { type_index } => {
+            let func_ref = state.pop();
+            let n = env.info.types[*type_index as usize].params.len();
+            let args = state.popn(n);
+            env.call_ref(builder, *type_index, func_ref, &args, true);
+            state.reachable = false;
+        }
+        // `br_on_null $l`: branch with the values below the reference when it is
+        // null; otherwise continue with the (now non-null) reference.
+        O::BrOnNull { relative_depth } => {
+            let r = state.pop();
+            let (target, args) = branch_args(state, *relative_depth);
+            let next = builder.create_block();
+            let args: Vec<BlockArg> = args.into_iter().map(BlockArg::Value).collect();
+            builder.ins().brif(r, next, &[], target, &args);
+            builder.seal_block(next);
+            builder.switch_to_block(next);
+            state.push(r);
+        }
+        // `br_on_non_null $l`: branch with the reference on top when it is non-null;
+        // otherwise drop it and continue.
+        O::BrOnNonNull { relative_depth } => {
+            // The reference is the last of the branch's values.
+            let (target, args) = branch_args(state, *relative_depth);
+            let r = state.pop();
+            let next = builder.create_block();
+            let args: Vec<BlockArg> = args.into_iter().map(BlockArg::Value).collect();
+            builder.ins().brif(r, target, &args, next, &[]);
+            builder.seal_block(next);
+            builder.switch_to_block(next);
+        }
+
         // ------------------------------------------------------------ parametric
         O::Drop => {
             state.pop();
@@ -410,6 +449,10 @@ pub(crate) fn translate_operator(
             let c = builder.ins().icmp_imm_u(IntCC::Equal, a, 0);
             let r = builder.ins().uextend(types::I32, c);
             state.push(r);
+        }
+        O::RefAsNonNull => {
+            let r = *state.stack.last().expect("validated");
+            builder.ins().trapz(r, trap_code(Trap::NullReference));
         }
         O::RefFunc { function_index } => {
             let v = env.ref_func(builder, *function_index);

@@ -14,6 +14,8 @@
 //! other case (static offset too large, 64-bit memory, or explicit checks requested)
 //! the access is compared against the current `length` first.
 
+use std::collections::HashMap;
+
 use cranelift_codegen::ir::{
     self, AbiParam, ArgumentPurpose, Endianness, FuncRef, InstBuilder, MemFlagsData, SigRef,
     Signature, TrapCode, Type, Value, condcodes::IntCC, types,
@@ -33,7 +35,7 @@ pub(crate) fn ir_type(ty: ValType) -> Type {
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
         ValType::V128 => types::I8X16,
-        ValType::FuncRef | ValType::ExternRef => types::I64,
+        ValType::FuncRef | ValType::ExternRef | ValType::Ref(_) => types::I64,
     }
 }
 
@@ -93,8 +95,12 @@ pub(crate) struct FuncEnv<'m> {
     host_call_conv: CallConv,
     /// The function's own `vmctx` parameter.
     pub vmctx: Value,
-    sig_refs: Vec<Option<SigRef>>,
-    func_refs: Vec<Option<FuncRef>>,
+    /// Signatures and callees imported into this function so far, by type and
+    /// function index. Maps rather than vectors indexed by every type/function of the
+    /// module: one vector per function would make compiling a module with n
+    /// functions O(n²).
+    sig_refs: HashMap<u32, SigRef>,
+    func_refs: HashMap<u32, FuncRef>,
     builtin_sigs: [Option<SigRef>; Builtins::COUNT],
 }
 
@@ -113,8 +119,8 @@ impl<'m> FuncEnv<'m> {
             explicit_bounds_checks,
             host_call_conv,
             vmctx,
-            sig_refs: vec![None; info.types.len()],
-            func_refs: vec![None; info.functions.len()],
+            sig_refs: HashMap::new(),
+            func_refs: HashMap::new(),
             builtin_sigs: [None; Builtins::COUNT],
         }
     }
@@ -335,16 +341,16 @@ impl<'m> FuncEnv<'m> {
     // ---------------------------------------------------------------- calls
 
     pub fn sig_ref(&mut self, builder: &mut FunctionBuilder, type_index: u32) -> SigRef {
-        if let Some(sig) = self.sig_refs[type_index as usize] {
+        if let Some(&sig) = self.sig_refs.get(&type_index) {
             return sig;
         }
         let sig = builder.import_signature(wasm_signature(&self.info.types[type_index as usize]));
-        self.sig_refs[type_index as usize] = Some(sig);
+        self.sig_refs.insert(type_index, sig);
         sig
     }
 
     fn direct_func_ref(&mut self, builder: &mut FunctionBuilder, func: u32) -> FuncRef {
-        if let Some(f) = self.func_refs[func as usize] {
+        if let Some(&f) = self.func_refs.get(&func) {
             return f;
         }
         let type_index = self.info.functions[func as usize];
@@ -363,7 +369,7 @@ impl<'m> FuncEnv<'m> {
             colocated: true,
             patchable: false,
         });
-        self.func_refs[func as usize] = Some(f);
+        self.func_refs.insert(func, f);
         f
     }
 
@@ -449,6 +455,37 @@ impl<'m> FuncEnv<'m> {
         builder
             .ins()
             .trapnz(mismatch, trap_code(Trap::BadSignature));
+        self.call_func_ref(builder, type_index, func_ref, args, tail)
+    }
+
+    /// `call_ref` / `return_call_ref`: a null check ("null function reference"), then
+    /// a call through the `VMFuncRef`. Validation guarantees that a non-null
+    /// reference of static type `(ref null? $t)` points at a function of type `$t`
+    /// (types have no declared subtypes), so no type check is needed.
+    pub fn call_ref(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        type_index: u32,
+        func_ref: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        builder
+            .ins()
+            .trapz(func_ref, trap_code(Trap::NullFunctionReference));
+        self.call_func_ref(builder, type_index, func_ref, args, tail)
+    }
+
+    /// Calls (or tail-calls) the non-null, type-checked `func_ref`.
+    fn call_func_ref(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        type_index: u32,
+        func_ref: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        // A VMFuncRef never changes once a reference to it exists.
         let code = builder.ins().load(
             types::I64,
             MemFlagsData::trusted().with_readonly(),

@@ -170,7 +170,11 @@ fn malformed(err: wasmparser::BinaryReaderError) -> CompileError {
 fn zero_value(builder: &mut FunctionBuilder, ty: ValType) -> Value {
     match ty {
         ValType::I32 => builder.ins().iconst(types::I32, 0),
-        ValType::I64 | ValType::FuncRef | ValType::ExternRef => builder.ins().iconst(types::I64, 0),
+        // Null for references. A non-nullable local is never read before it is set
+        // (validation), so null is as good as any initial value.
+        ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::Ref(_) => {
+            builder.ins().iconst(types::I64, 0)
+        }
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
         ValType::V128 => {
