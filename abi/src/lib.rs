@@ -35,7 +35,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0002; // "wasmc" + 1.2 (typed references)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0003; // "wasmc" + 1.3 (typed references, tags)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";

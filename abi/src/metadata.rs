@@ -189,10 +189,16 @@ pub enum ConstOp {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ImportKind {
-    Func { type_index: u32 },
+    Func {
+        type_index: u32,
+    },
     Table(TableType),
     Memory(MemoryType),
     Global(GlobalType),
+    /// An exception tag; its type is a function type with no results.
+    Tag {
+        type_index: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +214,7 @@ pub enum ExportKind {
     Table,
     Memory,
     Global,
+    Tag,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +299,11 @@ pub struct ModuleInfo {
     pub num_imported_globals: u32,
     /// Defined globals with their initializers.
     pub defined_globals: Vec<DefinedGlobal>,
+    /// Type index of every exception tag, imported first. Tags are module entities
+    /// (declared, imported, exported, link-time type-checked); no generated code
+    /// uses them yet (`throw`/`try_table` are not compiled).
+    pub tags: Vec<u32>,
+    pub num_imported_tags: u32,
     pub exports: Vec<Export>,
     pub start: Option<u32>,
     pub elements: Vec<ElementSegment>,

@@ -31,6 +31,7 @@ pub fn check(info: &ModuleInfo) -> Result<(), String> {
             ImportKind::Memory(_) => problems.push(format!("{name} (memory)")),
             ImportKind::Table(_) => problems.push(format!("{name} (table)")),
             ImportKind::Global(_) => problems.push(format!("{name} (global)")),
+            ImportKind::Tag { .. } => problems.push(format!("{name} (tag)")),
         }
     }
     if problems.is_empty() {
@@ -79,6 +80,8 @@ mod tests {
             globals: vec![],
             num_imported_globals: 0,
             defined_globals: vec![],
+            tags: vec![],
+            num_imported_tags: 0,
             exports: vec![],
             start: None,
             elements: vec![],

@@ -107,6 +107,8 @@ impl<'a> ModuleEnv<'a> {
                 globals: Vec::new(),
                 num_imported_globals: 0,
                 defined_globals: Vec::new(),
+                tags: Vec::new(),
+                num_imported_tags: 0,
                 exports: Vec::new(),
                 start: None,
                 elements: Vec::new(),
@@ -219,11 +221,12 @@ impl<'a> ModuleEnv<'a> {
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
                         }
-                        TypeRef::Tag(_) => {
-                            return Err(CompileError::unsupported(
-                                Some(offset),
-                                "exception tags are not supported",
-                            ));
+                        TypeRef::Tag(tag) => {
+                            info.tags.push(tag.func_type_idx);
+                            info.num_imported_tags += 1;
+                            ImportKind::Tag {
+                                type_index: tag.func_type_idx,
+                            }
                         }
                     };
                     info.imports.push(Import {
@@ -258,10 +261,9 @@ impl<'a> ModuleEnv<'a> {
                 }
             }
             Payload::TagSection(reader) => {
-                return Err(CompileError::unsupported(
-                    Some(reader.range().start as usize),
-                    "exception tags are not supported",
-                ));
+                for tag in reader {
+                    info.tags.push(tag.map_err(malformed)?.func_type_idx);
+                }
             }
             Payload::GlobalSection(reader) => {
                 for global in reader.into_iter_with_offsets() {
@@ -276,20 +278,14 @@ impl<'a> ModuleEnv<'a> {
                 }
             }
             Payload::ExportSection(reader) => {
-                for export in reader.into_iter_with_offsets() {
-                    let (offset, export) = export.map_err(malformed)?;
-                    let offset = offset as usize;
+                for export in reader {
+                    let export = export.map_err(malformed)?;
                     let kind = match export.kind {
                         ExternalKind::Func | ExternalKind::FuncExact => ExportKind::Func,
                         ExternalKind::Table => ExportKind::Table,
                         ExternalKind::Memory => ExportKind::Memory,
                         ExternalKind::Global => ExportKind::Global,
-                        ExternalKind::Tag => {
-                            return Err(CompileError::unsupported(
-                                Some(offset),
-                                "exception tags are not supported",
-                            ));
-                        }
+                        ExternalKind::Tag => ExportKind::Tag,
                     };
                     info.exports.push(Export {
                         name: export.name.to_string(),

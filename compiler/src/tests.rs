@@ -425,6 +425,28 @@ fn typed_function_references() {
     }
 }
 
+/// Exception tags are module entities (imported, defined, exported); throwing and
+/// catching are not compiled.
+#[test]
+fn tags_are_recorded_but_throw_is_unsupported() {
+    let m = compile_wat(
+        r#"(module (type (func (param f32))) (import "m" "t" (tag (type 0)))
+             (tag (export "u") (param i32)))"#,
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(m.info.num_imported_tags, 1);
+    assert_eq!(m.info.tags, [0, 1]);
+    assert!(matches!(
+        m.info.imports[0].kind,
+        wasmc_abi::ImportKind::Tag { type_index: 0 }
+    ));
+    assert_eq!(m.info.exports[0].kind, wasmc_abi::ExportKind::Tag);
+    let e = compile_wat("(module (tag) (func throw 0))", &CompileOptions::default()).unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("Throw"), "{e}");
+}
+
 #[test]
 fn hostile_inputs_do_not_panic() {
     let wasm = read_input(KITCHEN_SINK.as_bytes()).unwrap();

@@ -272,7 +272,7 @@ impl Module {
                 .params
                 .iter()
                 .any(|t| t.is_ref()),
-            ImportKind::Memory(_) => false,
+            ImportKind::Memory(_) | ImportKind::Tag { .. } => false,
         });
         let info = Arc::new(info);
         let addresses: Vec<usize> = functions.iter().map(|&p| p as usize).collect();
@@ -367,7 +367,7 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             .all(|f| f.traps.windows(2).all(|w| w[0].0 <= w[1].0)),
         "unsorted trap table",
     )?;
-    let (mut f, mut t, mut m, mut g) = (0usize, 0usize, 0usize, 0usize);
+    let (mut f, mut t, mut m, mut g, mut tags) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for import in &info.imports {
         match &import.kind {
             ImportKind::Func { type_index } => {
@@ -389,8 +389,18 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
                 check(info.globals.get(g) == Some(ty), "global import type")?;
                 g += 1;
             }
+            ImportKind::Tag { type_index } => {
+                check(info.tags.get(tags) == Some(type_index), "tag import type")?;
+                tags += 1;
+            }
         }
     }
+    check(
+        tags == info.num_imported_tags as usize
+            && info.tags.len() >= tags
+            && info.tags.iter().all(|&t| (t as usize) < ntypes),
+        "tag counts or types",
+    )?;
     check(
         f == nimp
             && t == info.num_imported_tables as usize
@@ -416,6 +426,7 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             ExportKind::Table => info.tables.len(),
             ExportKind::Memory => info.memories.len(),
             ExportKind::Global => info.globals.len(),
+            ExportKind::Tag => info.tags.len(),
         };
         check((e.index as usize) < limit, "export index out of range")?;
     }
@@ -545,6 +556,34 @@ pub enum Extern {
     Memory(MemoryHandle),
     Table(TableHandle),
     Global(GlobalHandle),
+    Tag(TagHandle),
+}
+
+/// An exception tag. Tags have identity: each definition instantiated is a new tag,
+/// and an import refers to the exporter's tag itself (compare with
+/// [`TagHandle::same`]). Generated code does not use tags yet; they are linked and
+/// type-checked like any other import.
+#[derive(Debug, Clone)]
+pub struct TagHandle {
+    tag: Rc<Tag>,
+}
+
+#[derive(Debug)]
+struct Tag {
+    /// Canonical id of the tag's function type.
+    type_id: u32,
+}
+
+impl TagHandle {
+    /// Canonical id of the tag's type (see [`canonical_type_id`]).
+    pub fn type_id(&self) -> u32 {
+        self.tag.type_id
+    }
+
+    /// Whether both handles denote the same tag.
+    pub fn same(&self, other: &TagHandle) -> bool {
+        Rc::ptr_eq(&self.tag, &other.tag)
+    }
 }
 
 /// A function of an instance (defined or imported). Keeps the instance alive.
@@ -833,6 +872,7 @@ pub struct Instance {
     memories: Vec<MemoryHandle>,
     tables: Vec<TableHandle>,
     globals: Vec<GlobalHandle>,
+    tags: Vec<TagHandle>,
     /// Instances whose functions were imported (their `VMFuncRef`s were copied).
     _func_owners: Vec<Rc<Instance>>,
     /// Items of each element segment; emptied when dropped.
@@ -975,6 +1015,7 @@ impl InstanceHandle {
         let mut memories = Vec::with_capacity(info.memories.len());
         let mut tables = Vec::with_capacity(info.tables.len());
         let mut globals = Vec::with_capacity(info.globals.len());
+        let mut tags = Vec::with_capacity(info.tags.len());
         for import in &info.imports {
             let ext = resolver(import).ok_or_else(|| {
                 InstantiationError::Unlinkable(format!(
@@ -1031,6 +1072,13 @@ impl InstanceHandle {
                         return Err(incompatible());
                     }
                     tables.push(t);
+                }
+                (ImportKind::Tag { type_index }, Extern::Tag(tag)) => {
+                    // Tag types have no subtyping: the types must be equivalent.
+                    if tag.type_id() != module.type_ids[*type_index as usize] {
+                        return Err(incompatible());
+                    }
+                    tags.push(tag);
                 }
                 (ImportKind::Global(ty), Extern::Global(g)) => {
                     // Immutable globals are covariant, mutable ones invariant.
@@ -1139,6 +1187,14 @@ impl InstanceHandle {
         }
         let global_value = |g: u32| globals.get(g as usize).map_or(0, |h| h.raw());
 
+        // Tags: a fresh identity per definition and instance.
+        for &type_index in &info.tags[info.num_imported_tags as usize..] {
+            tags.push(TagHandle {
+                tag: Rc::new(Tag {
+                    type_id: module.type_ids[type_index as usize],
+                }),
+            });
+        }
         // Memories and tables.
         for ty in &info.memories[info.num_imported_memories as usize..] {
             memories.push(MemoryHandle {
@@ -1192,6 +1248,7 @@ impl InstanceHandle {
             memories,
             tables,
             globals,
+            tags,
             _func_owners: func_owners,
             elements: RefCell::new(elements),
             dropped_data: info.data.iter().map(|_| Cell::new(false)).collect(),
@@ -1286,6 +1343,7 @@ impl InstanceHandle {
                 global: self.0.globals[index].global.clone(),
                 _owner: Some(self.0.clone()),
             }),
+            ExportKind::Tag => Extern::Tag(self.0.tags[index].clone()),
         })
     }
 

@@ -944,6 +944,8 @@ mod tests {
             globals: vec![],
             num_imported_globals: 0,
             defined_globals: vec![],
+            tags: vec![],
+            num_imported_tags: 0,
             exports: vec![],
             start: None,
             elements: vec![],

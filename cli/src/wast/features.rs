@@ -223,7 +223,8 @@ mod tests {
                 "(module (type $t (func)) (func (param (ref null $t))))"
             }
             Proposal::Gc => "(module (type (struct (field i32))))",
-            Proposal::ExceptionHandling => "(module (tag))",
+            // Tags alone compile (they are linked and type-checked); throwing does not.
+            Proposal::ExceptionHandling => "(module (tag) (func throw 0))",
             Proposal::LegacyExceptions | Proposal::CustomDescriptors => return None,
             Proposal::RelaxedSimd => {
                 "(module (func (param v128 v128 v128) (result v128)
