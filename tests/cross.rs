@@ -1,11 +1,15 @@
 //! Cross-compilation: every recorded fixture case (hello world, traps, the C file
-//! copy, the Rust program; see `fixtures/*/expected/`) is compiled for each of the
-//! four targets and run: aarch64 executables under `qemu-aarch64` (the gnu ones with
-//! `-L /usr/aarch64-linux-gnu`), x86_64 ones natively. Each run must give the same
-//! exit code and byte-identical stdout as the x86_64-unknown-linux-gnu build (which
-//! itself must match the wasmtime recording), and the same stderr (trap message and
-//! backtrace). The musl
-//! executables must be fully static: no PT_INTERP, no DT_NEEDED.
+//! copy, the Rust program, and the WASI programs `wasi/c/wasi_calls.wasm` and
+//! `wasi/rust/wasi_std.wasm` with their arguments, environment, preopened
+//! directories and exit codes; see `fixtures/*/expected/`) is compiled for each of
+//! the four targets and run: aarch64 executables under `qemu-aarch64` (the gnu ones
+//! with `-L /usr/aarch64-linux-gnu`), x86_64 ones natively. Each run must give the
+//! same exit code and byte-identical stdout as the x86_64-unknown-linux-gnu build
+//! (which itself must match the wasmtime recording), the same stderr (trap message
+//! and backtrace), and leave the same files in its preopened directories (names,
+//! contents, permission bits, symbolic link targets). Every run gets its own fresh
+//! copy of those directories. The musl executables must be fully static: no
+//! PT_INTERP, no DT_NEEDED.
 //!
 //! A target is skipped, with a message, only when its toolchain is genuinely absent
 //! (runtime not embedded, linker or qemu missing). With `CI=true` nothing may be
@@ -20,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Output, Reference, Scratch, copy_dir, fixtures_dir, run_command, wasmc};
+use common::{
+    Output, Reference, Scratch, TreeEntry, fixtures_dir, run_command, snapshot_tree, wasmc,
+};
 
 const BASELINE: &str = "x86_64-unknown-linux-gnu";
 /// qemu is slower than native; still, every fixture finishes in seconds.
@@ -88,20 +94,31 @@ fn runner(target: &str) -> Option<Vec<String>> {
     Some(cmd)
 }
 
+/// Fixtures (relative to `fixtures/`) whose every recorded case runs on every target.
+const FIXTURES: [&str; 6] = [
+    "hello",
+    "traps",
+    "copy",
+    "rust-hello",
+    "wasi/c",
+    "wasi/rust",
+];
+
 /// Every recorded case: (fixture, case name).
 fn all_cases() -> Vec<(String, String)> {
     let mut cases = Vec::new();
-    for fixture in ["hello", "traps", "copy", "rust-hello"] {
-        let dir = fixtures_dir().join(fixture).join("expected");
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
+    for fixture in FIXTURES {
+        let names = Reference::cases(fixture);
+        // wasi/rust has the fewest recordings (2); a fixture without any means a
+        // broken checkout, not a pass.
+        assert!(
+            names.len() >= 2,
+            "{fixture}: recordings are missing: {names:?}"
+        );
         cases.extend(names.into_iter().map(|n| (fixture.to_owned(), n)));
     }
     assert!(
-        cases.len() >= 20,
+        cases.len() >= 26,
         "fixture recordings are missing: {cases:?}"
     );
     cases
@@ -152,11 +169,18 @@ impl<'a> Builds<'a> {
     }
 }
 
+/// What one run did: its output, and what its preopened directories held afterwards
+/// (by host directory name).
+struct Run {
+    output: Output,
+    dirs: BTreeMap<String, BTreeMap<PathBuf, TreeEntry>>,
+}
+
 /// Runs one recorded case with `exe` (through `runner`), in a fresh directory holding
-/// a copy of the case's preopened directories, like `Reference::run`. The executable
-/// is copied there and started as `./NAME`, so that the guest's argv[0] is the same
-/// whatever the target (its output may show it).
-fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Output {
+/// a fresh copy of the case's preopened directories, like `Reference::run`. The
+/// executable is linked there and started as `./NAME`, so that the guest's argv[0] is
+/// the same whatever the target (its output may show it).
+fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Run {
     let scratch = Scratch::new();
     let name = Path::new(&reference.module)
         .file_stem()
@@ -169,20 +193,7 @@ fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Output {
         .or_else(|_| fs::copy(exe, &link).map(drop))
         .unwrap();
     let program = Path::new(".").join(name);
-    let mut args: Vec<String> = Vec::new();
-    for (host, guest) in &reference.dirs {
-        copy_dir(
-            &reference.fixture_dir.join(host),
-            &scratch.path().join(host),
-        );
-        args.push(format!("--dir={host}::{guest}"));
-    }
-    for var in &reference.env {
-        args.push("--env".to_owned());
-        args.push(var.clone());
-    }
-    args.push("--".to_owned());
-    args.extend(reference.args.iter().cloned());
+    let args = reference.prepare(scratch.path());
     let mut cmd = match runner.split_first() {
         Some((qemu, qemu_args)) => {
             let mut cmd = Command::new(qemu);
@@ -192,7 +203,42 @@ fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Output {
         None => Command::new(&program),
     };
     cmd.args(&args).current_dir(scratch.path());
-    run_command(&mut cmd, RUN_TIMEOUT)
+    let output = run_command(&mut cmd, RUN_TIMEOUT);
+    let dirs = reference
+        .dirs
+        .iter()
+        .map(|(host, _)| (host.clone(), snapshot_tree(&scratch.path().join(host))))
+        .collect();
+    Run { output, dirs }
+}
+
+/// How the files left in the preopened directories differ (empty when they do not).
+fn tree_differences(
+    got: &BTreeMap<String, BTreeMap<PathBuf, TreeEntry>>,
+    baseline: &BTreeMap<String, BTreeMap<PathBuf, TreeEntry>>,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (host, tree) in got {
+        let base = &baseline[host];
+        for path in tree.keys().chain(base.keys()) {
+            let shown = Path::new(host).join(path);
+            match (tree.get(path), base.get(path)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(_), Some(_)) => differences.push(format!("{}: differs", shown.display())),
+                (Some(_), None) => {
+                    differences.push(format!("{}: exists, not with x86_64 gnu", shown.display()))
+                }
+                (None, Some(_)) => differences.push(format!(
+                    "{}: missing, exists with x86_64 gnu",
+                    shown.display()
+                )),
+                (None, None) => unreachable!("a path of one of the two trees"),
+            }
+        }
+    }
+    differences.sort();
+    differences.dedup();
+    differences
 }
 
 /// The first line of stderr that reports a trap (`wasm trap: ...`), if any.
@@ -254,7 +300,10 @@ fn check_target(target: &str) {
     for (fixture, case) in all_cases() {
         let reference = Reference::load(&fixture, &case);
         let base_exe = baseline.exe(&reference.module);
-        let base = run_case(&reference, &base_exe, &[]);
+        let Run {
+            output: base,
+            dirs: base_dirs,
+        } = run_case(&reference, &base_exe, &[]);
         // The baseline must itself be right, or comparing with it proves nothing.
         // (Its stderr is compared with wasmtime's by the pipeline and WASI tests.)
         base.assert_code(reference.exit);
@@ -264,8 +313,9 @@ fn check_target(target: &str) {
         if target.ends_with("-musl") {
             assert_fully_static(&exe);
         }
-        let out = run_case(&reference, &exe, &runner);
+        let Run { output: out, dirs } = run_case(&reference, &exe, &runner);
         let name = format!("{fixture}/{case}");
+        let tree_diff = tree_differences(&dirs, &base_dirs);
         if out.status.code() != base.status.code() {
             failures.push(format!(
                 "{name}: exit {:?}, x86_64 gnu exits {:?}\n{}",
@@ -291,6 +341,12 @@ fn check_target(target: &str) {
                 "{name}: stderr differs from x86_64 gnu\n{}\nx86_64 gnu stderr:\n{}",
                 out.describe(),
                 base.stderr_text()
+            ));
+        } else if !tree_diff.is_empty() {
+            failures.push(format!(
+                "{name}: the preopened directories differ from x86_64 gnu's after the run:\n{}\n{}",
+                tree_diff.join("\n"),
+                out.describe()
             ));
         }
     }
@@ -376,4 +432,37 @@ fn is_root() -> bool {
             .and_then(|uids| uids.split_whitespace().nth(1))
             == Some("0")
     })
+}
+
+/// The comparison of preopened directories notices a changed file, a missing one,
+/// an extra one and a changed symbolic link, and nothing else.
+#[test]
+fn tree_comparison_reports_differences() {
+    use std::os::unix::fs::symlink;
+    let make = |content: &[u8], extra: bool, link: &str| {
+        let scratch = Scratch::new();
+        let root = scratch.path().join("data");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/file.txt"), content).unwrap();
+        fs::write(root.join("same.txt"), b"same").unwrap();
+        if extra {
+            fs::write(root.join("extra.txt"), b"").unwrap();
+        }
+        symlink(link, root.join("link")).unwrap();
+        BTreeMap::from([("data".to_owned(), snapshot_tree(&root))])
+    };
+    let base = make(b"one", false, "sub/file.txt");
+    assert!(tree_differences(&make(b"one", false, "sub/file.txt"), &base).is_empty());
+    assert_eq!(
+        tree_differences(&make(b"two", true, "same.txt"), &base),
+        [
+            "data/extra.txt: exists, not with x86_64 gnu",
+            "data/link: differs",
+            "data/sub/file.txt: differs",
+        ]
+    );
+    assert_eq!(
+        tree_differences(&base, &make(b"one", true, "sub/file.txt")),
+        ["data/extra.txt: missing, exists with x86_64 gnu"]
+    );
 }

@@ -10,9 +10,11 @@
 // Each test file that includes this module uses only part of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{Read, Seek};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -290,6 +292,64 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// One entry of a [`snapshot_tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeEntry {
+    /// Permission bits.
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        contents: Vec<u8>,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// A socket, FIFO or device node.
+    Special,
+}
+
+/// Everything under `root` (not following symbolic links), by path relative to it:
+/// what a program left in a preopened directory, for comparing two runs. Times,
+/// inode numbers and link counts are left out; they differ between any two runs.
+pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
+    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<PathBuf, TreeEntry>) {
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+                .path();
+            let meta = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+            let mode = meta.permissions().mode() & 0o7777;
+            let relative = path.strip_prefix(root).expect("under the root").to_owned();
+            let kind = meta.file_type();
+            let node = if kind.is_dir() {
+                walk(root, &path, into);
+                TreeEntry::Dir { mode }
+            } else if kind.is_file() {
+                TreeEntry::File {
+                    mode,
+                    contents: fs::read(&path)
+                        .unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+                }
+            } else if kind.is_symlink() {
+                TreeEntry::Symlink {
+                    target: fs::read_link(&path)
+                        .unwrap_or_else(|e| panic!("readlink {}: {e}", path.display())),
+                }
+            } else {
+                TreeEntry::Special
+            };
+            into.insert(relative, node);
+        }
+    }
+    let mut tree = BTreeMap::new();
+    walk(root, root, &mut tree);
+    tree
+}
+
 /// One case recorded from wasmtime by `fixtures/record_reference.py`
 /// (`fixtures/<fixture>/expected/<case>/`; the script documents the files).
 pub struct Reference {
@@ -361,14 +421,29 @@ impl Reference {
         }
     }
 
-    /// Compiles the case's module into `scratch`, copies its preopened directories
-    /// there and runs it from there as
-    /// `exe --dir=HOST::GUEST... --env K=V... -- ARGS...`.
-    pub fn run(&self, scratch: &Scratch) -> Output {
-        let exe = compile_fixture(&self.module, scratch);
+    /// Every case recorded for `fixture` (the names of the directories in
+    /// `fixtures/<fixture>/expected/`), sorted.
+    pub fn cases(fixture: &str) -> Vec<String> {
+        let dir = fixtures_dir().join(fixture).join("expected");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| {
+                let entry = entry.unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                entry.file_name().to_string_lossy().into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Prepares a run of the case in `work` (a fresh directory): copies the case's
+    /// preopened directories there, so that what the program writes never touches
+    /// the fixtures, and returns the executable's arguments,
+    /// `--dir=HOST::GUEST... --env K=V... -- ARGS...` (HOST relative to `work`).
+    pub fn prepare(&self, work: &Path) -> Vec<String> {
         let mut args = Vec::new();
         for (host, guest) in &self.dirs {
-            copy_dir(&self.fixture_dir.join(host), &scratch.path().join(host));
+            copy_dir(&self.fixture_dir.join(host), &work.join(host));
             args.push(format!("--dir={host}::{guest}"));
         }
         for var in &self.env {
@@ -377,6 +452,15 @@ impl Reference {
         }
         args.push("--".to_owned());
         args.extend(self.args.iter().cloned());
+        args
+    }
+
+    /// Compiles the case's module into `scratch`, copies its preopened directories
+    /// there and runs it from there as
+    /// `exe --dir=HOST::GUEST... --env K=V... -- ARGS...`.
+    pub fn run(&self, scratch: &Scratch) -> Output {
+        let exe = compile_fixture(&self.module, scratch);
+        let args = self.prepare(scratch.path());
         run(&exe, &args, scratch.path())
     }
 
