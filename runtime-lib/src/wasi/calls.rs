@@ -565,8 +565,7 @@ pub fn fd_read(
     out: u32,
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
-    let iovs = mem.iovecs(iovs, iovs_len)?;
-    let (ptr, len) = mem.first_nonempty_iovec(&iovs)?;
+    let (ptr, len) = mem.first_nonempty_iovec(iovs, iovs_len)?;
     let n = match ctx.get_mut(fd)? {
         Descriptor::File(f) => {
             let buf = mem.slice_mut(ptr, len)?;
@@ -593,8 +592,7 @@ pub fn fd_pread(
     out: u32,
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
-    let iovs = mem.iovecs(iovs, iovs_len)?;
-    let (ptr, len) = mem.first_nonempty_iovec(&iovs)?;
+    let (ptr, len) = mem.first_nonempty_iovec(iovs, iovs_len)?;
     let n = match ctx.get(fd)? {
         Descriptor::File(f) => {
             let buf = mem.slice_mut(ptr, len)?;
@@ -689,8 +687,7 @@ fn write_impl(
     out: u32,
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
-    let iovs = mem.iovecs(iovs, iovs_len)?;
-    let (ptr, len) = mem.first_nonempty_iovec(&iovs)?;
+    let (ptr, len) = mem.first_nonempty_iovec(iovs, iovs_len)?;
     let data = mem.slice(ptr, len)?;
     match ctx.get_mut(fd)? {
         Descriptor::File(f) => {

@@ -100,29 +100,24 @@ impl<'a> GuestMemory<'a> {
             .map_err(|_| Errno::ILSEQ)
     }
 
-    /// An `iovec`/`ciovec` array: `count` records of (buf: u32, buf_len: u32). Only
-    /// the array itself is checked here; each buffer is checked when it is used.
-    pub fn iovecs(&self, ptr: u32, count: u32) -> WasiResult<Vec<(u32, u32)>> {
+    /// The first iovec with a non-zero length in the `iovec`/`ciovec` array of
+    /// `count` records (buf: u32, buf_len: u32) at `ptr`, checked, or an empty one.
+    /// wasmtime reads (and `pread`s) into that buffer only, and so do we. The whole
+    /// array must lie inside memory (`EFAULT` otherwise). It is scanned in place
+    /// rather than copied: a guest may pass an array as large as its memory (half a
+    /// billion records), which must not cost the host as much memory again.
+    pub fn first_nonempty_iovec(&self, ptr: u32, count: u32) -> WasiResult<(u32, u32)> {
         let bytes_len = count.checked_mul(8).ok_or(Errno::FAULT)?;
         let raw = self.slice(ptr, bytes_len)?;
-        Ok(raw
-            .chunks_exact(8)
-            .map(|c| {
-                (
-                    u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                    u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-                )
-            })
-            .collect())
-    }
-
-    /// The first iovec with a non-zero length, checked, or an empty one. wasmtime
-    /// reads (and `pread`s) into that buffer only, and so do we.
-    pub fn first_nonempty_iovec(&self, iovs: &[(u32, u32)]) -> WasiResult<(u32, u32)> {
-        match iovs.iter().find(|(_, len)| *len != 0) {
-            Some(&(ptr, len)) => {
-                self.check(ptr, len)?;
-                Ok((ptr, len))
+        let found = raw.chunks_exact(8).find_map(|c| {
+            let buf = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let len = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+            (len != 0).then_some((buf, len))
+        });
+        match found {
+            Some((buf, len)) => {
+                self.check(buf, len)?;
+                Ok((buf, len))
             }
             None => Ok((0, 0)),
         }
