@@ -14,19 +14,17 @@
 
 #[path = "../../compiler/tests/support/smith.rs"]
 mod smith;
+mod support;
 
-use std::ffi::CString;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arbitrary::Unstructured;
-use wasmc_compiler::{CompileOptions, OptLevel, compile};
+use support::load;
+use wasmc_compiler::{CompileOptions, OptLevel};
 use wasmc_runtime::abi::{self, FuncType, ValType};
-use wasmc_runtime::instance::{Extern, HostFunc, InstanceHandle, Module, Val};
+use wasmc_runtime::instance::{Extern, HostFunc, InstanceHandle, Val};
 
 const DEFAULT_COUNT: u64 = 120;
 const FUEL: u32 = 2000;
@@ -81,43 +79,6 @@ const IMPORTS: &str = r#"(module
 
 extern "C" fn host_add(_vmctx: *mut u8, a: i32, b: i64) -> i64 {
     i64::from(a).wrapping_add(b)
-}
-
-/// Compiles, links into a shared object and loads `wasm`.
-fn load(wasm: &[u8], opts: &CompileOptions, dir: &std::path::Path) -> Arc<Module> {
-    let compiled = compile(wasm, opts).unwrap_or_else(|e| panic!("compile: {e}"));
-    // Each module gets its own file names: dlopen caches by path.
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let object = dir.join(format!("m{n}.o"));
-    let shared = dir.join(format!("m{n}.so"));
-    std::fs::write(&object, &compiled.object).unwrap();
-    let out = Command::new("cc")
-        .args(["-shared", "-nostdlib", "-Wl,-z,noexecstack", "-o"])
-        .arg(&shared)
-        .arg(&object)
-        .output()
-        .expect("cc runs");
-    assert!(
-        out.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = CString::new(shared.as_os_str().as_bytes()).unwrap();
-    // SAFETY: loading an object produced by wasmc's compiler (no initializers); it is
-    // never unloaded, so the descriptor is 'static.
-    let descriptor = unsafe {
-        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-        assert!(!handle.is_null(), "dlopen failed");
-        let sym = CString::new(abi::DESCRIPTOR_SYMBOL).unwrap();
-        let addr = libc::dlsym(handle, sym.as_ptr());
-        assert!(!addr.is_null(), "no descriptor symbol");
-        &*(addr as *const abi::ModuleDescriptor)
-    };
-    let _ = std::fs::remove_file(&object);
-    let _ = std::fs::remove_file(&shared);
-    // SAFETY: as above.
-    unsafe { Module::new(descriptor) }.expect("module loads")
 }
 
 fn random_val(ty: ValType, u: &mut Unstructured<'_>) -> Val {

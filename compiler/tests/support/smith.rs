@@ -2,6 +2,9 @@
 //! runtime's execution fuzz test: how to turn random bytes into a valid module using
 //! exactly the WebAssembly features wasmc compiles.
 
+// Each test crate that includes this file uses only part of it.
+#![allow(dead_code)]
+
 use arbitrary::{Result, Unstructured};
 use wasm_smith::{Config, Module};
 
