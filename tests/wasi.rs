@@ -3,7 +3,6 @@
 //! its stdout, stderr and exit status must be exactly what wasmtime produced
 //! (recorded by `fixtures/wasi/record.py`). Then the sandbox cases of wasmtime's WASI
 //! tutorial (the file-copy program) and the executable's own option errors.
-#[allow(dead_code)]
 mod common;
 
 use common::{Reference, Scratch, compile_fixture, run, run_command};
