@@ -21,6 +21,7 @@ const EBADF: i32 = 8;
 const EFAULT: i32 = 21;
 const EILSEQ: i32 = 25;
 const EINVAL: i32 = 28;
+const ENAMETOOLONG: i32 = 37;
 
 /// Every preview1 function but `proc_exit` (it ends the process), with its wasm
 /// parameter types: `i` = i32, `I` = i64.
@@ -530,6 +531,33 @@ fn four_gib_memory_pointers_at_the_top() {
     assert_eq!(s.call("path_filestat_get", &[3, 0, top, 10, 0]), EFAULT);
     assert_eq!(s.call("fd_prestat_dir_name", &[3, 0xffff_fff9, 7]), 0);
     assert_eq!(s.call("fd_prestat_dir_name", &[3, 0xffff_fffa, 7]), EFAULT);
+    // Over-long paths: ENAMETOOLONG, without the host copying them first (a 3 GiB
+    // path used to raise the peak RSS by 6 GB).
+    let long: Vec<u8> = b"a/".iter().copied().cycle().take(70_000).collect();
+    s.memory.write(0x1000_0000, &long).unwrap();
+    for len in [4096u64, 65536, 65537, 70_000] {
+        assert_eq!(
+            s.call("path_open", &[3, 0, 0x1000_0000, len, 0, 0, 0, 0, 0]),
+            ENAMETOOLONG
+        );
+    }
+    let before = peak_rss_kib();
+    for (name, args) in [
+        (
+            "path_open",
+            &[3, 0, 0x2000_0000, 0xc000_0000, 0, 0, 0, 0, 0][..],
+        ),
+        ("path_create_directory", &[3, 0x1000_0000, 0xe000_0000]),
+        (
+            "path_rename",
+            &[3, 0, 0xffff_0000, 3, 0x2000_0000, 0xd000_0000],
+        ),
+        ("path_symlink", &[0, 0xffff_ffff, 3, 0x2000_0000, 8]),
+    ] {
+        assert_eq!(s.call(name, args), ENAMETOOLONG, "{name}");
+    }
+    let grown = peak_rss_kib().saturating_sub(before);
+    assert!(grown < 512 * 1024, "peak RSS grew by {grown} KiB");
     // (Random edge arguments are not repeated here: reads of gigabytes into a
     // 4 GiB memory are legitimate and only slow.)
     s.check_outside();

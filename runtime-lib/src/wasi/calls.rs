@@ -882,7 +882,17 @@ pub fn fd_readdir(
 
 // ---------------------------------------------------------------- path operations
 
+/// The longest path argument that is read, in bytes. Linux refuses a path of
+/// `PATH_MAX` (4096) bytes or more with `ENAMETOOLONG` anyway (and so did every
+/// longer path tried through cap-std); the bound, well above that, keeps a guest
+/// from making the host copy gigabytes of its memory for one call.
+const MAX_PATH_ARG: u32 = 1 << 16;
+
 fn path_arg(mem: &GuestMemory<'_>, ptr: u32, len: u32) -> WasiResult<String> {
+    mem.check(ptr, len)?;
+    if len > MAX_PATH_ARG {
+        return Err(Errno::NAMETOOLONG);
+    }
     mem.read_str(ptr, len)
 }
 
