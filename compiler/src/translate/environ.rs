@@ -575,13 +575,12 @@ impl SimdEnv for FuncEnv<'_> {
             }
         }
         let ptr = self.memory_ptr(builder, mem);
-        // The base never moves (the reservation is made up front).
-        let base = builder.ins().load(
-            types::I64,
-            MemFlagsData::trusted().with_readonly(),
-            ptr,
-            VMContextLayout::MEMORY_BASE,
-        );
+        // The base never moves (the reservation is made up front), so its load is
+        // `frozen`: `can_move` makes it pure for Cranelift, which then loads it once
+        // per function instead of again after every store and call.
+        let base = builder
+            .ins()
+            .load(types::I64, frozen(), ptr, VMContextLayout::MEMORY_BASE);
         let addr = builder.ins().iadd(base, index);
         if offset == 0 {
             addr
