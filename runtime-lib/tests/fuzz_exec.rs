@@ -17,6 +17,7 @@ mod smith;
 mod support;
 
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use arbitrary::Unstructured;
 use support::load;
 use wasmc_compiler::{CompileOptions, OptLevel};
 use wasmc_runtime::abi::{self, FuncType, ValType};
-use wasmc_runtime::instance::{Extern, HostFunc, InstanceHandle, Val};
+use wasmc_runtime::instance::{Extern, HostFunc, InstanceHandle, Module, Val};
 
 const DEFAULT_COUNT: u64 = 120;
 const FUEL: u32 = 2000;
@@ -100,6 +101,10 @@ fn note(msg: &str) {
     let _ = std::io::stderr().write_all(msg.as_bytes());
 }
 
+/// Bumped before every module and call; the watchdog aborts when it stalls.
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+static SEED: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Default)]
 struct Stats {
     modules: u64,
@@ -124,8 +129,6 @@ fn generated_modules_run_without_host_crashes() {
 
     // Watchdog: generated code that does not terminate is a bug (fuel bounds every
     // loop and call), and so is a host call that blocks.
-    static PROGRESS: AtomicU64 = AtomicU64::new(0);
-    static SEED: AtomicU64 = AtomicU64::new(0);
     std::thread::spawn(|| {
         let mut last = (u64::MAX, Instant::now());
         loop {
@@ -182,79 +185,20 @@ fn generated_modules_run_without_host_crashes() {
             ..CompileOptions::default()
         };
         let compiled = load(&wasm, &opts, dir.path());
-        let provider = InstanceHandle::new(provider_module.clone(), &mut |_| None, None)
-            .expect("provider instantiates");
-        let mut resolver = |import: &abi::Import| {
-            if import.module != "p" {
-                return None;
-            }
-            if import.name == "h_add" {
-                return Some(Extern::HostFunc(HostFunc {
-                    ty: FuncType {
-                        params: vec![ValType::I32, ValType::I64],
-                        results: vec![ValType::I64],
-                    },
-                    code: host_add as *const u8,
-                }));
-            }
-            provider.export(&import.name)
-        };
-        // Fuel lives in a (non-exported) global of the instance: each export gets a
-        // fresh instance, so that one exhausting the fuel does not starve the rest.
-        let mut instantiate = |stats: &mut Stats| {
-            match InstanceHandle::new(compiled.clone(), &mut resolver, None) {
-                Ok(i) => Some(i),
-                // Segments out of bounds or a trapping start function: valid modules
-                // may fail to instantiate, but only with a trap.
-                Err(wasmc_runtime::instance::InstantiationError::Trap(_)) => {
-                    stats.instantiation_traps += 1;
-                    None
-                }
-                Err(e) => panic!("seed {seed}: instantiation failed: {e:?}"),
-            }
-        };
-        if instantiate(&mut stats).is_none() {
-            continue;
-        }
-        stats.instantiated += 1;
-        let mut args_rng = Unstructured::new(&raw[raw.len() / 2..]);
-        for export in &compiled.info().exports {
-            if export.kind != abi::ExportKind::Func {
-                continue;
-            }
-            let Some(instance) = instantiate(&mut stats) else {
-                break;
-            };
-            let func = instance
-                .export_func(&export.name)
-                .expect("exported function");
-            let ty = func.ty().clone();
-            for round in 0..2 {
-                let args: Vec<Val> = ty
-                    .params
-                    .iter()
-                    .map(|&t| {
-                        if round == 0 {
-                            Val::default_for(t)
-                        } else {
-                            random_val(t, &mut args_rng)
-                        }
-                    })
-                    .collect();
-                PROGRESS.fetch_add(1, Ordering::Relaxed);
-                stats.calls += 1;
-                match instance.invoke(&func, &args) {
-                    Ok(results) => {
-                        stats.returned += 1;
-                        assert_eq!(results.len(), ty.results.len(), "seed {seed}");
-                        for (v, t) in results.iter().zip(&ty.results) {
-                            assert_eq!(v.ty(), t.storage(), "seed {seed}: result type");
-                        }
-                    }
-                    Err(_) => stats.trapped += 1,
-                }
-            }
-        }
+        // Instances that import a table are pinned to their thread (see the
+        // runtime's instance docs): a thread per module frees them afterwards.
+        let provider_module = provider_module.clone();
+        let module_stats = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || run_module(seed, &raw, compiled, provider_module))
+            .unwrap()
+            .join()
+            .unwrap_or_else(|_| panic!("seed {seed} failed (see above)"));
+        stats.instantiated += module_stats.instantiated;
+        stats.instantiation_traps += module_stats.instantiation_traps;
+        stats.calls += module_stats.calls;
+        stats.returned += module_stats.returned;
+        stats.trapped += module_stats.trapped;
     }
     eprintln!(
         "fuzz_exec: seeds {start}..{}: {} modules, {} instantiated ({} traps at \
@@ -273,4 +217,84 @@ fn generated_modules_run_without_host_crashes() {
         "too few exported functions ran"
     );
     assert!(stats.returned > 0 && stats.trapped > 0);
+}
+
+/// Instantiates `compiled` against a fresh provider instance and calls each
+/// exported function (in a fresh instance) with zero and then random arguments.
+fn run_module(seed: u64, raw: &[u8], compiled: Arc<Module>, provider_module: Arc<Module>) -> Stats {
+    let mut stats = Stats::default();
+    let provider = InstanceHandle::new(provider_module.clone(), &mut |_| None, None)
+        .expect("provider instantiates");
+    let mut resolver = |import: &abi::Import| {
+        if import.module != "p" {
+            return None;
+        }
+        if import.name == "h_add" {
+            return Some(Extern::HostFunc(HostFunc {
+                ty: FuncType {
+                    params: vec![ValType::I32, ValType::I64],
+                    results: vec![ValType::I64],
+                },
+                code: host_add as *const u8,
+            }));
+        }
+        provider.export(&import.name)
+    };
+    // Fuel lives in a (non-exported) global of the instance: each export gets a
+    // fresh instance, so that one exhausting the fuel does not starve the rest.
+    let mut instantiate = |stats: &mut Stats| {
+        match InstanceHandle::new(compiled.clone(), &mut resolver, None) {
+            Ok(i) => Some(i),
+            // Segments out of bounds or a trapping start function: valid modules
+            // may fail to instantiate, but only with a trap.
+            Err(wasmc_runtime::instance::InstantiationError::Trap(_)) => {
+                stats.instantiation_traps += 1;
+                None
+            }
+            Err(e) => panic!("seed {seed}: instantiation failed: {e:?}"),
+        }
+    };
+    if instantiate(&mut stats).is_none() {
+        return stats;
+    }
+    stats.instantiated += 1;
+    let mut args_rng = Unstructured::new(&raw[raw.len() / 2..]);
+    for export in &compiled.info().exports {
+        if export.kind != abi::ExportKind::Func {
+            continue;
+        }
+        let Some(instance) = instantiate(&mut stats) else {
+            break;
+        };
+        let func = instance
+            .export_func(&export.name)
+            .expect("exported function");
+        let ty = func.ty().clone();
+        for round in 0..2 {
+            let args: Vec<Val> = ty
+                .params
+                .iter()
+                .map(|&t| {
+                    if round == 0 {
+                        Val::default_for(t)
+                    } else {
+                        random_val(t, &mut args_rng)
+                    }
+                })
+                .collect();
+            PROGRESS.fetch_add(1, Ordering::Relaxed);
+            stats.calls += 1;
+            match instance.invoke(&func, &args) {
+                Ok(results) => {
+                    stats.returned += 1;
+                    assert_eq!(results.len(), ty.results.len(), "seed {seed}");
+                    for (v, t) in results.iter().zip(&ty.results) {
+                        assert_eq!(v.ty(), t.storage(), "seed {seed}: result type");
+                    }
+                }
+                Err(_) => stats.trapped += 1,
+            }
+        }
+    }
+    stats
 }
