@@ -10,13 +10,17 @@
 //! reproduced.
 //!
 //! Longer runs: `WASMC_FUZZ_START=<seed> WASMC_FUZZ_COUNT=<modules> cargo test
-//! --release -p wasmc-runtime --test fuzz_exec -- --nocapture`.
+//! --release -p wasmc-runtime --test fuzz_exec -- --nocapture`. With
+//! `WASMC_FUZZ_DIFF_DIR=<dir>` (deterministic modules: canonical NaNs, no relaxed
+//! SIMD) every module and call outcome is written there for
+//! `fuzz/diff_wasmtime.py <dir>`, which replays them on wasmtime and compares.
 
 #[path = "../../compiler/tests/support/smith.rs"]
 mod smith;
 mod support;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -82,17 +86,66 @@ extern "C" fn host_add(_vmctx: *mut u8, a: i32, b: i64) -> i64 {
     i64::from(a).wrapping_add(b)
 }
 
-fn random_val(ty: ValType, u: &mut Unstructured<'_>) -> Val {
+/// A random argument. For differential runs (`diff`) floats are never NaN and
+/// externrefs are null: the Python side passes floats as doubles (NaN payloads do
+/// not survive) and has no opaque words.
+fn random_val(ty: ValType, u: &mut Unstructured<'_>, diff: bool) -> Val {
     match ty.storage() {
         ValType::I32 => Val::I32(u.arbitrary().unwrap_or(0)),
         ValType::I64 => Val::I64(u.arbitrary().unwrap_or(0)),
-        ValType::F32 => Val::F32(u.arbitrary().unwrap_or(0)),
-        ValType::F64 => Val::F64(u.arbitrary().unwrap_or(0)),
+        ValType::F32 => {
+            let bits: u32 = u.arbitrary().unwrap_or(0);
+            let nan = f32::from_bits(bits).is_nan();
+            Val::F32(if diff && nan {
+                bits & 0x807f_ffff
+            } else {
+                bits
+            })
+        }
+        ValType::F64 => {
+            let bits: u64 = u.arbitrary().unwrap_or(0);
+            let nan = f64::from_bits(bits).is_nan();
+            Val::F64(if diff && nan {
+                bits & 0x800f_ffff_ffff_ffff
+            } else {
+                bits
+            })
+        }
         ValType::V128 => Val::V128(u.arbitrary().unwrap_or(0)),
         ValType::FuncRef => Val::FuncRef(0),
+        _ if diff => Val::ExternRef(0),
         // An opaque word: wasm can only pass it around.
         _ => Val::ExternRef(u.arbitrary::<u16>().unwrap_or(0) as usize),
     }
+}
+
+/// A value as the differential script reads it: `[type, decimal bits]`.
+fn val_json(v: &Val) -> String {
+    let (ty, bits) = match *v {
+        Val::I32(x) => ("i32", x.to_string()),
+        Val::I64(x) => ("i64", x.to_string()),
+        Val::F32(x) => ("f32", x.to_string()),
+        Val::F64(x) => ("f64", x.to_string()),
+        Val::V128(x) => ("v128", x.to_string()),
+        Val::FuncRef(x) => ("funcref", (x != 0).to_string()),
+        Val::ExternRef(x) => ("externref", (x != 0).to_string()),
+    };
+    format!("[\"{ty}\", \"{bits}\"]")
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || !c.is_ascii() => out += &format!("\\u{:04x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out + "\""
 }
 
 fn note(msg: &str) {
@@ -126,6 +179,11 @@ fn generated_modules_run_without_host_crashes() {
     let available_imports = wat::parse_str(IMPORTS).unwrap();
     let current = std::env::temp_dir().join("wasmc-fuzz-exec-current.wasm");
     let dir = tempfile::tempdir().unwrap();
+    // Differential runs: each module and what each call did go to this directory.
+    let diff: Option<PathBuf> = std::env::var_os("WASMC_FUZZ_DIFF_DIR").map(PathBuf::from);
+    if let Some(d) = &diff {
+        std::fs::create_dir_all(d).unwrap();
+    }
 
     // Watchdog: generated code that does not terminate is a bug (fuel bounds every
     // loop and call), and so is a host call that blocks.
@@ -168,6 +226,11 @@ fn generated_modules_run_without_host_crashes() {
         config.max_table_elements = 10_000;
         // Every function is called from the host.
         config.export_everything = true;
+        if diff.is_some() {
+            // Only deterministic results can be compared.
+            config.canonicalize_nans = true;
+            config.relaxed_simd_enabled = false;
+        }
         let Ok(mut module) = wasm_smith::Module::new(config, &mut u) else {
             continue;
         };
@@ -176,6 +239,9 @@ fn generated_modules_run_without_host_crashes() {
             .expect("wasm-smith generated the bodies");
         let wasm = module.to_bytes();
         std::fs::write(&current, &wasm).unwrap();
+        if let Some(dir) = &diff {
+            std::fs::write(dir.join(format!("{seed}.wasm")), &wasm).unwrap();
+        }
         stats.modules += 1;
 
         let opts = CompileOptions {
@@ -188,9 +254,10 @@ fn generated_modules_run_without_host_crashes() {
         // Instances that import a table are pinned to their thread (see the
         // runtime's instance docs): a thread per module frees them afterwards.
         let provider_module = provider_module.clone();
+        let diff = diff.clone();
         let module_stats = std::thread::Builder::new()
             .stack_size(8 << 20)
-            .spawn(move || run_module(seed, &raw, compiled, provider_module))
+            .spawn(move || run_module(seed, &raw, compiled, provider_module, diff.as_deref()))
             .unwrap()
             .join()
             .unwrap_or_else(|_| panic!("seed {seed} failed (see above)"));
@@ -221,8 +288,16 @@ fn generated_modules_run_without_host_crashes() {
 
 /// Instantiates `compiled` against a fresh provider instance and calls each
 /// exported function (in a fresh instance) with zero and then random arguments.
-fn run_module(seed: u64, raw: &[u8], compiled: Arc<Module>, provider_module: Arc<Module>) -> Stats {
+fn run_module(
+    seed: u64,
+    raw: &[u8],
+    compiled: Arc<Module>,
+    provider_module: Arc<Module>,
+    diff: Option<&Path>,
+) -> Stats {
     let mut stats = Stats::default();
+    // What happened, for the differential script (`fuzz/diff_wasmtime.py`).
+    let mut record: Vec<String> = Vec::new();
     let provider = InstanceHandle::new(provider_module.clone(), &mut |_| None, None)
         .expect("provider instantiates");
     let mut resolver = |import: &abi::Import| {
@@ -254,7 +329,15 @@ fn run_module(seed: u64, raw: &[u8], compiled: Arc<Module>, provider_module: Arc
             Err(e) => panic!("seed {seed}: instantiation failed: {e:?}"),
         }
     };
-    if instantiate(&mut stats).is_none() {
+    let first = instantiate(&mut stats);
+    if let Some(dir) = diff {
+        let outcome = if first.is_some() { "ok" } else { "trap" };
+        record.push(format!("{{\"instantiate\": \"{outcome}\"}}"));
+        if first.is_none() {
+            write_record(dir, seed, &record);
+        }
+    }
+    if first.is_none() {
         return stats;
     }
     stats.instantiated += 1;
@@ -278,13 +361,35 @@ fn run_module(seed: u64, raw: &[u8], compiled: Arc<Module>, provider_module: Arc
                     if round == 0 {
                         Val::default_for(t)
                     } else {
-                        random_val(t, &mut args_rng)
+                        random_val(t, &mut args_rng, diff.is_some())
                     }
                 })
                 .collect();
             PROGRESS.fetch_add(1, Ordering::Relaxed);
             stats.calls += 1;
-            match instance.invoke(&func, &args) {
+            let outcome = instance.invoke(&func, &args);
+            if diff.is_some() {
+                let args: Vec<String> = args.iter().map(val_json).collect();
+                let result = match &outcome {
+                    Ok(results) => {
+                        let r: Vec<String> = results.iter().map(val_json).collect();
+                        format!("\"results\": [{}]", r.join(", "))
+                    }
+                    Err(trap) => format!("\"trap\": {}", json_str(trap.message())),
+                };
+                let v128 = ty
+                    .params
+                    .iter()
+                    .chain(&ty.results)
+                    .any(|t| *t == ValType::V128);
+                record.push(format!(
+                    "{{\"export\": {}, \"round\": {round}, \"v128\": {v128}, \"args\": [{}], \
+                     {result}}}",
+                    json_str(&export.name),
+                    args.join(", ")
+                ));
+            }
+            match outcome {
                 Ok(results) => {
                     stats.returned += 1;
                     assert_eq!(results.len(), ty.results.len(), "seed {seed}");
@@ -296,5 +401,13 @@ fn run_module(seed: u64, raw: &[u8], compiled: Arc<Module>, provider_module: Arc
             }
         }
     }
+    if let Some(dir) = diff {
+        write_record(dir, seed, &record);
+    }
     stats
+}
+
+fn write_record(dir: &Path, seed: u64, record: &[String]) {
+    let json = format!("[\n{}\n]\n", record.join(",\n"));
+    std::fs::write(dir.join(format!("{seed}.json")), json).unwrap();
 }

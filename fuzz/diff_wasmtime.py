@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Replays the calls recorded by runtime-lib/tests/fuzz_exec.rs (WASMC_FUZZ_DIFF_DIR)
+on wasmtime (the `wasmtime` Python package) and reports every difference.
+
+The scheme mirrors the Rust test exactly: one provider instance per module (the same
+PROVIDER module; `h_add` is a host function), a first instantiation, then a fresh
+instance per exported function, called twice (zero, then random arguments). A call
+traps on both sides or returns equal results (NaNs compare equal; references by
+null-ness). Stack overflow differs legitimately (different stack sizes) and is
+skipped; so are functions with v128 parameters or results (not in the Python API).
+
+usage: diff_wasmtime.py DIR            exit status 1 when any module differs
+"""
+
+import json
+import math
+import re
+import struct
+import sys
+from pathlib import Path
+
+import wasmtime
+
+HERE = Path(__file__).resolve().parent
+SRC = (HERE.parent / "runtime-lib" / "tests" / "fuzz_exec.rs").read_text()
+PROVIDER = re.search(r'const PROVIDER: &str = r#"(.*?)"#;', SRC, re.S).group(1)
+
+
+def engine():
+    config = wasmtime.Config()
+    for feature in ("wasm_simd", "wasm_multi_memory", "wasm_memory64", "wasm_tail_call",
+                    "wasm_bulk_memory", "wasm_reference_types", "wasm_multi_value"):
+        if hasattr(config, feature):
+            setattr(config, feature, True)
+    return wasmtime.Engine(config)
+
+
+def to_val(ty, bits):
+    if ty == "i32":
+        return wasmtime.Val.i32(int(bits))
+    if ty == "i64":
+        return wasmtime.Val.i64(int(bits))
+    if ty == "f32":
+        return wasmtime.Val.f32(struct.unpack("<f", struct.pack("<I", int(bits)))[0])
+    if ty == "f64":
+        return wasmtime.Val.f64(struct.unpack("<d", struct.pack("<Q", int(bits)))[0])
+    if ty == "funcref":
+        return wasmtime.Val.funcref(None)
+    if ty == "externref":
+        return wasmtime.Val.externref(None)
+    raise ValueError(ty)
+
+
+def same(expected, got):
+    ty, bits = expected
+    if ty == "i32":
+        return (int(bits) & 0xFFFFFFFF) == (got & 0xFFFFFFFF)
+    if ty == "i64":
+        return (int(bits) & (2**64 - 1)) == (got & (2**64 - 1))
+    if ty in ("f32", "f64"):
+        fmt, ifmt = ("<f", "<I") if ty == "f32" else ("<d", "<Q")
+        ours = struct.unpack(fmt, struct.pack(ifmt, int(bits)))[0]
+        if math.isnan(ours) or math.isnan(got):
+            return math.isnan(ours) and math.isnan(got)
+        return struct.pack(fmt, ours) == struct.pack(fmt, got)
+    if ty in ("funcref", "externref"):
+        return (bits == "true") == (got is not None)
+    return True  # v128: not comparable here
+
+
+def is_stack_overflow(message):
+    return "stack overflow" in message or "call stack exhausted" in message
+
+
+def run_module(eng, wasm_path, record):
+    store = wasmtime.Store(eng)
+    provider = wasmtime.Instance(store, wasmtime.Module(eng, PROVIDER), [])
+    pexports = provider.exports(store)
+    h_add = wasmtime.Func(
+        store,
+        wasmtime.FuncType([wasmtime.ValType.i32(), wasmtime.ValType.i64()],
+                          [wasmtime.ValType.i64()]),
+        lambda a, b: ((a + b + 2**63) % 2**64) - 2**63,
+    )
+    module = wasmtime.Module.from_file(eng, str(wasm_path))
+    imports = []
+    for imp in module.imports:
+        imports.append(h_add if imp.name == "h_add" else pexports[imp.name])
+
+    def instantiate():
+        try:
+            return wasmtime.Instance(store, module, imports)
+        except wasmtime.Trap:
+            return None
+
+    problems = []
+    first = instantiate()
+    expected_first = record[0]["instantiate"]
+    if (first is not None) != (expected_first == "ok"):
+        return [f"instantiation: wasmc {expected_first}, wasmtime "
+                f"{'ok' if first else 'trap'}"]
+    if first is None:
+        return []
+    instance = None
+    for call in record[1:]:
+        if call["round"] == 0:
+            instance = instantiate()
+            if instance is None:
+                problems.append(f"{call['export']}: instantiation trapped on wasmtime only")
+                break
+        if call["v128"]:
+            continue
+        func = instance.exports(store)[call["export"]]
+        args = [to_val(t, b) for t, b in call["args"]]
+        where = f"{call['export']}({', '.join(b for _, b in call['args'])})"
+        try:
+            got = func(store, *args)
+            got_trap = None
+        except wasmtime.Trap as e:
+            got, got_trap = None, str(e).splitlines()[0]
+        except wasmtime.WasmtimeError as e:
+            got, got_trap = None, str(e).splitlines()[0]
+        if "trap" in call:
+            if got_trap is None:
+                problems.append(f"{where}: wasmc trapped ({call['trap']}), wasmtime returned {got!r}")
+            continue
+        if got_trap is not None:
+            if not is_stack_overflow(got_trap):
+                problems.append(f"{where}: wasmtime trapped ({got_trap}), wasmc returned {call['results']}")
+            continue
+        if got is None:
+            got = []
+        elif not isinstance(got, (list, tuple)):
+            got = [got]
+        for i, (exp, g) in enumerate(zip(call["results"], got)):
+            if not same(exp, g):
+                problems.append(f"{where}: result {i}: wasmc {exp}, wasmtime {g!r}")
+    return problems
+
+
+def main():
+    d = Path(sys.argv[1])
+    eng = engine()
+    modules = calls = 0
+    bad = 0
+    for rec_path in sorted(d.glob("*.json"), key=lambda p: int(p.stem)):
+        record = json.loads(rec_path.read_text())
+        modules += 1
+        calls += len(record) - 1
+        try:
+            problems = run_module(eng, d / f"{rec_path.stem}.wasm", record)
+        except Exception as e:  # a module wasmtime rejects, etc.
+            problems = [f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"]
+        if problems:
+            bad += 1
+            print(f"seed {rec_path.stem}:")
+            for p in problems[:10]:
+                print(f"  {p}")
+    print(f"diff_wasmtime: {modules} modules, {calls} calls, {bad} modules differ")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
