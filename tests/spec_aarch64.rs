@@ -1,4 +1,5 @@
-//! The whole WebAssembly spec test suite on aarch64, under `qemu-aarch64`: generated
+//! The WebAssembly spec test suite on aarch64, under `qemu-aarch64` (a documented
+//! subset by default, the whole suite on request; see below): generated
 //! aarch64 code, the aarch64 runtime paths (signal-based trap recovery and the
 //! `catch_call`/`unwind` assembly, stack-overflow detection for `assert_exhaustion`,
 //! SIMD lowering) and aarch64 float semantics, checked by the same expectations as
@@ -33,7 +34,8 @@
 //! the host release build). Natively the whole suite runs in 12 s; under qemu it
 //! needs about 3.7 minutes of CPU, most of it a fixed cost per file (each worker is a
 //! fresh emulated process that translates the compiler's code again), and it took
-//! 6.8 to 13 minutes of wall time on the shared machine. The test command's budget
+//! 7 to 13 minutes of wall time on the loaded shared machine (the subset: 3 minutes
+//! there, about 1.5 CPU-minutes). The test command's budget
 //! (about 20 minutes including both builds) cannot take that, so CI runs the
 //! documented subset [`SUBSET`]: 135 of the 236 files that execute anything, under
 //! half of the CPU time. It has files of every instruction group, traps and stack
