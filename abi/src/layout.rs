@@ -12,7 +12,11 @@
 //! globals()                   [*mut VMGlobal; globals]
 //! host_fns()                  [usize; imported functions]      (extern "C" host function, or 0)
 //! func_refs()                 [VMFuncRef; functions]           (imported first, then defined)
+//! tags()                      [usize; tags]                    (tag identity, imported first)
 //! ```
+//! A tag's identity is a non-zero word, equal for two tags exactly when they are the
+//! same tag (an imported tag has its exporter's identity); `VMException::tag` holds
+//! the identity of the tag the exception was thrown with.
 //! Memories, tables and globals are reached through a pointer so that imported and
 //! exported ones can be shared between instances. Every function (imported or
 //! defined) has a `VMFuncRef` in the context: calls to imports load the target from
@@ -28,6 +32,7 @@ pub struct VMContextLayout {
     pub num_globals: u32,
     pub num_imported_funcs: u32,
     pub num_funcs: u32,
+    pub num_tags: u32,
 }
 
 const PTR: u32 = 8;
@@ -51,6 +56,9 @@ impl VMContextLayout {
     /// `VMTable` fields.
     pub const TABLE_BASE: i32 = 0;
     pub const TABLE_LENGTH: i32 = 8;
+    /// `VMException` fields.
+    pub const EXCEPTION_TAG: i32 = 0;
+    pub const EXCEPTION_VALUES: i32 = 8;
     /// `VMRuntimeState` fields.
     pub const RUNTIME_STACK_LIMIT: i32 = 0;
 
@@ -84,9 +92,15 @@ impl VMContextLayout {
     pub fn func_ref(&self, func_index: u32) -> i32 {
         (self.func_refs() + func_index * Self::FUNC_REF_SIZE) as i32
     }
+    pub fn tags(&self) -> u32 {
+        self.func_refs() + self.num_funcs * Self::FUNC_REF_SIZE
+    }
+    pub fn tag(&self, tag_index: u32) -> i32 {
+        (self.tags() + tag_index * PTR) as i32
+    }
     /// Total size in bytes (a multiple of 16).
     pub fn size(&self) -> usize {
-        let end = self.func_refs() + self.num_funcs * Self::FUNC_REF_SIZE;
+        let end = self.tags() + self.num_tags * PTR;
         (end as usize).next_multiple_of(16)
     }
 }
@@ -103,13 +117,15 @@ mod tests {
             num_globals: 4,
             num_imported_funcs: 5,
             num_funcs: 7,
+            num_tags: 2,
         };
         assert_eq!(l.memory(0), 32);
         assert_eq!(l.table(0), 32 + 16);
         assert_eq!(l.global(0), 32 + 16 + 24);
         assert_eq!(l.host_fn(0), 32 + 16 + 24 + 32);
         assert_eq!(l.func_ref(0), 32 + 16 + 24 + 32 + 40);
-        assert_eq!(l.size(), (144 + 7 * 24usize).next_multiple_of(16));
+        assert_eq!(l.tag(1), 144 + 7 * 24 + 8);
+        assert_eq!(l.size(), (144 + 7 * 24 + 16usize).next_multiple_of(16));
         assert_eq!(VMContextLayout::FUNC_REF_SIZE, 24);
     }
 }

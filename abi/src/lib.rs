@@ -35,7 +35,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0003; // "wasmc" + 1.3 (typed references, tags)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0004; // "wasmc" + 1.4 (exception handling)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -108,6 +108,19 @@ pub struct VMFuncRef {
     pub _pad: u32,
 }
 
+/// An exception object, what an `exnref` points at. Allocated by the `exn_new`
+/// builtin and never moved or freed while wasm can reach it (the runtime keeps
+/// exceptions in a per-thread arena, see `runtime-lib/src/exceptions.rs`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct VMException {
+    /// Identity of the tag it was thrown with (see [`VMContextLayout`]).
+    pub tag: usize,
+    /// The payload: one [`ValRaw`] per parameter of the tag's type.
+    pub values: *const ValRaw,
+    pub num_values: usize,
+}
+
 /// Per-thread runtime state shared by all instances; `VMContext::runtime` points here.
 #[repr(C)]
 #[derive(Debug)]
@@ -155,6 +168,14 @@ pub struct Builtins {
     /// `(vmctx, trap: u32) -> !`: raise a trap from the host side (used by host stubs
     /// when a host function reports failure). Never returns.
     pub raise_trap: usize,
+    /// `(vmctx, tag: u32, values: *const ValRaw) -> *const VMException`: a new
+    /// exception of the caller's tag `tag` with the tag's parameters read from
+    /// `values` (16-byte slots).
+    pub exn_new: usize,
+    /// `(vmctx, exn: *const VMException) -> !`: throws the non-null `exn`: resumes at
+    /// the innermost handler (see [`HandlerSite`]) of the wasm frames above the
+    /// caller, or unwinds to the host with [`Trap::UncaughtException`].
+    pub throw_ref: usize,
 }
 
 impl Builtins {
@@ -181,6 +202,8 @@ pub enum Builtin {
     TableInit,
     ElemDrop,
     RaiseTrap,
+    ExnNew,
+    ThrowRef,
 }
 
 /// Why wasm execution stopped abnormally. The messages are the spec test suite's texts.
@@ -204,10 +227,15 @@ pub enum Trap {
     OutOfBoundsElement,
     /// `call_ref` / `return_call_ref` of a null function reference.
     NullFunctionReference,
+    /// `throw_ref` of a null exception reference.
+    NullExceptionReference,
+    /// A wasm exception escaped every wasm frame (not a trap of the spec, but it ends
+    /// the call the same way).
+    UncaughtException,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 14] = [
+    pub const ALL: [Trap; 16] = [
         Trap::StackOverflow,
         Trap::MemoryOutOfBounds,
         Trap::HeapMisaligned,
@@ -222,6 +250,8 @@ impl Trap {
         Trap::HostError,
         Trap::OutOfBoundsElement,
         Trap::NullFunctionReference,
+        Trap::NullExceptionReference,
+        Trap::UncaughtException,
     ];
 
     pub fn from_u8(code: u8) -> Option<Trap> {
@@ -245,6 +275,8 @@ impl Trap {
             Trap::HostError => "host function error",
             Trap::OutOfBoundsElement => "undefined element",
             Trap::NullFunctionReference => "null function reference",
+            Trap::NullExceptionReference => "null exception reference",
+            Trap::UncaughtException => "uncaught wasm exception",
         }
     }
 }

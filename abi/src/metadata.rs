@@ -40,6 +40,10 @@ pub enum HeapType {
     NoFunc,
     /// The bottom of the extern hierarchy.
     NoExtern,
+    /// Exception references (`exnref`): a `*const VMException` (null = 0).
+    Exn,
+    /// The bottom of the exception hierarchy.
+    NoExn,
     /// A function type. In [`ModuleInfo`] this is a type index of that module. Inside
     /// the runtime (types of tables, globals and functions of live instances) it is
     /// a process-wide canonical type id instead, so that types of different modules
@@ -49,9 +53,13 @@ pub enum HeapType {
 
 impl HeapType {
     /// Whether the heap type is in the function hierarchy (stored as a
-    /// `*const VMFuncRef`) rather than the extern one (an opaque word).
+    /// `*const VMFuncRef`) rather than the extern or exception one (a word that is
+    /// opaque to the host).
     pub fn is_func(self) -> bool {
-        !matches!(self, HeapType::Extern | HeapType::NoExtern)
+        !matches!(
+            self,
+            HeapType::Extern | HeapType::NoExtern | HeapType::Exn | HeapType::NoExn
+        )
     }
 }
 
@@ -130,6 +138,7 @@ impl ValType {
                 (HeapType::Concrete(_) | HeapType::NoFunc, HeapType::Func)
                     | (HeapType::NoFunc, HeapType::Concrete(_))
                     | (HeapType::NoExtern, HeapType::Extern)
+                    | (HeapType::NoExn, HeapType::Exn)
             )
     }
 }
@@ -274,6 +283,24 @@ pub struct FuncInfo {
     pub code_len: u32,
     /// Trap sites `(offset from the function start, trap)`, sorted by offset.
     pub traps: Vec<(u32, Trap)>,
+    /// Exception handlers of the calls inside `try_table`s, sorted by return offset
+    /// (empty for functions without `try_table`).
+    pub handlers: Vec<HandlerSite>,
+}
+
+/// A call site with an exception handler: when an exception unwinds to the return
+/// address `ret`, execution resumes at `handler` with the stack pointer set to
+/// `fp - frame_offset` (the frame's `fp` restored) and the `*const VMException` in
+/// the first exception payload register (rax / x0). Every handler catches every
+/// exception: the code at `handler` matches tags itself and rethrows on no match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerSite {
+    /// Return-address offset of the call, from the function start.
+    pub ret: u32,
+    /// Offset of the handler code, from the function start.
+    pub handler: u32,
+    /// Distance from the frame pointer down to the stack pointer at the call.
+    pub frame_offset: u32,
 }
 
 /// Everything about a compiled module except its code.
@@ -299,9 +326,8 @@ pub struct ModuleInfo {
     pub num_imported_globals: u32,
     /// Defined globals with their initializers.
     pub defined_globals: Vec<DefinedGlobal>,
-    /// Type index of every exception tag, imported first. Tags are module entities
-    /// (declared, imported, exported, link-time type-checked); no generated code
-    /// uses them yet (`throw`/`try_table` are not compiled).
+    /// Type index of every exception tag, imported first. Generated code reaches a
+    /// tag's identity through `VMContextLayout::tag`.
     pub tags: Vec<u32>,
     pub num_imported_tags: u32,
     pub exports: Vec<Export>,
@@ -323,6 +349,7 @@ impl ModuleInfo {
             num_globals: self.globals.len() as u32,
             num_imported_funcs: self.num_imported_funcs,
             num_funcs: self.functions.len() as u32,
+            num_tags: self.tags.len() as u32,
         }
     }
 

@@ -237,7 +237,11 @@ fn classify(mut err: CompileError, wasm: &[u8]) -> CompileError {
             }
         }
         CompileErrorKind::Invalid => {
-            if wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            // Stack switching is left out: it makes tags with results valid, which
+            // WebAssembly 3.0 (exception handling) requires to be rejected as invalid.
+            let beyond =
+                wasmparser::WasmFeatures::all() - wasmparser::WasmFeatures::STACK_SWITCHING;
+            if wasmparser::Validator::new_with_features(beyond)
                 .validate_all(wasm)
                 .is_ok()
             {

@@ -31,7 +31,6 @@ use crate::{CompileError, CompileErrorKind};
 /// * GC: struct/array types, recursive type groups, declared subtyping, the `any`,
 ///   `eq`, `i31`, `struct`, `array`, `none` heap types and their operators;
 /// * threads: shared memories and atomic operators;
-/// * exception handling: tags, `exnref` and its operators.
 ///
 /// Relaxed SIMD is compiled with one fixed, deterministic choice per operator (see
 /// `translate::simd`). Anything beyond 3.0 (wide arithmetic, stack
@@ -401,9 +400,9 @@ fn val_types(tys: &[wasmparser::ValType], offset: usize) -> Result<Vec<ValType>,
     tys.iter().map(|t| val_type(*t, offset)).collect()
 }
 
-/// Reference types of the function and extern hierarchies (WebAssembly 2.0 and typed
-/// function references). The GC hierarchy (`any`, `eq`, `i31`, `struct`, `array`,
-/// `none`) and `exn` are not supported.
+/// Reference types of the function, extern and exception hierarchies (WebAssembly
+/// 2.0, typed function references, exception handling). The GC hierarchy (`any`,
+/// `eq`, `i31`, `struct`, `array`, `none`) is not supported.
 fn ref_type(ty: RefType, offset: usize) -> Result<ValType, CompileError> {
     use wasmc_abi::HeapType as H;
     let heap = match ty.heap_type() {
@@ -423,11 +422,19 @@ fn ref_type(ty: RefType, offset: usize) -> Result<ValType, CompileError> {
             shared: false,
             ty: AbstractHeapType::NoExtern,
         } => H::NoExtern,
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Exn,
+        } => H::Exn,
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::NoExn,
+        } => H::NoExn,
         HeapType::Concrete(wasmparser::UnpackedIndex::Module(index)) => H::Concrete(index),
         _ => {
             return Err(CompileError::unsupported(
                 Some(offset),
-                format!("reference type {ty} is not supported (GC or exception handling)"),
+                format!("reference type {ty} is not supported (GC)"),
             ));
         }
     };

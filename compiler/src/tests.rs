@@ -415,20 +415,24 @@ fn typed_function_references() {
     )
     .unwrap();
     assert_eq!(m.info.globals[0].content, ValType::FuncRef);
-    for (wat, what) in [
-        ("(module (global anyref (ref.null any)))", "anyref"),
-        ("(module (func (param exnref)))", "exnref"),
-    ] {
-        let e = compile_wat(wat, &CompileOptions::default()).unwrap_err();
-        assert_eq!(e.kind, CompileErrorKind::Unsupported, "{wat}: {e}");
-        assert!(e.message.contains(what), "{wat}: {e}");
-    }
+    let e = compile_wat(
+        "(module (global anyref (ref.null any)))",
+        &CompileOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("anyref"), "{e}");
+    let m = compile_wat("(module (func (param exnref)))", &CompileOptions::default()).unwrap();
+    assert_eq!(
+        m.info.types[0].params,
+        [ValType::reference(true, HeapType::Exn)]
+    );
 }
 
-/// Exception tags are module entities (imported, defined, exported); throwing and
-/// catching are not compiled.
+/// Exception tags are module entities (imported, defined, exported); calls inside a
+/// `try_table` get a handler site, calls outside do not.
 #[test]
-fn tags_are_recorded_but_throw_is_unsupported() {
+fn tags_and_exception_handlers() {
     let m = compile_wat(
         r#"(module (type (func (param f32))) (import "m" "t" (tag (type 0)))
              (tag (export "u") (param i32)))"#,
@@ -442,9 +446,38 @@ fn tags_are_recorded_but_throw_is_unsupported() {
         wasmc_abi::ImportKind::Tag { type_index: 0 }
     ));
     assert_eq!(m.info.exports[0].kind, wasmc_abi::ExportKind::Tag);
-    let e = compile_wat("(module (tag) (func throw 0))", &CompileOptions::default()).unwrap_err();
-    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
-    assert!(e.message.contains("Throw"), "{e}");
+    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        let m = compile_wat(
+            r#"(module (tag $t (param i32)) (func $f (throw $t (i32.const 1)))
+                 (func (result i32)
+                   (block $h (result i32)
+                     (try_table (catch $t $h) (call $f) (call $f))
+                     (call $f)
+                     (i32.const 0))))"#,
+            &opts(triple),
+        )
+        .unwrap();
+        assert!(m.info.funcs[0].handlers.is_empty(), "{triple}");
+        let handlers = &m.info.funcs[1].handlers;
+        assert_eq!(
+            handlers.len(),
+            2,
+            "{triple}: one site per call in try_table"
+        );
+        assert!(handlers[0].ret < handlers[1].ret, "{triple}");
+        assert!(
+            handlers
+                .iter()
+                .all(|h| h.handler < m.info.funcs[1].code_len && h.frame_offset >= 16),
+            "{triple}: {handlers:?}"
+        );
+    }
+    let e = compile_wat(
+        "(module (tag (param i32) (result i32)))",
+        &CompileOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Invalid, "{e}");
 }
 
 #[test]

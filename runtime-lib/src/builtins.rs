@@ -32,6 +32,8 @@ pub fn builtins() -> &'static Builtins {
         table_init: table_init as *const () as usize,
         elem_drop: elem_drop as *const () as usize,
         raise_trap: crate::traps::raise_trap as *const () as usize,
+        exn_new: crate::exceptions::exn_new as *const () as usize,
+        throw_ref: crate::traps::throw_ref as *const () as usize,
     })
 }
 

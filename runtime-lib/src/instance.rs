@@ -460,6 +460,23 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             check((memory as usize) < info.memories.len(), "data memory index")?;
         }
     }
+    check(
+        info.tags.iter().all(|&t| (t as usize) < ntypes),
+        "tag type index out of range",
+    )?;
+    // The unwinder resumes execution at handler offsets: they must lie in the code.
+    for f in &info.funcs {
+        check(
+            f.handlers
+                .iter()
+                .all(|h| h.ret <= f.code_len && h.handler < f.code_len),
+            "exception handler outside its function",
+        )?;
+        check(
+            f.handlers.windows(2).all(|w| w[0].ret < w[1].ret),
+            "exception handlers not sorted",
+        )?;
+    }
     Ok(())
 }
 
@@ -561,8 +578,8 @@ pub enum Extern {
 
 /// An exception tag. Tags have identity: each definition instantiated is a new tag,
 /// and an import refers to the exporter's tag itself (compare with
-/// [`TagHandle::same`]). Generated code does not use tags yet; they are linked and
-/// type-checked like any other import.
+/// [`TagHandle::same`]). Generated code sees the identity as a word in the
+/// `VMContext` (`VMContextLayout::tag`), compared with `VMException::tag`.
 #[derive(Debug, Clone)]
 pub struct TagHandle {
     tag: Rc<Tag>,
@@ -572,6 +589,19 @@ pub struct TagHandle {
 struct Tag {
     /// Canonical id of the tag's function type.
     type_id: u32,
+    /// The identity word: unique in the process and never reused (an address could
+    /// be reused after the tag is freed while exceptions thrown with it live on).
+    identity: usize,
+}
+
+impl Tag {
+    fn new(type_id: u32) -> Tag {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        Tag {
+            type_id,
+            identity: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 impl TagHandle {
@@ -903,6 +933,14 @@ impl Instance {
         self.module.info.layout()
     }
 
+    /// Identity word and number of parameters of tag `index`.
+    pub fn tag_identity_and_arity(&self, index: u32) -> Option<(usize, usize)> {
+        let tag = self.tags.get(index as usize)?;
+        let info = &self.module.info;
+        let ty = info.types.get(*info.tags.get(index as usize)? as usize)?;
+        Some((tag.tag.identity, ty.params.len()))
+    }
+
     pub fn module(&self) -> &Arc<Module> {
         &self.module
     }
@@ -1190,10 +1228,11 @@ impl InstanceHandle {
         // Tags: a fresh identity per definition and instance.
         for &type_index in &info.tags[info.num_imported_tags as usize..] {
             tags.push(TagHandle {
-                tag: Rc::new(Tag {
-                    type_id: module.type_ids[type_index as usize],
-                }),
+                tag: Rc::new(Tag::new(module.type_ids[type_index as usize])),
             });
+        }
+        for (i, t) in tags.iter().enumerate() {
+            write(layout.tag(i as u32), t.tag.identity);
         }
         // Memories and tables.
         for ty in &info.memories[info.num_imported_memories as usize..] {

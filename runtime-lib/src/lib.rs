@@ -2,7 +2,8 @@
 //! library) and used in-process by `wasmc wast` (as an rlib).
 //!
 //! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
-//! and backtraces (`traps`), builtins called by generated code (`builtins`),
+//! and backtraces (`traps`), exception objects (`exceptions`; the unwinder is in
+//! `traps`), builtins called by generated code (`builtins`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
 //! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
@@ -12,6 +13,7 @@ pub use wasmc_abi as abi;
 pub mod builtins;
 pub mod caller;
 pub mod entry;
+pub mod exceptions;
 pub mod instance;
 pub mod memory;
 pub mod table;

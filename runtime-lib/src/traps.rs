@@ -45,7 +45,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::sync::{Arc, Once, OnceLock, RwLock};
 
-use crate::abi::{ModuleInfo, Trap, VMRuntimeState};
+use crate::abi::{HandlerSite, ModuleInfo, Trap, VMException, VMRuntimeState};
 
 /// Stack available to wasm code on the thread created by [`run_on_wasm_stack`].
 pub const WASM_STACK_SIZE: usize = 8 << 20;
@@ -180,6 +180,13 @@ impl CodeMap {
         let traps = &self.info.funcs[func as usize].traps;
         let i = traps.binary_search_by_key(&offset, |&(o, _)| o).ok()?;
         Some(traps[i].1)
+    }
+
+    /// The handler of the call whose return address is at `offset` in `func`.
+    fn handler_at(&self, func: u32, offset: u32) -> Option<HandlerSite> {
+        let handlers = &self.info.funcs[func as usize].handlers;
+        let i = handlers.binary_search_by_key(&offset, |h| h.ret).ok()?;
+        Some(handlers[i])
     }
 
     fn frame_name(&self, func: u32) -> String {
@@ -694,6 +701,131 @@ extern "C" fn raise_trap_impl(_vmctx: *mut u8, trap: u32, fp: usize, ret: usize)
     unsafe { unwind(state) }
 }
 
+// ---------------------------------------------------------------------------
+// Exceptions
+// ---------------------------------------------------------------------------
+
+/// Builtin `throw_ref(vmctx, exn) -> !`: throws the non-null exception `exn` (see
+/// `abi::Builtins::throw_ref`). Entered from generated code, it forwards the
+/// caller's frame pointer and return address to [`throw_impl`].
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn throw_ref(_vmctx: *mut u8, _exn: *const VMException) -> ! {
+    core::arch::naked_asm!(
+        "mov rdx, rbp",
+        "mov rcx, [rsp]",
+        "jmp {imp}",
+        imp = sym throw_impl,
+    )
+}
+
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn throw_ref(_vmctx: *mut u8, _exn: *const VMException) -> ! {
+    core::arch::naked_asm!(
+        "mov x2, x29",
+        "mov x3, x30",
+        "b {imp}",
+        imp = sym throw_impl,
+    )
+}
+
+/// Where an exception resumes: a handler's code address and the frame to restore.
+struct Landing {
+    pc: usize,
+    sp: usize,
+    fp: usize,
+}
+
+/// Finds the innermost handler above the wasm frame whose frame pointer is `fp`
+/// (the function that called `throw_ref`; its own call to `throw_ref` never has a
+/// handler). Each step reads the frame record `[fp] = caller's fp`,
+/// `[fp + 8] = return address` and looks the return address up among the handler
+/// sites of the caller. `None` when the walk leaves wasm code (or the frame chain
+/// does not look like one of this stack) without finding a handler.
+fn find_handler(registry: &[Arc<CodeMap>], mut fp: usize) -> Option<Landing> {
+    let (low, high) = STACK_BOUNDS.get();
+    while fp >= low && fp.saturating_add(16) <= high && fp.is_multiple_of(8) {
+        // SAFETY: `fp` is 8-aligned and [fp, fp + 16) lies inside this thread's stack.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        let map = find_code(registry, ret.wrapping_sub(1))?;
+        let (func, offset) = map.func_at(ret.wrapping_sub(1))?;
+        if let Some(site) = map.handler_at(func, offset + 1) {
+            let start = ret - (offset as usize + 1);
+            return Some(Landing {
+                pc: start + site.handler as usize,
+                sp: next.checked_sub(site.frame_offset as usize)?,
+                fp: next,
+            });
+        }
+        // The stack grows down: a caller's record is always higher.
+        if next <= fp {
+            return None;
+        }
+        fp = next;
+    }
+    None
+}
+
+extern "C" fn throw_impl(_vmctx: *mut u8, exn: *const VMException, fp: usize, ret: usize) -> ! {
+    let state = CURRENT.get();
+    if state.is_null() {
+        // Wasm was entered without catch_traps: nothing to return to.
+        eprintln!("wasm trap: {}", Trap::UncaughtException.message());
+        std::process::abort();
+    }
+    let landing = {
+        let registry = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+        let landing = find_handler(&registry, fp);
+        if landing.is_none() {
+            let caller = ret.wrapping_sub(1);
+            // SAFETY: `state` is this thread's live buffer; `fp` is the caller's
+            // frame pointer on this stack.
+            unsafe {
+                record(
+                    state,
+                    &registry,
+                    Trap::UncaughtException,
+                    ret,
+                    Some(caller),
+                    fp,
+                )
+            };
+        }
+        landing
+    };
+    match landing {
+        // SAFETY: the landing is a handler site of registered code with the frame it
+        // belongs to; Cranelift's handler expects exactly this state (all registers
+        // but sp, fp and the payload are clobbered across a `try_call`'s exceptional
+        // edge). The frames in between own nothing (the registry guard is released).
+        Some(l) => unsafe { resume(l.pc, l.sp, l.fp, exn) },
+        // SAFETY: `state` is live and filled by `record` above.
+        None => unsafe { unwind(state) },
+    }
+}
+
+/// Continues at a handler: restores sp and fp and passes the exception in the
+/// first payload register (rax).
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn resume(_pc: usize, _sp: usize, _fp: usize, _exn: *const VMException) -> ! {
+    core::arch::naked_asm!("mov rsp, rsi", "mov rbp, rdx", "mov rax, rcx", "jmp rdi",)
+}
+
+/// aarch64: the first payload register is x0.
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+unsafe extern "C" fn resume(_pc: usize, _sp: usize, _fp: usize, _exn: *const VMException) -> ! {
+    core::arch::naked_asm!(
+        "mov sp, x1",
+        "mov x29, x2",
+        "mov x16, x0",
+        "mov x0, x3",
+        "br x16",
+    )
+}
+
 /// Unwinds the current thread to its innermost [`catch_traps`], reporting `trap`
 /// with a backtrace of the wasm frames above the caller. For host code called from
 /// wasm that must abort the wasm call; every Rust frame between the caller and the
@@ -956,6 +1088,7 @@ mod tests {
                     name: Some(name.to_string()),
                     code_len: *len,
                     traps: traps.clone(),
+                    handlers: Vec::new(),
                 })
                 .collect(),
             guard_pages: true,

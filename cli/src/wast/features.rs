@@ -65,9 +65,9 @@ impl Proposal {
             | Proposal::TailCall
             | Proposal::RelaxedSimd
             | Proposal::FunctionReferences
+            | Proposal::ExceptionHandling
             | Proposal::Annotations => None,
             Proposal::Gc => Some("the GC proposal is not supported by wasmc"),
-            Proposal::ExceptionHandling => Some("exception handling is not supported by wasmc"),
             Proposal::LegacyExceptions => {
                 Some("legacy exception handling is not supported by wasmc")
             }
@@ -223,7 +223,6 @@ mod tests {
                 "(module (type $t (func)) (func (param (ref null $t))))"
             }
             Proposal::Gc => "(module (type (struct (field i32))))",
-            // Tags alone compile (they are linked and type-checked); throwing does not.
             Proposal::ExceptionHandling => "(module (tag) (func throw 0))",
             Proposal::LegacyExceptions | Proposal::CustomDescriptors => return None,
             Proposal::RelaxedSimd => {

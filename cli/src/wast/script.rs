@@ -209,6 +209,10 @@ impl<'t> Script<'t> {
                 | WastDirective::AssertReturn {
                     exec: WastExecute::Wat(module),
                     ..
+                }
+                | WastDirective::AssertException {
+                    exec: WastExecute::Wat(module),
+                    ..
                 } => (ModuleRef::Wat(module), true),
                 _ => continue,
             };
@@ -367,10 +371,11 @@ impl<'t> Script<'t> {
                 });
                 ("assert_unlinkable".into(), outcome)
             }
-            WastDirective::AssertException { exec, .. } => (
-                describe_execute("assert_exception", &exec),
-                Err("unsupported directive (exception handling proposal)".into()),
-            ),
+            WastDirective::AssertException { exec, .. } => {
+                let what = describe_execute("assert_exception", &exec);
+                let outcome = self.assert_exception(index, exec);
+                (what, outcome)
+            }
             WastDirective::AssertSuspension { exec, .. } => (
                 describe_execute("assert_suspension", &exec),
                 Err("unsupported directive (stack switching proposal)".into()),
@@ -526,6 +531,43 @@ impl<'t> Script<'t> {
                     Err(InstantiationError::Trap(trap)) => check_trap(&trap, message),
                     Err(e) => Err(format!(
                         "expected trap {message:?}, got {}",
+                        describe_error(&e)
+                    )),
+                }
+            }
+        }
+    }
+
+    /// `assert_exception`: the call (or the module's start function) must end with a
+    /// wasm exception that no wasm frame caught.
+    fn assert_exception(&mut self, index: usize, exec: WastExecute<'_>) -> Check {
+        let uncaught = |trap: &TrapInfo| {
+            if trap.trap == Trap::UncaughtException {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected an uncaught exception, trapped: {}",
+                    trap.message()
+                ))
+            }
+        };
+        match exec {
+            WastExecute::Invoke(invoke) => match self.invoke(&invoke) {
+                Ok(values) => Err(format!(
+                    "expected an uncaught exception, returned {}",
+                    show_values(&values)
+                )),
+                Err(Failure::Trap(trap)) => uncaught(&trap),
+                Err(other) => Err(other.to_string()),
+            },
+            WastExecute::Get { .. } => Err("a global read cannot throw".into()),
+            WastExecute::Wat(_) => {
+                let module = self.load(index)?;
+                match self.instantiate(module) {
+                    Ok(_) => Err("expected an uncaught exception, instantiated".into()),
+                    Err(InstantiationError::Trap(trap)) => uncaught(&trap),
+                    Err(e) => Err(format!(
+                        "expected an uncaught exception, got {}",
                         describe_error(&e)
                     )),
                 }

@@ -10,7 +10,7 @@ use cranelift_codegen::ir::{
     types,
 };
 use cranelift_frontend::FunctionBuilder;
-use wasmc_abi::{Builtin, Trap};
+use wasmc_abi::{Builtin, Trap, VMContextLayout};
 use wasmparser::{BlockType, MemArg, Operator};
 
 use super::control::{ControlFrame, FrameKind, State};
@@ -140,6 +140,22 @@ pub(crate) fn translate_operator(
                 exit_reachable: false,
             });
         }
+        O::TryTable { try_table } => translate_try_table(try_table, offset, builder, state, env)?,
+        O::Throw { tag_index } => {
+            let n = env.tag_params(*tag_index).len();
+            let args = state.popn(n);
+            let exn = env.exn_new(builder, *tag_index, &args);
+            env.throw(builder, exn, state.handlers.last().copied());
+            state.reachable = false;
+        }
+        O::ThrowRef => {
+            let exn = state.pop();
+            builder
+                .ins()
+                .trapz(exn, trap_code(Trap::NullExceptionReference));
+            env.throw(builder, exn, state.handlers.last().copied());
+            state.reachable = false;
+        }
         O::Else => translate_else(builder, state),
         O::End => translate_end(builder, state),
         O::Br { relative_depth } => {
@@ -181,6 +197,7 @@ pub(crate) fn translate_operator(
         O::Call { function_index } => {
             let n = env.info.func_type(*function_index).params.len();
             let args = state.popn(n);
+            env.handler = state.handlers.last().copied();
             let results = env.call(builder, *function_index, &args, false);
             state.stack.extend(results);
         }
@@ -197,6 +214,7 @@ pub(crate) fn translate_operator(
             let index = state.pop();
             let n = env.info.types[*type_index as usize].params.len();
             let args = state.popn(n);
+            env.handler = state.handlers.last().copied();
             let results =
                 env.call_indirect(builder, *type_index, *table_index, index, &args, false);
             state.stack.extend(results);
@@ -216,6 +234,7 @@ pub(crate) fn translate_operator(
             let func_ref = state.pop();
             let n = env.info.types[*type_index as usize].params.len();
             let args = state.popn(n);
+            env.handler = state.handlers.last().copied();
             let results = env.call_ref(builder, *type_index, func_ref, &args, false);
             state.stack.extend(results);
         }
@@ -666,6 +685,11 @@ fn translate_end(builder: &mut FunctionBuilder, state: &mut State) {
             frame.exit_reachable = true;
         }
         FrameKind::Loop { header } => builder.seal_block(*header),
+        FrameKind::TryTable { dispatch } => {
+            // Every call and throw of the body has been emitted.
+            builder.seal_block(*dispatch);
+            state.handlers.pop();
+        }
         _ => {}
     }
     state.stack.truncate(frame.original_stack_size);
@@ -686,6 +710,97 @@ fn translate_end(builder: &mut FunctionBuilder, state: &mut State) {
     } else {
         state.reachable = false;
     }
+}
+
+/// `try_table`: emits the dispatch block first (the catch labels are resolved
+/// outside the `try_table`, so before its frame is pushed), then opens the frame.
+///
+/// The dispatch block receives the `*const VMException` (from a `try_call`'s
+/// catch-all handler, or from a `throw` in the body) and tests the clauses in order:
+/// `catch $t` compares the exception's tag identity with this instance's tag `$t`
+/// and branches with the payload (plus the exception for `catch_ref`); `catch_all`
+/// branches unconditionally. Without a match the exception is rethrown to the
+/// enclosing `try_table` of the function, or out of the function.
+fn translate_try_table(
+    try_table: &wasmparser::TryTable,
+    offset: usize,
+    builder: &mut FunctionBuilder,
+    state: &mut State,
+    env: &mut FuncEnv,
+) -> Result<(), CompileError> {
+    use wasmparser::Catch;
+    let (params, results) = block_types(env, try_table.ty, offset)?;
+    let destination = block_with_params(builder, &results);
+    let dispatch = builder.create_block();
+    let exn = builder.append_block_param(dispatch, types::I64);
+    // The body continues in a fresh block: the current one must be terminated before
+    // the builder switches to the dispatch block.
+    let body = builder.create_block();
+    jump(builder, body, &[]);
+    builder.seal_block(body);
+    builder.switch_to_block(dispatch);
+    let flags = MemFlagsData::trusted().with_readonly();
+    let mut matched_all = false;
+    for catch in &try_table.catches {
+        match *catch {
+            Catch::One { tag, label } | Catch::OneRef { tag, label } => {
+                let thrown =
+                    builder
+                        .ins()
+                        .load(types::I64, flags, exn, VMContextLayout::EXCEPTION_TAG);
+                let ours = env.tag_identity(builder, tag);
+                let same = builder.ins().icmp(IntCC::Equal, thrown, ours);
+                let matched = builder.create_block();
+                let next = builder.create_block();
+                builder.ins().brif(same, matched, &[], next, &[]);
+                builder.seal_block(matched);
+                builder.seal_block(next);
+                builder.switch_to_block(matched);
+                let mut values = env.exn_payload(builder, exn, tag);
+                if matches!(catch, Catch::OneRef { .. }) {
+                    values.push(exn);
+                }
+                let target = mark_branch_target(state, label);
+                jump(builder, target, &values);
+                builder.switch_to_block(next);
+            }
+            Catch::All { label } | Catch::AllRef { label } => {
+                let values = if matches!(catch, Catch::AllRef { .. }) {
+                    vec![exn]
+                } else {
+                    Vec::new()
+                };
+                let target = mark_branch_target(state, label);
+                jump(builder, target, &values);
+                matched_all = true;
+                break;
+            }
+        }
+    }
+    if !matched_all {
+        env.throw(builder, exn, state.handlers.last().copied());
+    }
+    builder.switch_to_block(body);
+    state.frames.push(ControlFrame {
+        kind: FrameKind::TryTable { dispatch },
+        destination,
+        num_params: params.len(),
+        num_results: results.len(),
+        original_stack_size: state.stack.len() - params.len(),
+        exit_reachable: false,
+    });
+    state.handlers.push(dispatch);
+    Ok(())
+}
+
+/// The block a branch of `depth` jumps to; marks the target frame's exit as
+/// reachable (for branches whose values do not come from the operand stack).
+fn mark_branch_target(state: &mut State, depth: u32) -> Block {
+    let frame = state.frame_at(depth);
+    if !frame.is_loop() {
+        frame.exit_reachable = true;
+    }
+    frame.branch_target().0
 }
 
 /// The target block of a branch of `depth` and the values it carries; marks the

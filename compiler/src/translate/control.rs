@@ -24,6 +24,12 @@ pub(crate) enum FrameKind {
         params: Vec<Value>,
         has_else: bool,
     },
+    /// A `try_table`: calls and throws inside it go to `dispatch`, a block taking the
+    /// exception pointer that tests the catch clauses in order and rethrows (to the
+    /// enclosing `try_table` of the function, or out of it) when none matches.
+    TryTable {
+        dispatch: Block,
+    },
 }
 
 pub(crate) struct ControlFrame {
@@ -63,6 +69,8 @@ pub(crate) struct State {
     pub locals: Vec<Variable>,
     /// Number of results of the function (for `return`).
     pub num_results: usize,
+    /// Dispatch blocks of the open `try_table` frames, innermost last.
+    pub handlers: Vec<Block>,
 }
 
 impl State {
@@ -74,6 +82,7 @@ impl State {
             unreachable_depth: 0,
             locals: Vec::new(),
             num_results,
+            handlers: Vec::new(),
         }
     }
 

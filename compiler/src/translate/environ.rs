@@ -17,8 +17,9 @@
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::{
-    self, AbiParam, ArgumentPurpose, Endianness, FuncRef, InstBuilder, MemFlagsData, SigRef,
-    Signature, TrapCode, Type, Value, condcodes::IntCC, types,
+    self, AbiParam, ArgumentPurpose, Block, BlockArg, Endianness, ExceptionTableData,
+    ExceptionTableItem, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, StackSlotData,
+    StackSlotKind, TrapCode, Type, Value, condcodes::IntCC, types,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
@@ -102,6 +103,10 @@ pub(crate) struct FuncEnv<'m> {
     sig_refs: HashMap<u32, SigRef>,
     func_refs: HashMap<u32, FuncRef>,
     builtin_sigs: [Option<SigRef>; Builtins::COUNT],
+    /// Exception handler (the dispatch block of the innermost enclosing
+    /// `try_table`) for the calls emitted now; `None` outside every `try_table`, where
+    /// calls stay plain calls (an exception unwinds through them).
+    pub handler: Option<Block>,
 }
 
 impl<'m> FuncEnv<'m> {
@@ -122,6 +127,7 @@ impl<'m> FuncEnv<'m> {
             sig_refs: HashMap::new(),
             func_refs: HashMap::new(),
             builtin_sigs: [None; Builtins::COUNT],
+            handler: None,
         }
     }
 
@@ -291,6 +297,8 @@ impl<'m> FuncEnv<'m> {
             Builtin::TableInit => (&[I64, I32, I32, I64, I32, I32], Some(I32)),
             Builtin::ElemDrop => (&[I64, I32], None),
             Builtin::RaiseTrap => (&[I64, I32], None),
+            Builtin::ExnNew => (&[I64, I32, I64], Some(I64)),
+            Builtin::ThrowRef => (&[I64, I64], None),
         };
         let mut sig = Signature::new(self.host_call_conv);
         sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
@@ -402,24 +410,13 @@ impl<'m> FuncEnv<'m> {
             full_args.push(callee_vmctx);
             full_args.extend_from_slice(args);
             let sig = self.sig_ref(builder, self.info.functions[func as usize]);
-            if tail {
-                builder.ins().return_call_indirect(sig, code, &full_args);
-                Vec::new()
-            } else {
-                let call = builder.ins().call_indirect(sig, code, &full_args);
-                builder.inst_results(call).to_vec()
-            }
+            self.emit_call(builder, sig, Callee::Indirect(code), &full_args, tail)
         } else {
             full_args.push(self.vmctx);
             full_args.extend_from_slice(args);
             let f = self.direct_func_ref(builder, func);
-            if tail {
-                builder.ins().return_call(f, &full_args);
-                Vec::new()
-            } else {
-                let call = builder.ins().call(f, &full_args);
-                builder.inst_results(call).to_vec()
-            }
+            let sig = builder.func.dfg.ext_funcs[f].signature;
+            self.emit_call(builder, sig, Callee::Direct(f), &full_args, tail)
         }
     }
 
@@ -502,14 +499,152 @@ impl<'m> FuncEnv<'m> {
         full_args.push(callee_vmctx);
         full_args.extend_from_slice(args);
         let sig = self.sig_ref(builder, type_index);
+        self.emit_call(builder, sig, Callee::Indirect(code), &full_args, tail)
+    }
+
+    /// Emits a wasm call. A tail call leaves the frame, so enclosing handlers do not
+    /// apply to it. A normal call inside a `try_table` becomes a `try_call` whose
+    /// only handler (a catch-all) is the dispatch block, which receives the
+    /// exception pointer; the call continues at a fresh block holding the results.
+    fn emit_call(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        sig: SigRef,
+        callee: Callee,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
         if tail {
-            builder.ins().return_call_indirect(sig, code, &full_args);
-            Vec::new()
+            match callee {
+                Callee::Direct(f) => builder.ins().return_call(f, args),
+                Callee::Indirect(code) => builder.ins().return_call_indirect(sig, code, args),
+            };
+            return Vec::new();
+        }
+        let Some(dispatch) = self.handler else {
+            let call = match callee {
+                Callee::Direct(f) => builder.ins().call(f, args),
+                Callee::Indirect(code) => builder.ins().call_indirect(sig, code, args),
+            };
+            return builder.inst_results(call).to_vec();
+        };
+        let returns: Vec<Type> = builder.func.dfg.signatures[sig]
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let continuation = builder.create_block();
+        for ty in &returns {
+            builder.append_block_param(continuation, *ty);
+        }
+        let ret_args: Vec<BlockArg> = (0..returns.len() as u32)
+            .map(BlockArg::TryCallRet)
+            .collect();
+        let normal = builder.func.dfg.block_call(continuation, &ret_args);
+        let exceptional = builder
+            .func
+            .dfg
+            .block_call(dispatch, &[BlockArg::TryCallExn(0)]);
+        let table = builder
+            .func
+            .dfg
+            .exception_tables
+            .push(ExceptionTableData::new(
+                sig,
+                normal,
+                [ExceptionTableItem::Default(exceptional)],
+            ));
+        match callee {
+            Callee::Direct(f) => builder.ins().try_call(f, args, table),
+            Callee::Indirect(code) => builder.ins().try_call_indirect(code, args, table),
+        };
+        builder.seal_block(continuation);
+        builder.switch_to_block(continuation);
+        builder.block_params(continuation).to_vec()
+    }
+
+    // ---------------------------------------------------------------- exceptions
+
+    /// The identity word of tag `tag` (see `VMContextLayout::tag`).
+    pub fn tag_identity(&self, builder: &mut FunctionBuilder, tag: u32) -> Value {
+        self.vmctx_load(builder, self.layout.tag(tag))
+    }
+
+    /// Parameter types of tag `tag`.
+    pub fn tag_params(&self, tag: u32) -> &'m [ValType] {
+        let info: &'m ModuleInfo = self.info;
+        &info.types[info.tags[tag as usize] as usize].params
+    }
+
+    /// `exn_new`: a new exception of tag `tag` carrying `values`. The values are
+    /// passed in a stack array of 16-byte slots (`abi::ValRaw`).
+    pub fn exn_new(&mut self, builder: &mut FunctionBuilder, tag: u32, values: &[Value]) -> Value {
+        let array = if values.is_empty() {
+            builder.ins().iconst(types::I64, 0)
         } else {
-            let call = builder.ins().call_indirect(sig, code, &full_args);
-            builder.inst_results(call).to_vec()
+            let slot = builder.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                16 * values.len() as u32,
+                4,
+            ));
+            let addr = builder.ins().stack_addr(types::I64, slot, 0);
+            for (i, v) in values.iter().enumerate() {
+                builder
+                    .ins()
+                    .store(MemFlagsData::trusted(), *v, addr, 16 * i as i32);
+            }
+            addr
+        };
+        let tag_v = builder.ins().iconst(types::I32, i64::from(tag));
+        let vmctx = self.vmctx;
+        self.call_builtin(builder, Builtin::ExnNew, &[vmctx, tag_v, array])
+            .expect("exn_new returns the exception")
+    }
+
+    /// The payload of `exn`, known to be of tag `tag`. An exception never changes.
+    pub fn exn_payload(&self, builder: &mut FunctionBuilder, exn: Value, tag: u32) -> Vec<Value> {
+        let flags = MemFlagsData::trusted().with_readonly();
+        let params = self.tag_params(tag);
+        if params.is_empty() {
+            return Vec::new();
+        }
+        let values = builder
+            .ins()
+            .load(types::I64, flags, exn, VMContextLayout::EXCEPTION_VALUES);
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                builder
+                    .ins()
+                    .load(ir_type(*t), flags, values, 16 * i as i32)
+            })
+            .collect()
+    }
+
+    /// Throws the non-null `exn`: to `handler` (a dispatch block of this function)
+    /// when the throw is inside a `try_table`, else through the `throw_ref` builtin,
+    /// which unwinds the wasm frames above this one. Terminates the current block.
+    pub fn throw(&mut self, builder: &mut FunctionBuilder, exn: Value, handler: Option<Block>) {
+        match handler {
+            Some(dispatch) => {
+                builder.ins().jump(dispatch, &[BlockArg::Value(exn)]);
+            }
+            None => {
+                let vmctx = self.vmctx;
+                self.call_builtin(builder, Builtin::ThrowRef, &[vmctx, exn]);
+                // `throw_ref` never returns.
+                builder.ins().trap(trap_code(Trap::UnreachableCodeReached));
+            }
         }
     }
+}
+
+/// The target of a wasm call.
+#[derive(Clone, Copy)]
+enum Callee {
+    Direct(FuncRef),
+    Indirect(Value),
 }
 
 /// Zero-extends an i32 operand to i64 (64-bit memories/tables already pass i64).

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cranelift_codegen::Context;
+use cranelift_codegen::FinalizedMachExceptionHandler;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{
     self, GlobalValueData, InstBuilder, MemFlagsData, UserFuncName, Value, types,
@@ -17,7 +18,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::ModuleReloc;
 use rayon::prelude::*;
-use wasmc_abi::{FuncInfo, ModuleInfo, VMContextLayout, ValType};
+use wasmc_abi::{FuncInfo, HandlerSite, ModuleInfo, VMContextLayout, ValType};
 use wasmparser::{FuncValidator, FuncValidatorAllocations, Operator, ValidatorResources};
 
 use crate::module_env::{FunctionBody, val_type};
@@ -144,6 +145,7 @@ fn compile_one(
         .filter_map(|t| abi_trap(t.code).map(|trap| (t.offset, trap)))
         .collect();
     traps.sort_by_key(|(offset, _)| *offset);
+    let handlers = handler_sites(buffer, func_index, body.body.range().start as usize)?;
     let bytes = buffer.data().to_vec();
     let relocs = buffer
         .relocs()
@@ -156,10 +158,43 @@ fn compile_one(
             name: None,
             code_len: bytes.len() as u32,
             traps,
+            handlers,
         },
         bytes,
         relocs,
     })
+}
+
+/// The exception handler of every `try_call` (see `abi::HandlerSite`), sorted by
+/// return offset. wasmc gives each `try_call` exactly one catch-all handler.
+fn handler_sites(
+    buffer: &cranelift_codegen::MachBufferFinalized<cranelift_codegen::Final>,
+    func_index: u32,
+    offset: usize,
+) -> Result<Vec<HandlerSite>, CompileError> {
+    let mut sites = Vec::new();
+    for site in buffer.call_sites() {
+        let Some(handler) = site.exception_handlers.iter().find_map(|h| match h {
+            FinalizedMachExceptionHandler::Default(target) => Some(*target),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let frame_offset = site.frame_offset.ok_or_else(|| {
+            CompileError::new(
+                CompileErrorKind::Target,
+                Some(offset),
+                format!("function {func_index}: the backend gave no frame offset for a handler"),
+            )
+        })?;
+        sites.push(HandlerSite {
+            ret: site.ret_addr,
+            handler,
+            frame_offset,
+        });
+    }
+    sites.sort_by_key(|s| s.ret);
+    Ok(sites)
 }
 
 fn malformed(err: wasmparser::BinaryReaderError) -> CompileError {
