@@ -34,8 +34,8 @@
 //! the host release build). Natively the whole suite runs in 12 s; under qemu it
 //! needs about 3.7 minutes of CPU, most of it a fixed cost per file (each worker is a
 //! fresh emulated process that translates the compiler's code again), and it took
-//! 7 to 13 minutes of wall time on the loaded shared machine (the subset: 3 minutes
-//! there, about 1.5 CPU-minutes). The test command's budget
+//! 7 to 13 minutes of wall time on the loaded shared machine (the subset: 3 to 4
+//! minutes there, 1.8 CPU-minutes). The test command's budget
 //! (about 20 minutes including both builds) cannot take that, so CI runs the
 //! documented subset [`SUBSET`]: 135 of the 236 files that execute anything, under
 //! half of the CPU time. It has files of every instruction group, traps and stack
