@@ -353,6 +353,17 @@ fn run_module(
             .export_func(&export.name)
             .expect("exported function");
         let ty = func.ty().clone();
+        let has_v128 = ty
+            .params
+            .iter()
+            .chain(&ty.results)
+            .any(|t| *t == ValType::V128);
+        if diff.is_some() && has_v128 {
+            // wasmtime's Python API cannot call it: skip it on both sides, so that
+            // its side effects (on the shared provider memory, say) do not make the
+            // two runs diverge.
+            continue;
+        }
         for round in 0..2 {
             let args: Vec<Val> = ty
                 .params
@@ -377,13 +388,8 @@ fn run_module(
                     }
                     Err(trap) => format!("\"trap\": {}", json_str(trap.message())),
                 };
-                let v128 = ty
-                    .params
-                    .iter()
-                    .chain(&ty.results)
-                    .any(|t| *t == ValType::V128);
                 record.push(format!(
-                    "{{\"export\": {}, \"round\": {round}, \"v128\": {v128}, \"args\": [{}], \
+                    "{{\"export\": {}, \"round\": {round}, \"args\": [{}], \
                      {result}}}",
                     json_str(&export.name),
                     args.join(", ")
