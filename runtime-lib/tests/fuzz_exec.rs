@@ -408,9 +408,33 @@ fn run_module(
         }
     }
     if let Some(dir) = diff {
+        // The provider's memories and globals after all calls: stores (SIMD ones
+        // included) are compared too, not only results.
+        let mut digests = Vec::new();
+        for name in ["mem", "mem64"] {
+            let Some(Extern::Memory(m)) = provider.export(name) else {
+                unreachable!("provider exports {name}")
+            };
+            let mut bytes = vec![0u8; m.data_size()];
+            m.read(0, &mut bytes).unwrap();
+            digests.push(format!("\"{name}\": \"{}\"", fnv1a(&bytes)));
+        }
+        for name in ["g_i32", "g_f32"] {
+            let Some(Extern::Global(g)) = provider.export(name) else {
+                unreachable!("provider exports {name}")
+            };
+            digests.push(format!("\"{name}\": {}", val_json(&g.get())));
+        }
+        record.push(format!("{{\"final\": {{{}}}}}", digests.join(", ")));
         write_record(dir, seed, &record);
     }
     stats
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn write_record(dir: &Path, seed: u64, record: &[String]) {
