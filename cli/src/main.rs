@@ -209,6 +209,11 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         opt_level: cli.opt_level,
         explicit_bounds_checks: cli.explicit_bounds_checks,
     };
+    if link_setup.is_some() {
+        // Refuse imports the runtime cannot satisfy before the (much longer) compilation.
+        let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
+        imports::check(&info).map_err(|e| format!("{file}: {e}"))?;
+    }
     let compiled = wasmc_compiler::compile(&wasm, &opts).map_err(|e| format!("{file}: {e}"))?;
 
     let Some((embedded, linker)) = link_setup else {
@@ -217,8 +222,6 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
             .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
         return Ok(());
     };
-    imports::check(&compiled.info).map_err(|e| format!("{file}: {e}"))?;
-
     let workdir = tempfile::Builder::new()
         .prefix("wasmc-")
         .tempdir()

@@ -220,6 +220,16 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
     result.map_err(|err| classify(err, wasm))
 }
 
+/// The module's description (types, imports, exports, segments) without compiling any
+/// code. Cheap next to [`compile`], so that a caller can refuse a module (for example
+/// one with imports the runtime cannot satisfy) before paying for compilation.
+/// Per-function code facts (`ModuleInfo::funcs`) are left empty.
+pub fn module_info(wasm: &[u8]) -> Result<wasmc_abi::ModuleInfo, CompileError> {
+    module_env::ModuleEnv::parse(wasm)
+        .map(|env| env.info)
+        .map_err(|err| classify(err, wasm))
+}
+
 /// Decides the kind of a compilation error.
 ///
 /// * `Unsupported`: translation stops at the first construct wasmc does not compile,
