@@ -13,6 +13,7 @@ called on either side.
 usage: diff_wasmtime.py DIR            exit status 1 when any module differs
 """
 
+import gc
 import json
 import math
 import re
@@ -75,6 +76,10 @@ def is_stack_overflow(message):
 
 def run_module(eng, wasm_path, record):
     store = wasmtime.Store(eng)
+    # wasmc's implementation limits (runtime-lib: TABLE_MAX_ELEMENTS,
+    # MEMORY64_MAX_BYTES), so that growth fails at the same point on both sides
+    # (and wasmtime does not allocate a table of billions of elements).
+    store.set_limits(memory_size=1 << 34, table_elements=10_000_000)
     provider = wasmtime.Instance(store, wasmtime.Module(eng, PROVIDER), [])
     pexports = provider.exports(store)
     h_add = wasmtime.Func(
@@ -170,6 +175,9 @@ def main():
             problems = run_module(eng, d / f"{rec_path.stem}.wasm", record)
         except Exception as e:  # a module wasmtime rejects, etc.
             problems = [f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"]
+        # Stores hold their instances (and memories) until collected; reference
+        # cycles through host functions keep them alive otherwise.
+        gc.collect()
         if problems:
             bad += 1
             print(f"seed {rec_path.stem}:")
