@@ -3,12 +3,9 @@
 //! `dlopen`, instantiated and called (the scheme the spec harness uses).
 
 use std::cell::Cell;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::process::Command;
 use std::sync::Arc;
 
-use wasmc_compiler::{CompileOptions, compile};
+use wasmc_compiler::CompileOptions;
 use wasmc_runtime::abi::{self, FuncType, GlobalType, MemoryType, TableType, Trap, ValType};
 use wasmc_runtime::instance::{
     Extern, GlobalHandle, HostFunc, InstanceHandle, InstantiationError, MemoryHandle, Module,
@@ -16,37 +13,12 @@ use wasmc_runtime::instance::{
 };
 use wasmc_runtime::traps::TrapInfo;
 
+mod support;
+
 fn load_with(wat: &str, opts: &CompileOptions) -> Arc<Module> {
     let wasm = wat::parse_str(wat).expect("test module parses");
-    let compiled = compile(&wasm, opts).unwrap_or_else(|e| panic!("compile: {e}"));
     let dir = tempfile::tempdir().unwrap();
-    let object = dir.path().join("m.o");
-    let shared = dir.path().join("m.so");
-    std::fs::write(&object, &compiled.object).unwrap();
-    let out = Command::new("cc")
-        .args(["-shared", "-nostdlib", "-Wl,-z,noexecstack", "-o"])
-        .arg(&shared)
-        .arg(&object)
-        .output()
-        .expect("cc runs");
-    assert!(
-        out.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = CString::new(shared.as_os_str().as_bytes()).unwrap();
-    // SAFETY: loading an object produced by wasmc's compiler (no initializers); it is
-    // never unloaded, so the descriptor is 'static.
-    let descriptor = unsafe {
-        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-        assert!(!handle.is_null(), "dlopen failed");
-        let sym = CString::new(abi::DESCRIPTOR_SYMBOL).unwrap();
-        let addr = libc::dlsym(handle, sym.as_ptr());
-        assert!(!addr.is_null(), "no descriptor symbol");
-        &*(addr as *const abi::ModuleDescriptor)
-    };
-    // SAFETY: as above.
-    unsafe { Module::new(descriptor) }.expect("module loads")
+    support::load(&wasm, opts, dir.path())
 }
 
 fn load(wat: &str) -> Arc<Module> {
