@@ -60,7 +60,10 @@ impl VMContextLayout {
     pub const EXCEPTION_TAG: i32 = 0;
     pub const EXCEPTION_VALUES: i32 = 8;
     /// `VMRuntimeState` fields.
-    pub const RUNTIME_STACK_LIMIT: i32 = 0;
+    pub const RUNTIME_STACK_LIMIT: i32 =
+        std::mem::offset_of!(crate::VMRuntimeState, stack_limit) as i32;
+    pub const RUNTIME_FUEL_CONSUMED: i32 =
+        std::mem::offset_of!(crate::VMRuntimeState, fuel_consumed) as i32;
 
     pub fn memories(&self) -> u32 {
         Self::HEADER

@@ -29,13 +29,14 @@ use serde::{Deserialize, Serialize};
 
 pub mod layout;
 pub mod metadata;
+pub mod policy;
 
 pub use layout::VMContextLayout;
 pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0004; // "wasmc" + 1.4 (exception handling)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0005; // "wasmc" + 1.5 (policy, fuel, interrupts)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -58,6 +59,10 @@ pub struct ModuleDescriptor {
     pub host_stubs: *const *const u8,
     /// Array trampoline of each module type index (see crate docs).
     pub array_trampolines: *const *const u8,
+    /// The baked sandbox policy ([`policy::Policy::encode`], in the section
+    /// [`policy::POLICY_SECTION`]); null with length 0 when none was given.
+    pub policy: *const u8,
+    pub policy_len: usize,
 }
 
 // SAFETY: the descriptor only points at immutable data and code in the loaded image.
@@ -128,6 +133,11 @@ pub struct VMRuntimeState {
     /// Lowest stack address wasm code may use; the function prologue traps with
     /// `Trap::StackOverflow` below it (Cranelift `stack_limit`).
     pub stack_limit: usize,
+    /// Fuel metering (modules compiled with [`ModuleInfo::fuel_metering`]): minus
+    /// the fuel that remains. The runtime sets it to `-budget` before a call; generated
+    /// code adds the cost of the operators it executes and traps with
+    /// [`Trap::OutOfFuel`] when it would become positive.
+    pub fuel_consumed: i64,
 }
 
 /// Function pointers of the runtime's builtins, in a fixed order. Generated code calls
@@ -232,10 +242,14 @@ pub enum Trap {
     /// A wasm exception escaped every wasm frame (not a trap of the spec, but it ends
     /// the call the same way).
     UncaughtException,
+    /// The run's wall-clock limit (`--timeout`) expired.
+    Interrupt,
+    /// The fuel budget (`--fuel`) is spent.
+    OutOfFuel,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 16] = [
+    pub const ALL: [Trap; 18] = [
         Trap::StackOverflow,
         Trap::MemoryOutOfBounds,
         Trap::HeapMisaligned,
@@ -252,6 +266,8 @@ impl Trap {
         Trap::NullFunctionReference,
         Trap::NullExceptionReference,
         Trap::UncaughtException,
+        Trap::Interrupt,
+        Trap::OutOfFuel,
     ];
 
     pub fn from_u8(code: u8) -> Option<Trap> {
@@ -277,6 +293,9 @@ impl Trap {
             Trap::NullFunctionReference => "null function reference",
             Trap::NullExceptionReference => "null exception reference",
             Trap::UncaughtException => "uncaught wasm exception",
+            // wasmtime's messages for `-W timeout` and `-W fuel`.
+            Trap::Interrupt => "interrupt",
+            Trap::OutOfFuel => "all fuel consumed by WebAssembly",
         }
     }
 }

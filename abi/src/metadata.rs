@@ -339,6 +339,9 @@ pub struct ModuleInfo {
     /// Whether generated code relies on guard pages instead of explicit bounds checks
     /// (the runtime must then reserve the full guarded region for every memory).
     pub guard_pages: bool,
+    /// Whether generated code counts fuel in `VMRuntimeState::fuel_consumed`
+    /// (compiled with `--fuel`); only such modules accept a fuel limit.
+    pub fuel_metering: bool,
 }
 
 impl ModuleInfo {

@@ -88,6 +88,7 @@ mod tests {
             data: vec![],
             funcs: vec![],
             guard_pages: true,
+            fuel_metering: false,
         }
     }
 

@@ -208,6 +208,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         triple: target.lexicon_triple(),
         opt_level: cli.opt_level,
         explicit_bounds_checks: cli.explicit_bounds_checks,
+        ..CompileOptions::default()
     };
     if link_setup.is_some() {
         // Refuse imports the runtime cannot satisfy before the (much longer) compilation.

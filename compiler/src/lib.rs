@@ -45,6 +45,11 @@ pub struct CompileOptions {
     /// Check every memory access against the memory's length instead of relying on
     /// guard pages.
     pub explicit_bounds_checks: bool,
+    /// Count executed operators in `VMRuntimeState::fuel_consumed` and trap when the
+    /// budget is spent (`--fuel`). Costs run time, so only when asked for.
+    pub fuel_metering: bool,
+    /// The sandbox policy to bake into the object (see `wasmc_abi::policy`).
+    pub policy: Option<wasmc_abi::policy::Policy>,
 }
 
 impl Default for CompileOptions {
@@ -53,6 +58,8 @@ impl Default for CompileOptions {
             triple: Triple::host(),
             opt_level: OptLevel::Speed,
             explicit_bounds_checks: false,
+            fuel_metering: false,
+            policy: None,
         }
     }
 }
@@ -202,6 +209,7 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
             func_names,
         } = module_env::ModuleEnv::parse(wasm)?;
         info.guard_pages = !opts.explicit_bounds_checks;
+        info.fuel_metering = opts.fuel_metering;
         let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
         let compiled = translate::compile_functions(
             &info,
@@ -214,7 +222,13 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
         info.funcs = compiled.iter().map(|f| f.func_info.clone()).collect();
         let host_stubs = trampolines::host_stubs(&info, &*isa)?;
         let array_trampolines = trampolines::array_trampolines(&info, &*isa)?;
-        let object = emitter.finish(&info, compiled, host_stubs, array_trampolines)?;
+        let object = emitter.finish(
+            &info,
+            compiled,
+            host_stubs,
+            array_trampolines,
+            opts.policy.as_ref(),
+        )?;
         Ok(CompiledModule { object, info })
     })();
     result.map_err(|err| classify(err, wasm))

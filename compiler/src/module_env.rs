@@ -114,6 +114,7 @@ impl<'a> ModuleEnv<'a> {
                 data: Vec::new(),
                 funcs: Vec::new(),
                 guard_pages: true,
+                fuel_metering: false,
             },
             bodies: Vec::new(),
             func_names: HashMap::new(),

@@ -4,6 +4,7 @@
 //! * `wasm[N]::name`: defined function N (name from the name section, when present);
 //! * `wasmc_host_stub[I]::module.name`, `wasmc_array_trampoline[T]`: glue code;
 //! * `wasmc_metadata`: the postcard-serialized `ModuleInfo`;
+//! * `wasmc_policy`: the encoded sandbox policy, in the section `.wasmc_policy`;
 //! * `wasmc_functions` / `wasmc_host_stubs` / `wasmc_array_trampolines`: address tables;
 //! * `wasmc_module` (exported): the `ModuleDescriptor` pointing at all of the above.
 //!
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 use cranelift_object::{ObjectBuilder, ObjectModule};
+use wasmc_abi::policy::{POLICY_SECTION, Policy};
 use wasmc_abi::{ABI_VERSION, DESCRIPTOR_SYMBOL, ImportKind, ModuleInfo};
 
 use crate::CompileError;
@@ -122,6 +124,7 @@ impl ObjectEmitter {
         functions: Vec<CompiledFunction>,
         host_stubs: Vec<Glue>,
         trampolines: Vec<Glue>,
+        policy: Option<&Policy>,
     ) -> Result<Vec<u8>, CompileError> {
         for (id, f) in self.defined.iter().zip(&functions) {
             self.module
@@ -147,18 +150,32 @@ impl ObjectEmitter {
         let trampolines_id =
             self.address_table("wasmc_array_trampolines", &self.trampolines.clone())?;
 
+        // The policy goes to a section of its own, which keeps its name in the linked
+        // executable, so that `wasmc policy` finds it without running anything.
+        let policy = policy.map(Policy::encode);
+        let policy_len = policy.as_ref().map_or(0, Vec::len);
+        let policy_id = match policy {
+            Some(bytes) => Some(self.data_in_section("wasmc_policy", POLICY_SECTION, bytes)?),
+            None => None,
+        };
+
         // ModuleDescriptor: abi_version, metadata, metadata_len, functions,
-        // host_stubs, array_trampolines (six 8-byte fields).
-        let mut bytes = vec![0u8; 48];
+        // host_stubs, array_trampolines, policy, policy_len (eight 8-byte fields).
+        let mut bytes = vec![0u8; 64];
         bytes[0..8].copy_from_slice(&ABI_VERSION.to_le_bytes());
         bytes[16..24].copy_from_slice(&(metadata_len as u64).to_le_bytes());
+        bytes[56..64].copy_from_slice(&(policy_len as u64).to_le_bytes());
         self.data_with(DESCRIPTOR_SYMBOL, Linkage::Export, bytes, |module, desc| {
+            let policy = policy_id.map(|id| (48, id));
             for (offset, id) in [
                 (8, metadata_id),
                 (24, functions_id),
                 (32, stubs_id),
                 (40, trampolines_id),
-            ] {
+            ]
+            .into_iter()
+            .chain(policy)
+            {
                 let gv = module.declare_data_in_data(id, desc);
                 desc.write_data_addr(offset, gv, 0);
             }
@@ -180,6 +197,25 @@ impl ObjectEmitter {
                 desc.write_function_addr((i * 8) as u32, f);
             }
         })
+    }
+
+    /// Read-only data in a section named `section`.
+    fn data_in_section(
+        &mut self,
+        name: &str,
+        section: &str,
+        bytes: Vec<u8>,
+    ) -> Result<DataId, CompileError> {
+        let id = self
+            .module
+            .declare_data(name, Linkage::Local, false, false)
+            .map_err(object_error)?;
+        let mut desc = DataDescription::new();
+        desc.define(bytes.into_boxed_slice());
+        desc.set_align(8);
+        desc.set_custom_section(section);
+        self.module.define_data(id, &desc).map_err(object_error)?;
+        Ok(id)
     }
 
     fn data(

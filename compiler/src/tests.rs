@@ -10,6 +10,7 @@ fn opts(triple: &str) -> CompileOptions {
         triple: triple.parse().unwrap(),
         opt_level: OptLevel::Speed,
         explicit_bounds_checks: false,
+        ..CompileOptions::default()
     }
 }
 

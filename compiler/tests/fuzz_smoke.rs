@@ -38,6 +38,7 @@ fn configurations() -> Vec<CompileOptions> {
                     triple: Triple::from_str(triple).unwrap(),
                     opt_level,
                     explicit_bounds_checks,
+                    ..CompileOptions::default()
                 });
             }
         }

@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
                     triple: Triple::from_str(triple).unwrap(),
                     opt_level,
                     explicit_bounds_checks,
+                    ..CompileOptions::default()
                 };
                 if let Err(e) = compile(&wasm, &opts) {
                     panic!(

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::abi::policy::Policy;
 use crate::abi::{
     self, ConstExpr, ConstOp, DataMode, ElementMode, ExportKind, FuncType, GlobalType, Import,
     ImportKind, MemoryType, ModuleDescriptor, ModuleInfo, TableType, Trap, VMContextLayout,
@@ -203,6 +204,8 @@ pub struct Module {
     exports: HashMap<String, usize>,
     /// Whether instances must be pinned (see the module docs).
     pins_instances: bool,
+    /// The sandbox policy baked in at compile time, if any.
+    policy: Option<Policy>,
     _code: CodeRegistration,
 }
 
@@ -242,6 +245,14 @@ impl Module {
             unsafe { std::slice::from_raw_parts(descriptor.metadata, descriptor.metadata_len) };
         let info = ModuleInfo::deserialize(bytes)?;
         validate(&info).map_err(|e| format!("corrupt module metadata: {e}"))?;
+        let policy = if descriptor.policy.is_null() {
+            None
+        } else {
+            // SAFETY: the descriptor points at `policy_len` bytes of read-only data.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(descriptor.policy, descriptor.policy_len) };
+            Some(Policy::decode(bytes).map_err(|e| format!("baked sandbox policy: {e}"))?)
+        };
 
         let read = |ptr: *const *const u8, len: usize| -> Result<Vec<*const u8>, String> {
             if len == 0 {
@@ -285,12 +296,19 @@ impl Module {
             type_ids,
             exports,
             pins_instances,
+            policy,
             _code: code,
         }))
     }
 
     pub fn info(&self) -> &ModuleInfo {
         &self.info
+    }
+
+    /// The sandbox policy baked in at compile time (`None` for objects compiled
+    /// without one, as the spec harness does).
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
     }
 
     /// `ty` with its concrete heap type (a type index of this module) replaced by

@@ -289,7 +289,12 @@ thread_local! {
     /// Const-initialized without destructor: its address is stable until the thread
     /// exits, and instances (which are `!Send`) cannot outlive it.
     static RUNTIME_STATE: UnsafeCell<VMRuntimeState> =
-        const { UnsafeCell::new(VMRuntimeState { stack_limit: 0 }) };
+        const {
+            UnsafeCell::new(VMRuntimeState {
+                stack_limit: 0,
+                fuel_consumed: 0,
+            })
+        };
     /// The alternate signal stack installed for this thread, if we installed one.
     static ALT_STACK: AltStackSlot = const { AltStackSlot(Cell::new(None)) };
 }
@@ -1092,6 +1097,7 @@ mod tests {
                 })
                 .collect(),
             guard_pages: true,
+            fuel_metering: false,
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))

@@ -1004,13 +1004,35 @@ pub fn path_open(
     let read = rights_base & RIGHT_FD_READ != 0;
     let write = rights_base & RIGHT_FD_WRITE != 0;
     let directory = oflags & OFLAGS_DIRECTORY != 0;
-
-    let mut opts = cap_std::fs::OpenOptions::new();
-    opts.follow(if dirflags & LOOKUP_SYMLINK_FOLLOW != 0 {
+    let follow = if dirflags & LOOKUP_SYMLINK_FOLLOW != 0 {
         FollowSymlinks::Yes
     } else {
         FollowSymlinks::No
-    });
+    };
+
+    if directory {
+        // A directory cannot be created, required new or truncated by path_open;
+        // refused before anything is opened (wasmtime: EINVAL), so that the flags
+        // never truncate or create a regular file first.
+        if oflags & (OFLAGS_CREAT | OFLAGS_EXCL | OFLAGS_TRUNC) != 0 {
+            return Err(Errno::INVAL);
+        }
+        // Opened as a directory only (O_DIRECTORY): a regular file, a FIFO or a
+        // device is refused by the host with ENOTDIR without being opened.
+        let opened = match follow {
+            FollowSymlinks::Yes => dir.dir.open_dir(&path),
+            FollowSymlinks::No => dir.dir.open_dir_nofollow(&path),
+        }?;
+        let new_fd = ctx.push(Descriptor::Dir(OpenDir {
+            dir: opened,
+            preopen: None,
+            read,
+        }))?;
+        return mem.write_u32(out, new_fd);
+    }
+
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.follow(follow);
     if oflags & OFLAGS_CREAT != 0 {
         if oflags & OFLAGS_EXCL != 0 {
             opts.create_new(true);
@@ -1043,8 +1065,6 @@ pub fn path_open(
             preopen: None,
             read,
         })
-    } else if directory {
-        return Err(Errno::NOTDIR);
     } else {
         Descriptor::File(OpenFile {
             file,

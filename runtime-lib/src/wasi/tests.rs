@@ -326,6 +326,41 @@ fn read_only_files_cannot_be_written_and_dirs_cannot_be_read() {
     );
 }
 
+/// DIRECTORY combined with CREAT, EXCL or TRUNC is EINVAL before anything is opened:
+/// it once truncated the file it named (then reported ENOTDIR), or left a stray
+/// regular file behind.
+#[test]
+fn directory_with_creat_excl_or_trunc_touches_nothing() {
+    let mut f = fixture();
+    let dir = OFLAGS_DIRECTORY as u32;
+    for extra in [
+        OFLAGS_TRUNC,
+        OFLAGS_CREAT,
+        OFLAGS_EXCL,
+        OFLAGS_CREAT | OFLAGS_EXCL,
+    ] {
+        let oflags = dir | extra as u32;
+        for rights in [READ, RW] {
+            assert_eq!(f.open("hello.txt", 0, oflags, rights), Err(Errno::INVAL));
+            assert_eq!(f.open("missing", 0, oflags, rights), Err(Errno::INVAL));
+            assert_eq!(f.open("sub", 0, oflags, rights), Err(Errno::INVAL));
+        }
+    }
+    assert_eq!(fs::read(f.root.join("hello.txt")).unwrap(), b"hello");
+    assert!(!f.root.join("missing").exists());
+    // DIRECTORY alone: a directory opens, a file is ENOTDIR and stays intact, a
+    // symlink to a directory is followed only when asked.
+    assert!(f.open("sub", 0, dir, READ).is_ok());
+    assert_eq!(f.open("hello.txt", 0, dir, RW), Err(Errno::NOTDIR));
+    assert_eq!(fs::read(f.root.join("hello.txt")).unwrap(), b"hello");
+    std::os::unix::fs::symlink("sub", f.root.join("link")).unwrap();
+    assert!(f.open("link", LOOKUP_SYMLINK_FOLLOW, dir, READ).is_ok());
+    assert!(matches!(
+        f.open("link", 0, dir, READ),
+        Err(Errno::NOTDIR | Errno::LOOP)
+    ));
+}
+
 #[test]
 fn write_only_files_cannot_be_read() {
     let mut f = fixture();
