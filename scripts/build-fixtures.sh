@@ -50,6 +50,13 @@ step "rust-hello (rustc --target wasm32-wasip1 -O)"
   rustc --edition 2024 --target wasm32-wasip1 -O -C debuginfo=0 -C strip=debuginfo \
     main.rs -o rust-hello.wasm)
 
+step "packaging probes (C and Rust)"
+clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-debug \
+  -o "$fixtures/packaging/probe.wasm" "$fixtures/packaging/probe.c"
+(cd "$fixtures/packaging" &&
+  rustc --edition 2024 --target wasm32-wasip1 -O -C debuginfo=0 -C strip=debuginfo \
+    probe_rust.rs -o probe_rust.wasm)
+
 step "bad inputs"
 # A real module cut short in the middle of its code section.
 head -c 1024 "$fixtures/copy/copy.wasm" > "$fixtures/bad/truncated.wasm"

@@ -246,6 +246,94 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// A human-readable account of the policy, one `label: value` line per item (what
+    /// `wasmc policy` and an executable's `--wasmc-help` print).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let mut line = |label: &str, value: &str| {
+            out.push_str(&format!("{label:<20}{value}\n"));
+        };
+        line(
+            "sealed:",
+            if self.sealed {
+                "yes (every argument goes to the program; no runtime options)"
+            } else {
+                "no (runtime options accepted before the program's arguments)"
+            },
+        );
+        line(
+            "argv0:",
+            self.argv0
+                .as_deref()
+                .unwrap_or("(the name the executable is run by)"),
+        );
+        if self.dirs.is_empty() {
+            line("dirs:", "(none)");
+        }
+        for (i, d) in self.dirs.iter().enumerate() {
+            let relative = if d.host.starts_with('/') {
+                ""
+            } else {
+                " (relative to the working directory at run time)"
+            };
+            let text = format!("{} -> {}{relative}", d.host, d.guest);
+            line(if i == 0 { "dirs:" } else { "" }, &text);
+        }
+        if self.env.is_empty() {
+            line("env:", "(none)");
+        }
+        for (i, e) in self.env.iter().enumerate() {
+            let text = match e {
+                EnvGrant::Set { name, value } => format!("{name}={value}"),
+                EnvGrant::Inherit { name } => format!("{name} (the host's value, if set)"),
+            };
+            line(if i == 0 { "env:" } else { "" }, &text);
+        }
+        let l = &self.limits;
+        let or_default = |v: Option<String>, default: &str| v.unwrap_or_else(|| default.into());
+        line(
+            "max-memory:",
+            &or_default(
+                l.max_memory.map(format_size),
+                "(no limit; 4G per 32-bit memory)",
+            ),
+        );
+        line(
+            "max-table-elements:",
+            &or_default(l.max_table_elements.map(|v| v.to_string()), "(no limit)"),
+        );
+        line(
+            "max-wasm-stack:",
+            &or_default(
+                l.max_wasm_stack.map(format_size),
+                &format!("(default {})", format_size(DEFAULT_WASM_STACK)),
+            ),
+        );
+        line(
+            "timeout:",
+            &or_default(l.timeout().map(format_duration), "(none)"),
+        );
+        let fuel = match (l.fuel, self.build.fuel_metering) {
+            (Some(f), _) => f.to_string(),
+            (None, true) => "(metered, no limit)".into(),
+            (None, false) => "(not metered)".into(),
+        };
+        line("fuel:", &fuel);
+        let b = &self.build;
+        if !b.target.is_empty() {
+            line("target:", &b.target);
+        }
+        if !b.wasmc_version.is_empty() {
+            line("built by:", &format!("wasmc {}", b.wasmc_version));
+        }
+        if !b.module_sha256.is_empty() {
+            line("module sha256:", &b.module_sha256);
+        }
+        out
+    }
+}
+
 /// Parses a size: a number of bytes with an optional `K`, `M`, `G` or `T` suffix
 /// (binary multiples; `KiB`, `MB`... and lowercase are accepted too). Examples:
 /// `512M`, `1G`, `65536`, `64KiB`.
@@ -277,7 +365,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// The shortest exact spelling of a size in the units [`parse_size`] takes.
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -315,13 +403,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// A duration in the units [`parse_duration`] takes (`30s`, `1500ms`, `5m`).
 pub fn format_duration(d: Duration) -> String {
     let ns = d.as_nanos();
-    if ns % 3_600_000_000_000 == 0 && ns > 0 {
+    if ns.is_multiple_of(3_600_000_000_000) && ns > 0 {
         format!("{}h", ns / 3_600_000_000_000)
-    } else if ns % 60_000_000_000 == 0 && ns > 0 {
+    } else if ns.is_multiple_of(60_000_000_000) && ns > 0 {
         format!("{}m", ns / 60_000_000_000)
-    } else if ns % 1_000_000_000 == 0 {
+    } else if ns.is_multiple_of(1_000_000_000) {
         format!("{}s", ns / 1_000_000_000)
-    } else if ns % 1_000_000 == 0 {
+    } else if ns.is_multiple_of(1_000_000) {
         format!("{}ms", ns / 1_000_000)
     } else {
         format!("{}s", d.as_secs_f64())

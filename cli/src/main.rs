@@ -16,10 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use policy_args::PolicyArgs;
+use wasmc_abi::policy::BuildInfo;
 use wasmc_compiler::{CompileOptions, OptLevel};
 
 mod imports;
+mod inspect;
 mod link;
+mod oci;
+mod policy_args;
 mod targets;
 mod wast;
 
@@ -32,12 +37,22 @@ Examples:
   wasmc app.wasm --target aarch64-unknown-linux-musl -o app-arm64
                                           fully static aarch64 executable
   wasmc app.wasm --emit obj -o app.o      stop after the object file
+  wasmc tool.wasm -o tool --dir /srv/data::/data --env MODE=fast \\
+        --max-memory 512M --timeout 30s --seal
+                                          a sandboxed tool: grants and limits built in
+  wasmc job.wasm --emit oci -o job.tar --dir /inputs --dir /outputs
+                                          an OCI image (static musl executable)
+  wasmc policy ./tool                     show what an executable may touch
   wasmc --print-targets                   list the targets this wasmc can build
   wasmc wast test.wast                    run a WebAssembly spec test script
 
 Running the output:
-  ./app [--dir DIR] [--mapdir GUEST::HOST] [--env NAME=VALUE] [--] [ARGS...]
-  The guest sees only the directories passed with --dir/--mapdir (like `wasmtime run`).";
+  ./app [--dir HOST[::GUEST]] [--env NAME[=VALUE]] [--max-memory SIZE] [--timeout D]
+        [--] [ARGS...]
+  The guest sees only the directories granted with --dir (built in or given at run
+  time), like `wasmtime run`. `./app --wasmc-help` lists every runtime option and the
+  built-in policy. Runtime options end at the first argument that is not one: scripts
+  passing untrusted arguments to an unsealed executable must put `--` first.";
 
 /// Ahead-of-time compiler from WebAssembly (WASI preview1) modules to native executables.
 #[derive(Parser, Debug)]
@@ -62,9 +77,11 @@ struct Cli {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// What to produce: `exe`, a native executable linked with the wasmc runtime, or
+    /// What to produce: `exe`, a native executable linked with the wasmc runtime;
     /// `obj`, the relocatable object file only (it exports the `wasmc_module`
-    /// descriptor and needs the runtime to run).
+    /// descriptor and needs the runtime to run); or `oci`, an OCI image archive
+    /// (`skopeo`/`podman load` accept it) with the static executable as entrypoint
+    /// (musl targets only; the default target becomes this machine's musl one).
     #[arg(long, value_enum, value_name = "KIND", default_value_t = Emit::Exe)]
     emit: Emit,
 
@@ -104,6 +121,9 @@ struct Cli {
     /// with what is missing.
     #[arg(long)]
     print_targets: bool,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +136,17 @@ enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the sandbox policy built into an executable made by wasmc (directories,
+    /// environment, limits, sealed or not, target, wasmc version, SHA-256 of the
+    /// module), for any target, without running it.
+    Policy {
+        /// The executable. Example: `wasmc policy ./tool`.
+        #[arg(value_name = "EXE")]
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,6 +155,8 @@ enum Emit {
     Exe,
     /// Relocatable object file.
     Obj,
+    /// OCI image archive with the static executable.
+    Oci,
 }
 
 fn parse_opt_level(s: &str) -> Result<OptLevel, String> {
@@ -148,6 +181,24 @@ fn main() -> ExitCode {
     }
     // Not for `wast`: its worker processes own their panic reporting.
     install_panic_hook();
+    if let Some(Command::Policy { file, json }) = &cli.command {
+        return match inspect::read_policy(file) {
+            Ok(policy) if *json => {
+                let text = serde_json::to_string_pretty(&inspect::to_json(&policy))
+                    .expect("JSON values always serialize");
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Ok(policy) => {
+                print!("{}", policy.describe());
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.print_targets {
         targets::print_targets();
         return ExitCode::SUCCESS;
@@ -192,10 +243,33 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     // there should not wait for a long compilation.
     let target = match &cli.target {
         Some(name) => Target::find(name)?,
+        None if cli.emit == Emit::Oci => targets::default_static_target(),
         None => targets::default_target(),
     };
+    if cli.emit == Emit::Oci && !target.is_static() {
+        return Err(format!(
+            "--emit oci needs a statically linked executable, and {} executables need the \
+             host's glibc, which an image of one file does not have: use --target {}",
+            target.triple,
+            targets::default_static_target().triple
+        ));
+    }
+    if cli.policy.seal && cli.emit == Emit::Obj {
+        return Err(
+            "--seal applies to executables; it cannot be combined with --emit obj \
+                    (an object file has no command line to seal)"
+                .to_string(),
+        );
+    }
+    for dir in cli.policy.missing_dirs() {
+        eprintln!(
+            "warning: --dir {}: no such directory on this machine; it is opened when the \
+             executable runs",
+            dir.host
+        );
+    }
     let link_setup = match cli.emit {
-        Emit::Exe => Some((target.embedded()?, target.linker(cli.linker.as_deref())?)),
+        Emit::Exe | Emit::Oci => Some((target.embedded()?, target.linker(cli.linker.as_deref())?)),
         Emit::Obj => None,
     };
     let output = output_path(cli, input)?;
@@ -204,11 +278,18 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
 
     let bytes = fs::read(input).map_err(|e| format!("{file}: cannot read: {}", io_reason(&e)))?;
     let wasm = wasmc_compiler::read_input(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    let policy = cli.policy.policy(BuildInfo {
+        wasmc_version: env!("CARGO_PKG_VERSION").to_string(),
+        target: target.triple.to_string(),
+        module_sha256: oci::sha256_hex(&bytes),
+        fuel_metering: cli.policy.fuel.is_some(),
+    });
     let opts = CompileOptions {
         triple: target.lexicon_triple(),
         opt_level: cli.opt_level,
         explicit_bounds_checks: cli.explicit_bounds_checks,
-        ..CompileOptions::default()
+        fuel_metering: cli.policy.fuel.is_some(),
+        policy: Some(policy),
     };
     if link_setup.is_some() {
         // Refuse imports the runtime cannot satisfy before the (much longer) compilation.
@@ -242,13 +323,66 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     .run()
     .map_err(|e| format!("{file}: {e}"))?;
     let exe = fs::read(&linked).map_err(|e| format!("{file}: cannot read linker output: {e}"))?;
+    if cli.emit == Emit::Oci {
+        let archive = oci::image_archive(&oci::ImageSpec {
+            executable: &exe,
+            name: &image_name(&output),
+            architecture: target.oci_architecture(),
+            volumes: cli
+                .policy
+                .dirs
+                .iter()
+                .map(|d| mount_point(&d.host))
+                .collect(),
+            created_by: format!("wasmc {}", env!("CARGO_PKG_VERSION")),
+        })?;
+        return staged
+            .write(&archive, 0o666)
+            .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)));
+    }
     staged
         .write(&exe, 0o777)
         .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
     Ok(())
 }
 
-/// `-o FILE`, or the input's stem in the current directory (`.o` added for objects).
+/// The executable's name inside an image: the output's stem, reduced to the
+/// characters an image reference allows (`job.tar` -> `job`).
+fn image_name(output: &Path) -> String {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches(|c| c == '-' || c == '_').to_string();
+    if name.is_empty() {
+        "app".to_string()
+    } else {
+        name
+    }
+}
+
+/// Where a baked directory is inside the image: relative host paths are resolved
+/// against the image's working directory, `/`.
+fn mount_point(host: &str) -> String {
+    if host.starts_with('/') {
+        host.to_string()
+    } else {
+        format!("/{}", host.trim_start_matches("./"))
+    }
+}
+
+/// `-o FILE`, or the input's stem in the current directory (`.o` added for objects,
+/// `.tar` for images).
 fn output_path(cli: &Cli, input: &Path) -> Result<PathBuf, String> {
     if let Some(out) = &cli.output {
         return Ok(out.clone());
@@ -258,8 +392,10 @@ fn output_path(cli: &Cli, input: &Path) -> Result<PathBuf, String> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("{}: cannot derive an output name; use -o", input.display()))?;
     let mut name = stem.to_os_string();
-    if cli.emit == Emit::Obj {
-        name.push(".o");
+    match cli.emit {
+        Emit::Obj => name.push(".o"),
+        Emit::Oci => name.push(".tar"),
+        Emit::Exe => {}
     }
     let out = PathBuf::from(name);
     // `wasmc prog` (an input without extension) must not overwrite its own input.

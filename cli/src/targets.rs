@@ -109,7 +109,28 @@ pub fn default_target() -> &'static Target {
     })
 }
 
+/// The static (musl) target of this machine's architecture, for `--emit oci`.
+pub fn default_static_target() -> &'static Target {
+    TARGETS
+        .iter()
+        .find(|t| t.arch == host_arch() && t.env == Environment::Musl)
+        .unwrap_or(&TARGETS[2])
+}
+
 impl Target {
+    /// Whether executables for this target are linked statically (no libc needed).
+    pub fn is_static(&self) -> bool {
+        self.link_style == LinkStyle::StaticPie
+    }
+
+    /// The architecture's name in OCI image configs.
+    pub fn oci_architecture(&self) -> &'static str {
+        match self.arch {
+            Architecture::X86_64 => "amd64",
+            _ => "arm64",
+        }
+    }
+
     /// Looks a triple up; `aarch64-linux-gnu` and other spellings that name the same
     /// architecture, OS and environment are accepted.
     pub fn find(name: &str) -> Result<&'static Target, String> {

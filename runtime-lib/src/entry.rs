@@ -4,21 +4,29 @@
 //! executables) this module defines the C `main`, which runs the module exported by
 //! the compiled object as `wasmc_module` like `wasmtime run` does:
 //!
-//! 1. the command line becomes a `WasiCtx` (runtime options such as `--dir`, then the
-//!    guest's arguments); a bad option prints `error: ...` and exits 2;
-//! 2. on a dedicated thread with a large stack (see `traps::run_on_wasm_stack`) the
-//!    module is instantiated with its imports resolved to WASI functions, its start
-//!    function runs, then its `_start` export; a module without `_start` (a reactor)
-//!    gets `_initialize` called and then an error naming `_start`;
-//! 3. a trap prints `wasm trap: <message>`, the wasm backtrace, and exits 134;
+//! 1. descriptors 0-2 that the parent left closed are reopened on `/dev/null`, so
+//!    that no preopen or guest file takes a standard descriptor's number;
+//! 2. the command line and the policy baked into the executable become a
+//!    [`RunConfig`] (see `command_line`); a bad option prints `error: ...` and
+//!    exits 2, `--wasmc-help` prints the options and the policy;
+//! 3. on a dedicated thread with the configured wasm stack (see
+//!    `traps::run_on_wasm_stack`) the module is instantiated with its imports
+//!    resolved to WASI functions, its start function runs, then its `_start` export;
+//!    a module without `_start` (a reactor) gets `_initialize` called and then an
+//!    error naming `_start`;
+//! 4. a trap prints `wasm trap: <message>`, the wasm backtrace, and exits 134;
 //!    `proc_exit(n)` exits n right away ([`exit_process`]); returning from `_start`
 //!    exits 0. Other errors print `error: ...` and exit 1.
+//!
+//! Nothing here may fail because stderr is unusable (closed, or a pipe nobody
+//! reads): messages are written best-effort and the exit status stays the same.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::sync::Arc;
 
 use crate::abi::{Import, ImportKind};
+use crate::command_line::{self, Invocation, OPTIONS_HELP, RunConfig};
 use crate::instance::{Extern, InstanceHandle, InstantiationError, Module};
 use crate::traps::{self, TrapInfo};
 
@@ -33,23 +41,46 @@ pub fn exit_process(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// Writes `error: message` to stderr, ignoring a stderr that cannot be written.
+pub fn print_error(message: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+}
+
 /// Runs a WASI command module as the executable does and returns the exit status.
-/// `args` is the command line after the program name.
-pub fn run_command(module: Arc<Module>, argv0: String, args: Vec<OsString>) -> i32 {
-    match traps::run_on_wasm_stack(move || run_on_this_thread(module, argv0, args)) {
+/// `exe_name` is how the executable was invoked, `args` the command line after it.
+pub fn run_command(module: Arc<Module>, exe_name: &OsStr, args: Vec<OsString>) -> i32 {
+    let policy = module.policy().cloned().unwrap_or_default();
+    let config = match command_line::parse(&policy, module.info().fuel_metering, exe_name, args) {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help) => {
+            let text = format!(
+                "Usage: {} [RUNTIME OPTIONS] [--] [ARGS...]\n\n{OPTIONS_HELP}\n\n\
+                 Built into this executable:\n{}",
+                exe_name.to_string_lossy(),
+                policy.describe()
+            );
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            return 0;
+        }
+        Err(e) => {
+            print_error(e);
+            return USAGE_EXIT_STATUS;
+        }
+    };
+    match traps::run_on_wasm_stack(move || run_on_this_thread(module, config)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: cannot create the thread that runs wasm: {e}");
+            print_error(format_args!("cannot create the thread that runs wasm: {e}"));
             1
         }
     }
 }
 
-fn run_on_this_thread(module: Arc<Module>, argv0: String, args: Vec<OsString>) -> i32 {
-    let ctx = match crate::wasi::WasiCtx::from_command_line(argv0, args.into_iter()) {
+fn run_on_this_thread(module: Arc<Module>, config: RunConfig) -> i32 {
+    let ctx = match config.wasi_ctx() {
         Ok(ctx) => ctx,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(e);
             return USAGE_EXIT_STATUS;
         }
     };
@@ -63,7 +94,7 @@ fn run_on_this_thread(module: Arc<Module>, argv0: String, args: Vec<OsString>) -
         Ok(instance) => instance,
         Err(InstantiationError::Trap(trap)) => return report_trap(&trap),
         Err(e) => {
-            eprintln!("error: cannot instantiate the module: {e}");
+            print_error(format_args!("cannot instantiate the module: {e}"));
             return 1;
         }
     };
@@ -74,11 +105,11 @@ fn run_on_this_thread(module: Arc<Module>, argv0: String, args: Vec<OsString>) -
         {
             return report_trap(&trap);
         }
-        eprintln!("error: the module has no `_start` function export (it is not a WASI command)");
+        print_error("the module has no `_start` function export (it is not a WASI command)");
         return 1;
     };
     if !start.ty().params.is_empty() || !start.ty().results.is_empty() {
-        eprintln!("error: the module's `_start` export must take and return nothing");
+        print_error("the module's `_start` export must take and return nothing");
         return 1;
     }
     match start.call(&[]) {
@@ -115,6 +146,7 @@ mod executable {
         // with EPIPE rather than kill the process.
         // SAFETY: setting a signal disposition to SIG_IGN.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        reopen_closed_stdio();
 
         let mut args: Vec<OsString> = (0..argc.max(0) as usize)
             .map(|i| {
@@ -123,10 +155,10 @@ mod executable {
                 OsString::from_vec(arg.to_bytes().to_vec())
             })
             .collect();
-        let argv0 = if args.is_empty() {
-            String::from("wasm")
+        let exe_name = if args.is_empty() {
+            OsString::from("wasm")
         } else {
-            args.remove(0).to_string_lossy().into_owned()
+            args.remove(0)
         };
 
         // SAFETY: the object linked into this executable defines `wasmc_module`, and
@@ -134,10 +166,31 @@ mod executable {
         let module = match unsafe { Module::new(&*std::ptr::addr_of!(wasmc_module)) } {
             Ok(module) => module,
             Err(e) => {
-                eprintln!("error: {e}");
+                super::print_error(e);
                 return 1;
             }
         };
-        super::run_command(module, argv0, args)
+        super::run_command(module, &exe_name, args)
+    }
+
+    /// Started with descriptor 0, 1 or 2 closed (`./prog 1>&-`), the first preopen
+    /// or file would take that number and the program's stdout would land in it.
+    /// Reopen them on `/dev/null` first, as Rust's own start-up does: writes then
+    /// succeed and go nowhere, as in wasmtime.
+    fn reopen_closed_stdio() {
+        for fd in 0..3 {
+            // SAFETY: F_GETFD only queries the descriptor.
+            let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+            if closed {
+                // SAFETY: opening a constant path; open returns the lowest free
+                // descriptor, which is `fd` since the lower ones are open by now.
+                let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+                if opened != fd {
+                    // Nothing sensible is left to do without standard descriptors.
+                    std::process::abort();
+                }
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ pub use wasmc_abi as abi;
 
 pub mod builtins;
 pub mod caller;
+pub mod command_line;
 pub mod entry;
 pub mod exceptions;
 pub mod instance;

@@ -758,7 +758,7 @@ fn command_entry_exit_statuses() {
     let run = |wat: &str, args: &[&str]| {
         run_command(
             load(wat),
-            "prog".into(),
+            std::ffi::OsStr::new("prog"),
             args.iter().map(Into::into).collect(),
         )
     };

@@ -3,14 +3,12 @@
 //!
 //! Like `wasmtime run`, the guest sees only what it is given: the arguments after
 //! the runtime options, the variables named with `--env`, and the directories
-//! named with `--dir`/`--mapdir`. Each preopen is opened once with ambient
+//! named with `--dir`/`--mapdir` (see `crate::command_line`). Each preopen is opened once with ambient
 //! authority (`cap_std::fs::Dir::open_ambient_dir`); every later path operation is
 //! relative to such a `Dir` and cap-std refuses to leave it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use cap_std::ambient_authority;
@@ -144,97 +142,7 @@ fn open_preopen(host: &Path) -> Result<cap_std::fs::Dir, String> {
         .map_err(|e| format!("cannot open directory '{}': {e}", host.display()))
 }
 
-fn to_utf8(arg: &OsString, what: &str) -> Result<String, String> {
-    arg.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{what} is not valid UTF-8: {}", arg.to_string_lossy()))
-}
-
 impl WasiCtx {
-    /// Parses the executable's command line (everything after the executable's own
-    /// name): runtime options first, then the guest's arguments.
-    ///
-    /// Options: `--dir HOST[::GUEST]`, `--dir=...`, `--mapdir GUEST::HOST`,
-    /// `--mapdir=...`, `--env NAME=VALUE`, `--env NAME` (inherit if set),
-    /// `--env=...`. Parsing stops at `--` (dropped) or at the first argument that is
-    /// not one of these; that argument and all that follow are argv[1..].
-    pub fn from_command_line(
-        argv0: String,
-        args: impl Iterator<Item = OsString>,
-    ) -> Result<WasiCtx, String> {
-        let mut builder = WasiCtxBuilder::new().arg(argv0.as_bytes());
-        let mut args = args.peekable();
-        while let Some(arg) = args.peek().cloned() {
-            let bytes = arg.as_bytes();
-            if bytes == b"--" {
-                args.next();
-                break;
-            }
-            let (option, inline) = match split_option(bytes) {
-                Some(parts) => parts,
-                None => break, // the guest's arguments start here
-            };
-            args.next();
-            let value = match inline {
-                Some(v) => OsString::from(std::ffi::OsStr::from_bytes(v)),
-                None => args
-                    .next()
-                    .ok_or_else(|| format!("option '{option}' needs a value"))?,
-            };
-            let value = to_utf8(&value, &format!("the value of {option}"))?;
-            match option {
-                "--dir" => {
-                    let (host, guest) = match value.split_once("::") {
-                        Some((host, guest)) => (host.to_string(), guest.to_string()),
-                        None => (value.clone(), value.clone()),
-                    };
-                    if host.is_empty() || guest.is_empty() {
-                        return Err(format!(
-                            "malformed --dir '{value}': expected HOST or HOST::GUEST"
-                        ));
-                    }
-                    builder = builder.preopen_dir(PathBuf::from(&host), &guest)?;
-                }
-                "--mapdir" => {
-                    let Some((guest, host)) = value.split_once("::") else {
-                        return Err(format!(
-                            "malformed --mapdir '{value}': expected GUEST::HOST"
-                        ));
-                    };
-                    if host.is_empty() || guest.is_empty() {
-                        return Err(format!(
-                            "malformed --mapdir '{value}': expected GUEST::HOST"
-                        ));
-                    }
-                    builder = builder.preopen_dir(PathBuf::from(host), guest)?;
-                }
-                "--env" => match value.split_once('=') {
-                    Some((name, val)) => {
-                        if name.is_empty() {
-                            return Err(format!(
-                                "malformed --env '{value}': expected NAME=VALUE or NAME"
-                            ));
-                        }
-                        builder = builder.env(name, val);
-                    }
-                    None => {
-                        if value.is_empty() {
-                            return Err("malformed --env '': expected NAME=VALUE or NAME".into());
-                        }
-                        if let Some(v) = std::env::var_os(&value) {
-                            builder = builder.env(value.as_bytes(), v.as_bytes());
-                        }
-                    }
-                },
-                _ => unreachable!("split_option only returns known options"),
-            }
-        }
-        for arg in args {
-            builder = builder.arg(arg.as_bytes());
-        }
-        Ok(builder.build())
-    }
-
     /// A context with no arguments, environment or preopens.
     pub fn empty() -> WasiCtx {
         WasiCtxBuilder::new().build()
@@ -308,20 +216,4 @@ impl WasiCtx {
         self.free_fds.insert(fd);
         Ok(desc)
     }
-}
-
-/// Recognizes a runtime option: `Some((name, inline value))` for `--dir`, `--dir=V`,
-/// `--mapdir[=V]`, `--env[=V]`; `None` for anything else.
-fn split_option(arg: &[u8]) -> Option<(&'static str, Option<&[u8]>)> {
-    for name in ["--dir", "--mapdir", "--env"] {
-        if let Some(rest) = arg.strip_prefix(name.as_bytes()) {
-            if rest.is_empty() {
-                return Some((name, None));
-            }
-            if let Some(value) = rest.strip_prefix(b"=") {
-                return Some((name, Some(value)));
-            }
-        }
-    }
-    None
 }

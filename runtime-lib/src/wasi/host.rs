@@ -95,7 +95,11 @@ fn host_func(params: Vec<ValType>, results: Vec<ValType>, code: *const u8) -> Ho
 extern "C" fn proc_exit(_vmctx: *mut u8, code: i32) {
     let code = code as u32;
     if code >= 126 {
-        eprintln!("Error: exit with invalid exit status outside of [0..126)");
+        // Best effort: an unusable stderr must not change the exit status.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"Error: exit with invalid exit status outside of [0..126)\n",
+        );
         crate::entry::exit_process(1);
     }
     crate::entry::exit_process(code as i32);

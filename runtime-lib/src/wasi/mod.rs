@@ -2,7 +2,7 @@
 //! behaviour of `wasmtime run`.
 //!
 //! * `ctx`: [`WasiCtx`], the per-program state (arguments, environment, descriptor
-//!   table) and the runtime options parser [`WasiCtx::from_command_line`].
+//!   table); the executable's options are parsed by `crate::command_line`.
 //! * `memory`: [`GuestMemory`], the bounds-checked view of guest memory. Every
 //!   guest pointer and length goes through it; a bad one is `EFAULT`.
 //! * `calls`: every WASI function as a safe function

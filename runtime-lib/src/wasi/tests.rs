@@ -3,7 +3,6 @@
 //! pointers and lengths, rights, readdir cookies, the wasi_unstable layouts and the
 //! runtime option parser.
 
-use std::ffi::OsString;
 use std::fs;
 
 use super::types::*;
@@ -668,70 +667,5 @@ fn resolve_knows_both_modules() {
     ];
     for name in names {
         assert!(resolve("wasi_snapshot_preview1", name).is_some(), "{name}");
-    }
-}
-
-// ---------------------------------------------------------------- command line
-
-fn parse(args: &[&str]) -> Result<WasiCtx, String> {
-    WasiCtx::from_command_line("prog".into(), args.iter().map(OsString::from))
-}
-
-#[test]
-fn command_line_options_then_guest_args() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().to_str().unwrap().to_string();
-    let ctx = parse(&[
-        "--dir",
-        &d,
-        &format!("--dir={d}::/guest"),
-        "--mapdir",
-        &format!("/m::{d}"),
-        "--env",
-        "A=1",
-        "--env=B=x=y",
-        "--",
-        "--dir",
-        "x",
-    ])
-    .unwrap();
-    assert_eq!(
-        ctx.args,
-        vec![b"prog".to_vec(), b"--dir".to_vec(), b"x".to_vec()]
-    );
-    assert_eq!(ctx.env, vec![b"A=1".to_vec(), b"B=x=y".to_vec()]);
-    let names: Vec<_> = ctx
-        .fds
-        .values()
-        .filter_map(|d| match d {
-            super::ctx::Descriptor::Dir(d) => d.preopen.clone(),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        names,
-        vec![d.clone(), "/guest".to_string(), "/m".to_string()]
-    );
-    // Parsing stops at the first non-option.
-    let ctx = parse(&["file.txt", "--env", "A=1"]).unwrap();
-    assert_eq!(ctx.args.len(), 4);
-    assert!(ctx.env.is_empty());
-}
-
-#[test]
-fn command_line_errors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("f");
-    fs::write(&file, b"").unwrap();
-    for args in [
-        vec!["--dir".to_string()],
-        vec!["--dir=/nonexistent-wasmc".to_string()],
-        vec![format!("--dir={}", file.display())],
-        vec!["--mapdir=noseparator".to_string()],
-        vec!["--env".to_string(), "=v".to_string()],
-        vec!["--env=".to_string()],
-    ] {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert!(parse(&refs).is_err(), "{args:?} must be refused");
     }
 }
