@@ -9,6 +9,7 @@ APT_PACKAGES=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross     # aarch64 cross linker
   qemu-user                                       # run aarch64 executables
   musl-tools                                      # x86_64 static (musl) linking
+  skopeo umoci                                    # check OCI image archives (--emit oci)
   file binutils
 )
 RUST_TARGETS=(wasm32-wasip1 aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)

@@ -34,26 +34,26 @@ pub struct PolicyArgs {
     /// At most SIZE bytes per linear memory (K, M, G suffixes): `memory.grow` beyond
     /// it fails (returns -1), a memory whose minimum is larger fails to start.
     /// Example: `--max-memory 512M`.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = HEADING)]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = parse_size, help_heading = HEADING)]
     pub max_memory: Option<u64>,
 
     /// At most N elements per table (`table.grow` beyond it returns -1).
-    #[arg(long, value_name = "N", value_parser = parse_count, help_heading = HEADING)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count, help_heading = HEADING)]
     pub max_table_elements: Option<u64>,
 
     /// Size of the wasm stack (default 8M); deeper recursion is a stack-overflow trap.
-    #[arg(long, value_name = "SIZE", value_parser = parse_stack_size, help_heading = HEADING)]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = parse_stack_size, help_heading = HEADING)]
     pub max_wasm_stack: Option<u64>,
 
     /// Wall-clock limit (500ms, 30s, 5m): the program is stopped with `wasm trap:
     /// interrupt` and exit status 134, also while blocked in a WASI call.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = HEADING)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, help_heading = HEADING)]
     pub timeout: Option<std::time::Duration>,
 
     /// Compile in fuel metering and allow N wasm operations per run (deterministic:
     /// the same input stops at the same point on every target); running out is `wasm
     /// trap: all fuel consumed by WebAssembly`, exit status 134. Costs run time.
-    #[arg(long, value_name = "N", value_parser = parse_count, help_heading = HEADING)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count, help_heading = HEADING)]
     pub fuel: Option<u64>,
 
     /// Seal the executable: it takes no runtime options, every argument (including
