@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The run-time cost of wasmc's resource limits (issue: packaging sandboxed tools).
+
+Each C program of bench/src is compiled once to wasm (clang -O2 --target=wasm32-wasi)
+and then by wasmc four ways: no limits, `--timeout 1h`, `--max-memory 1G` and
+`--fuel <huge>` (fuel metering compiled in, a budget that never runs out). The
+executables run in turn, RUNS rounds, and the table shows the median time of each and
+its ratio to the unlimited build. Whole processes are timed.
+
+    bench/limits.py [RUNS]      (default 5; builds wasmc in release mode first)
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+out = os.path.join(root, "target", "bench-limits")
+os.makedirs(out, exist_ok=True)
+subprocess.run(
+    ["cargo", "build", "--quiet", "--release", "-p", "wasmc", "--manifest-path", os.path.join(root, "Cargo.toml")],
+    check=True,
+)
+wasmc = os.path.join(root, "target", "release", "wasmc")
+
+VARIANTS = [
+    ("plain", []),
+    ("timeout", ["--timeout", "1h"]),
+    ("max-memory", ["--max-memory", "1G"]),
+    ("fuel", ["--fuel", str(2**62)]),
+]
+
+programs = sorted(f[:-2] for f in os.listdir(os.path.join(root, "bench", "src")) if f.endswith(".c"))
+for name in programs:
+    wasm = os.path.join(out, name + ".wasm")
+    subprocess.run(["clang", "--target=wasm32-wasi", "-O2", "-o", wasm, os.path.join(root, "bench", "src", name + ".c")], check=True)
+    for variant, flags in VARIANTS:
+        subprocess.run([wasmc, wasm, "-o", os.path.join(out, f"{name}.{variant}"), *flags], check=True)
+
+print(f"{'program':<10}" + "".join(f"{v:>12}" for v, _ in VARIANTS) + "".join(f"{v + '/plain':>18}" for v, _ in VARIANTS[1:]))
+ratios = {v: [] for v, _ in VARIANTS[1:]}
+for name in programs:
+    samples = {v: [] for v, _ in VARIANTS}
+    for _ in range(runs):
+        for variant, _ in VARIANTS:
+            start = time.perf_counter()
+            subprocess.run([os.path.join(out, f"{name}.{variant}")], check=True, stdout=subprocess.DEVNULL)
+            samples[variant].append(time.perf_counter() - start)
+    medians = {v: statistics.median(s) for v, s in samples.items()}
+    row = f"{name:<10}" + "".join(f"{medians[v]:>11.3f}s" for v, _ in VARIANTS)
+    for v, _ in VARIANTS[1:]:
+        ratio = medians[v] / medians["plain"]
+        ratios[v].append(ratio)
+        row += f"{ratio:>17.3f}x"
+    print(row)
+print(f"{'geomean':<10}" + " " * 12 * len(VARIANTS) + "".join(f"{statistics.geometric_mean(r):>17.3f}x" for r in ratios.values()))
