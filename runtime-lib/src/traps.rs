@@ -45,10 +45,12 @@
 use std::cell::{Cell, UnsafeCell};
 use std::sync::{Arc, Once, OnceLock, RwLock};
 
+use crate::abi::policy::{DEFAULT_WASM_STACK, MAX_WASM_STACK, MIN_WASM_STACK};
 use crate::abi::{HandlerSite, ModuleInfo, Trap, VMException, VMRuntimeState};
 
-/// Stack available to wasm code on the thread created by [`run_on_wasm_stack`].
-pub const WASM_STACK_SIZE: usize = 8 << 20;
+/// Stack available to wasm code on the thread created by [`run_on_wasm_stack`]
+/// (`abi::policy::DEFAULT_WASM_STACK`; [`run_on_wasm_stack_with`] takes another size).
+pub const WASM_STACK_SIZE: usize = DEFAULT_WASM_STACK as usize;
 /// Stack kept free below the wasm stack limit for host functions called from wasm.
 pub const HOST_RESERVE: usize = 1 << 20;
 /// Size of the per-thread alternate signal stack.
@@ -350,14 +352,55 @@ fn current_stack_bounds() -> (usize, usize) {
 pub fn run_on_wasm_stack<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> std::io::Result<R> {
+    run_on_wasm_stack_with(WASM_STACK_SIZE as u64, f)
+}
+
+/// [`run_on_wasm_stack`] with `stack_bytes` of wasm stack (the host reserve comes on
+/// top, so wasm code gets about `stack_bytes` before "call stack exhausted"). A size
+/// outside [`MIN_WASM_STACK`]..=[`MAX_WASM_STACK`] is an `InvalidInput` error saying
+/// so; `f` does not run then.
+pub fn run_on_wasm_stack_with<R: Send + 'static>(
+    stack_bytes: u64,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> std::io::Result<R> {
+    let stack = check_wasm_stack(stack_bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let handle = std::thread::Builder::new()
         .name("wasm".into())
-        .stack_size(WASM_STACK_SIZE + HOST_RESERVE)
+        .stack_size(stack + HOST_RESERVE)
         .spawn(f)?;
     match handle.join() {
         Ok(r) => Ok(r),
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// `stack_bytes` as a thread stack size, if it is within the accepted bounds.
+pub fn check_wasm_stack(stack_bytes: u64) -> Result<usize, String> {
+    use crate::abi::policy::format_size;
+    if stack_bytes < MIN_WASM_STACK {
+        return Err(format!(
+            "a wasm stack of {} is too small: the minimum is {}",
+            format_size(stack_bytes),
+            format_size(MIN_WASM_STACK)
+        ));
+    }
+    if stack_bytes > MAX_WASM_STACK {
+        return Err(format!(
+            "a wasm stack of {} is too large: the maximum is {}",
+            format_size(stack_bytes),
+            format_size(MAX_WASM_STACK)
+        ));
+    }
+    usize::try_from(stack_bytes)
+        .ok()
+        .filter(|s| s.checked_add(HOST_RESERVE).is_some())
+        .ok_or_else(|| {
+            format!(
+                "a wasm stack of {} does not fit this machine's address space",
+                format_size(stack_bytes)
+            )
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -478,6 +521,9 @@ fn install_handlers() {
                 action.sa_sigaction = signal_handler as *const () as usize;
                 action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
                 libc::sigemptyset(&mut action.sa_mask);
+                // The timeout's signal waits until a fault is handled (its handler
+                // would only find host code and use more of the alternate stack).
+                libc::sigaddset(&mut action.sa_mask, crate::interrupt::interrupt_signal());
                 libc::sigaction(signal, &action, std::ptr::null_mut());
             }
         }
@@ -591,6 +637,48 @@ extern "C" fn signal_handler(
     }
     // SAFETY: `state` is live; the context is rewritten to continue in `unwind`.
     unsafe { redirect_to_unwind(uc, state) };
+}
+
+/// For the timeout's signal handler (`interrupt`): if the thread was interrupted in
+/// wasm code under a `catch_traps`, records [`Trap::Interrupt`] with the backtrace,
+/// rewrites the context to continue in the unwind routine (as for a fault) and
+/// returns true. Otherwise (host code, or no wasm running) changes nothing.
+///
+/// # Safety
+/// Only from a signal handler running on the interrupted thread, with the context
+/// the kernel passed to it.
+pub(crate) unsafe fn interrupt_wasm(uc: *mut libc::ucontext_t) -> bool {
+    let state = CURRENT.get();
+    if state.is_null() {
+        return false;
+    }
+    // SAFETY: a valid ucontext from the kernel (function contract).
+    let ctx = unsafe { read_context(uc) };
+    let recorded = with_registry_in_handler(|registry| {
+        if !is_wasm_pc(registry, ctx.pc) {
+            return false;
+        }
+        // SAFETY: `state` is the live buffer of this thread's innermost catch_traps,
+        // and wasm code runs only inside it.
+        unsafe {
+            record(
+                state,
+                registry,
+                Trap::Interrupt,
+                ctx.pc,
+                Some(ctx.pc),
+                ctx.fp,
+            )
+        };
+        true
+    });
+    if recorded != Some(true) {
+        return false;
+    }
+    // SAFETY: `state` is live; wasm frames own nothing, so abandoning them at any
+    // instruction is as safe as at a trap site.
+    unsafe { redirect_to_unwind(uc, state) };
+    true
 }
 
 /// Does a fault at `addr` hit the guard region below this thread's stack?

@@ -1,0 +1,232 @@
+//! Resource limits on real compiled code: memory and table caps at instantiation and
+//! on grow, the wasm stack size, and the timeout (`interrupt`).
+
+use std::sync::Arc;
+
+use wasmc_compiler::CompileOptions;
+use wasmc_runtime::abi::policy::Limits;
+use wasmc_runtime::abi::{self, MemoryType, Trap};
+use wasmc_runtime::instance::{
+    Extern, InstanceHandle, InstantiationError, MemoryHandle, Module, Val,
+};
+use wasmc_runtime::traps;
+
+mod support;
+
+fn load(wat: &str) -> Arc<Module> {
+    let wasm = wat::parse_str(wat).expect("test module parses");
+    let dir = tempfile::tempdir().unwrap();
+    support::load(&wasm, &CompileOptions::default(), dir.path())
+}
+
+fn instantiate_with(
+    module: &Arc<Module>,
+    imports: &[(&str, &str, Extern)],
+    limits: &Limits,
+) -> Result<InstanceHandle, InstantiationError> {
+    let mut resolver = |import: &abi::Import| {
+        imports
+            .iter()
+            .find(|(m, n, _)| *m == import.module && *n == import.name)
+            .map(|(_, _, e)| e.clone())
+    };
+    InstanceHandle::new_with_limits(module.clone(), &mut resolver, None, limits)
+}
+
+fn call(instance: &InstanceHandle, name: &str, args: &[Val]) -> Result<Vec<Val>, traps::TrapInfo> {
+    let func = instance
+        .export_func(name)
+        .unwrap_or_else(|| panic!("no export {name}"));
+    instance.invoke(&func, args)
+}
+
+fn memory_limit(bytes: u64) -> Limits {
+    Limits {
+        max_memory: Some(bytes),
+        ..Limits::default()
+    }
+}
+
+fn table_limit(elements: u64) -> Limits {
+    Limits {
+        max_table_elements: Some(elements),
+        ..Limits::default()
+    }
+}
+
+fn error_message(r: Result<InstanceHandle, InstantiationError>) -> String {
+    match r {
+        Ok(_) => panic!("instantiation should fail"),
+        Err(InstantiationError::Resource(m)) => m,
+        Err(e) => panic!("unexpected error kind: {e:?}"),
+    }
+}
+
+const GROW: &str = r#"(module
+  (memory (export "mem") 1)
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "size") (result i32) (memory.size))
+  (func (export "store") (param i32) (i32.store8 (local.get 0) (i32.const 1))))"#;
+
+#[test]
+fn memory_grow_beyond_the_limit_returns_minus_one() {
+    let m = load(GROW);
+    let i = instantiate_with(&m, &[], &memory_limit(4 << 16)).unwrap();
+    assert_eq!(call(&i, "grow", &[Val::I32(2)]), Ok(vec![Val::I32(1)]));
+    assert_eq!(call(&i, "grow", &[Val::I32(2)]), Ok(vec![Val::I32(-1)]));
+    assert_eq!(call(&i, "grow", &[Val::I32(1)]), Ok(vec![Val::I32(3)]));
+    assert_eq!(call(&i, "grow", &[Val::I32(1)]), Ok(vec![Val::I32(-1)]));
+    assert_eq!(call(&i, "size", &[]), Ok(vec![Val::I32(4)]));
+    // The memory is still fully usable up to the limit, and not beyond.
+    assert_eq!(call(&i, "store", &[Val::I32((4 << 16) - 1)]), Ok(vec![]));
+    let trap = call(&i, "store", &[Val::I32(4 << 16)]).unwrap_err();
+    assert_eq!(trap.trap, Trap::MemoryOutOfBounds);
+    // Through the host API too.
+    let Some(Extern::Memory(mem)) = i.export("mem") else {
+        panic!("no memory export")
+    };
+    assert_eq!(mem.grow(1), None);
+    // Without limits the same module grows freely.
+    let free = instantiate_with(&m, &[], &Limits::default()).unwrap();
+    assert_eq!(call(&free, "grow", &[Val::I32(100)]), Ok(vec![Val::I32(1)]));
+}
+
+#[test]
+fn memory_minimum_above_the_limit_fails_to_instantiate() {
+    let m = load(r#"(module (memory 20))"#);
+    let msg = error_message(instantiate_with(&m, &[], &memory_limit(1 << 20)));
+    assert_eq!(msg, "memory 0 needs at least 1280K but --max-memory is 1M");
+    // Exactly at the limit is fine.
+    assert!(instantiate_with(&m, &[], &memory_limit(20 << 16)).is_ok());
+    let big = load(r#"(module (memory 16384))"#);
+    let msg = error_message(instantiate_with(&big, &[], &memory_limit(512 << 20)));
+    assert_eq!(msg, "memory 0 needs at least 1G but --max-memory is 512M");
+}
+
+#[test]
+fn imported_memories_are_limited_by_their_owner() {
+    let m = load(
+        r#"(module (import "env" "mem" (memory 8))
+             (memory 1)
+             (func (export "grow0") (param i32) (result i32) (memory.grow 0 (local.get 0)))
+             (func (export "grow1") (param i32) (result i32) (memory.grow 1 (local.get 0))))"#,
+    );
+    let host = MemoryHandle::new(MemoryType {
+        minimum: 8,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: 16,
+    })
+    .unwrap();
+    let imports = [("env", "mem", Extern::Memory(host.clone()))];
+    let i = instantiate_with(&m, &imports, &memory_limit(2 << 16)).unwrap();
+    // The imported memory (8 pages, above the limit) grows as its owner allows; the
+    // defined one (memory 1) stops at the limit.
+    assert_eq!(call(&i, "grow0", &[Val::I32(4)]), Ok(vec![Val::I32(8)]));
+    assert_eq!(call(&i, "grow1", &[Val::I32(1)]), Ok(vec![Val::I32(1)]));
+    assert_eq!(call(&i, "grow1", &[Val::I32(1)]), Ok(vec![Val::I32(-1)]));
+    // The second memory is named by its index.
+    let m = load(r#"(module (memory 1) (memory 3))"#);
+    let msg = error_message(instantiate_with(&m, &[], &memory_limit(2 << 16)));
+    assert_eq!(msg, "memory 1 needs at least 192K but --max-memory is 128K");
+}
+
+#[test]
+fn table_limits() {
+    let m = load(
+        r#"(module
+          (table (export "t") 2 funcref)
+          (func (export "grow") (param i32) (result i32)
+            (table.grow (ref.null func) (local.get 0))))"#,
+    );
+    let i = instantiate_with(&m, &[], &table_limit(10)).unwrap();
+    assert_eq!(call(&i, "grow", &[Val::I32(8)]), Ok(vec![Val::I32(2)]));
+    assert_eq!(call(&i, "grow", &[Val::I32(1)]), Ok(vec![Val::I32(-1)]));
+    let Some(Extern::Table(t)) = i.export("t") else {
+        panic!("no table export")
+    };
+    assert_eq!(t.size(), 10);
+    assert_eq!(t.grow(1, Val::FuncRef(0)), None);
+
+    let m = load(r#"(module (table 1 funcref) (table 100 externref))"#);
+    let msg = error_message(instantiate_with(&m, &[], &table_limit(50)));
+    assert_eq!(
+        msg,
+        "table 1 needs at least 100 elements but --max-table-elements is 50"
+    );
+    assert!(instantiate_with(&m, &[], &table_limit(100)).is_ok());
+}
+
+/// `$down(n)` recurses n deep; each frame keeps some locals live across the call so
+/// that frames have a realistic size.
+const RECURSE: &str = r#"(module
+  (func $down (export "down") (param i32) (result i32)
+    (local i64 i64 i64 i64)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else
+        (local.set 1 (i64.extend_i32_u (local.get 0)))
+        (local.set 2 (i64.mul (local.get 1) (local.get 1)))
+        (i32.add
+          (call $down (i32.sub (local.get 0) (i32.const 1)))
+          (i32.wrap_i64 (i64.add (local.get 1) (local.get 2))))))))"#;
+
+fn recurse_on_stack(module: &Arc<Module>, stack: u64, depth: i32) -> Result<(), Trap> {
+    let module = module.clone();
+    traps::run_on_wasm_stack_with(stack, move || {
+        let i = instantiate_with(&module, &[], &Limits::default()).unwrap();
+        call(&i, "down", &[Val::I32(depth)])
+            .map(|_| ())
+            .map_err(|t| {
+                assert!(
+                    t.backtrace.iter().all(|f| f.ends_with("!down")),
+                    "{:?}",
+                    t.backtrace
+                );
+                t.trap
+            })
+    })
+    .expect("the wasm thread starts")
+}
+
+#[test]
+fn the_wasm_stack_size_is_a_parameter() {
+    let m = load(RECURSE);
+    // 100 000 frames of a few dozen bytes: too deep for 256 KiB, fine with 8 MiB.
+    assert_eq!(
+        recurse_on_stack(&m, 256 << 10, 100_000),
+        Err(Trap::StackOverflow)
+    );
+    assert_eq!(recurse_on_stack(&m, 8 << 20, 100_000), Ok(()));
+    // A shallow recursion fits both.
+    assert_eq!(recurse_on_stack(&m, 256 << 10, 1_000), Ok(()));
+    assert_eq!(recurse_on_stack(&m, 8 << 20, 1_000), Ok(()));
+    // The default is 8 MiB.
+    let module = m.clone();
+    let default = traps::run_on_wasm_stack(move || {
+        let i = instantiate_with(&module, &[], &Limits::default()).unwrap();
+        call(&i, "down", &[Val::I32(100_000)]).map(|_| ())
+    })
+    .unwrap();
+    assert_eq!(default, Ok(()));
+}
+
+#[test]
+fn wasm_stack_bounds_are_checked() {
+    let too_small = traps::run_on_wasm_stack_with(1024, || unreachable!()).unwrap_err();
+    assert_eq!(too_small.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        too_small.to_string(),
+        "a wasm stack of 1K is too small: the minimum is 64K"
+    );
+    let too_large = traps::run_on_wasm_stack_with(8 << 30, || unreachable!()).unwrap_err();
+    assert_eq!(
+        too_large.to_string(),
+        "a wasm stack of 8G is too large: the maximum is 4G"
+    );
+    assert_eq!(
+        traps::run_on_wasm_stack_with(abi::policy::MIN_WASM_STACK, || 5).unwrap(),
+        5
+    );
+}
