@@ -128,6 +128,8 @@ thread_local! {
     /// The armed guard's state on this thread, for the signal handler (no destructor:
     /// readable from a signal handler at any time).
     static ARMED_HERE: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+    /// Interrupt signals handled on this thread (see [`signals_handled_here`]).
+    static HANDLED_HERE: Cell<u64> = const { Cell::new(0) };
     /// Disarms when the thread exits with a guard still armed (a leaked guard), so
     /// that the watchdog never signals a thread that no longer exists.
     static EXIT_DISARM: ExitDisarm = const { ExitDisarm(Cell::new(None)) };
@@ -393,6 +395,13 @@ fn install_handler() {
     });
 }
 
+/// How many timeout signals the current thread has handled (for tests and
+/// diagnostics: a finished run must not receive any more).
+#[doc(hidden)]
+pub fn signals_handled_here() -> u64 {
+    HANDLED_HERE.get()
+}
+
 extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (code, pid) = unsafe { ((*info).si_code, (*info).si_pid()) };
@@ -400,6 +409,7 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut 
     if code != libc::SI_TKILL || pid != unsafe { libc::getpid() } {
         return pass_on(signal, info, uc);
     }
+    HANDLED_HERE.set(HANDLED_HERE.get() + 1);
     let shared = ARMED_HERE.get();
     if shared.is_null() {
         return; // sent just before a disarm: nothing to interrupt any more

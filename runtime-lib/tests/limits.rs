@@ -1,14 +1,18 @@
 //! Resource limits on real compiled code: memory and table caps at instantiation and
 //! on grow, the wasm stack size, and the timeout (`interrupt`).
 
+use std::cell::Cell;
+use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmc_compiler::CompileOptions;
 use wasmc_runtime::abi::policy::Limits;
-use wasmc_runtime::abi::{self, MemoryType, Trap};
+use wasmc_runtime::abi::{self, FuncType, MemoryType, Trap};
 use wasmc_runtime::instance::{
-    Extern, InstanceHandle, InstantiationError, MemoryHandle, Module, Val,
+    Extern, HostFunc, InstanceHandle, InstantiationError, MemoryHandle, Module, Val,
 };
+use wasmc_runtime::interrupt::{self, OnHost};
 use wasmc_runtime::traps;
 
 mod support;
@@ -229,4 +233,226 @@ fn wasm_stack_bounds_are_checked() {
         traps::run_on_wasm_stack_with(abi::policy::MIN_WASM_STACK, || 5).unwrap(),
         5
     );
+}
+
+// ---------------------------------------------------------------------------
+// Timeout
+// ---------------------------------------------------------------------------
+
+const SPIN: &str = r#"(module
+  (import "env" "block" (func $block))
+  (func $spin (export "spin") (loop (br 0)))
+  (func $blocked (export "blocked") (call $block) (call $spin))
+  (func (export "quick") (result i32) (i32.const 7))
+  (func (export "count") (param i32) (result i32)
+    (loop $l
+      (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+      (br_if $l (local.get 0)))
+    (local.get 0)))"#;
+
+thread_local! {
+    /// The read end of a pipe `block` reads one byte from (per thread: tests run in
+    /// parallel).
+    static BLOCK_FD: Cell<i32> = const { Cell::new(-1) };
+    /// What that read returned (-1 - errno on failure).
+    static BLOCK_RESULT: Cell<i64> = const { Cell::new(i64::MIN) };
+}
+
+/// A host function blocked in a system call: reads one byte from `BLOCK_FD`.
+extern "C" fn block(_vmctx: *mut u8) {
+    let mut byte = 0u8;
+    let fd = BLOCK_FD.get();
+    // SAFETY: reads one byte into a local.
+    let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+    let result = if n < 0 {
+        -1 - i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        n as i64
+    };
+    BLOCK_RESULT.set(result);
+}
+
+fn spin_instance() -> InstanceHandle {
+    let m = load(SPIN);
+    let block = Extern::HostFunc(HostFunc {
+        ty: FuncType {
+            params: vec![],
+            results: vec![],
+        },
+        code: block as *const u8,
+    });
+    instantiate_with(&m, &[("env", "block", block)], &Limits::default()).unwrap()
+}
+
+fn pipe() -> (i32, i32) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    (fds[0], fds[1])
+}
+
+/// Generous: the machine running the tests may be loaded.
+const SLACK: Duration = Duration::from_secs(3);
+
+#[test]
+fn timeout_interrupts_wasm_with_a_backtrace() {
+    let i = spin_instance();
+    let start = Instant::now();
+    let guard = interrupt::arm(Duration::from_millis(100), OnHost::WaitForWasm).unwrap();
+    let trap = call(&i, "spin", &[]).unwrap_err();
+    let elapsed = start.elapsed();
+    assert!(guard.interrupted());
+    drop(guard);
+    assert_eq!(trap.trap, Trap::Interrupt);
+    assert_eq!(trap.message(), "interrupt");
+    assert!(trap.report().starts_with("wasm trap: interrupt\n"));
+    assert_eq!(trap.backtrace.len(), 1, "{:?}", trap.backtrace);
+    assert!(trap.backtrace[0].ends_with("!spin"), "{:?}", trap.backtrace);
+    assert!(
+        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(100) + SLACK,
+        "{elapsed:?}"
+    );
+    // The thread and the instance keep working, and a new timeout can be armed.
+    assert_eq!(call(&i, "quick", &[]), Ok(vec![Val::I32(7)]));
+    let guard = interrupt::arm(Duration::from_millis(20), OnHost::WaitForWasm).unwrap();
+    let trap = call(&i, "blocked", &[]);
+    // `blocked` calls `block` first, which fails at once on fd -1 (EBADF) unless a
+    // test set it; either way the loop after it is interrupted.
+    assert_eq!(trap.unwrap_err().trap, Trap::Interrupt);
+    drop(guard);
+}
+
+#[test]
+fn in_exit_process_mode_wasm_code_still_traps_normally() {
+    let i = spin_instance();
+    let guard = interrupt::arm(
+        Duration::from_millis(50),
+        OnHost::exit_process(|_| panic!("the thread was in wasm: no process exit")),
+    )
+    .unwrap();
+    let trap = call(&i, "spin", &[]).unwrap_err();
+    guard.finish();
+    assert_eq!(trap.trap, Trap::Interrupt);
+    assert!(trap.backtrace[0].ends_with("!spin"), "{:?}", trap.backtrace);
+}
+
+#[test]
+fn a_finished_run_gets_no_late_signal() {
+    let i = spin_instance();
+    let guard = interrupt::arm(Duration::from_millis(50), OnHost::WaitForWasm).unwrap();
+    assert_eq!(call(&i, "quick", &[]), Ok(vec![Val::I32(7)]));
+    guard.finish();
+    let before = interrupt::signals_handled_here();
+    // Busy in wasm well past the deadline.
+    let start = Instant::now();
+    let mut runs = 0;
+    while start.elapsed() < Duration::from_millis(300) {
+        assert_eq!(
+            call(&i, "count", &[Val::I32(1_000_000)]),
+            Ok(vec![Val::I32(0)])
+        );
+        runs += 1;
+    }
+    assert!(runs > 0);
+    assert_eq!(interrupt::signals_handled_here(), before);
+    // Only one timeout per thread at a time.
+    let guard = interrupt::arm(Duration::from_secs(60), OnHost::WaitForWasm).unwrap();
+    assert!(interrupt::arm(Duration::from_secs(60), OnHost::WaitForWasm).is_err());
+    drop(guard);
+}
+
+#[test]
+fn a_host_call_is_not_interrupted_in_wait_for_wasm_mode() {
+    std::thread::spawn(|| {
+        let i = spin_instance();
+        let (read, write) = pipe();
+        BLOCK_FD.set(read);
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            // SAFETY: writes one byte from a local to our pipe.
+            assert_eq!(unsafe { libc::write(write, b"x".as_ptr().cast(), 1) }, 1);
+        });
+        let start = Instant::now();
+        let guard = interrupt::arm(Duration::from_millis(50), OnHost::WaitForWasm).unwrap();
+        let before = interrupt::signals_handled_here();
+        let trap = call(&i, "blocked", &[]).unwrap_err();
+        let elapsed = start.elapsed();
+        let signals = interrupt::signals_handled_here() - before;
+        drop(guard);
+        writer.join().unwrap();
+        BLOCK_FD.set(-1);
+        // SAFETY: closing our own descriptors.
+        unsafe {
+            libc::close(read);
+            libc::close(write);
+        }
+        // The read was signalled several times but completed (SA_RESTART: no EINTR),
+        // then the loop after it was interrupted.
+        assert_eq!(BLOCK_RESULT.get(), 1);
+        assert!(signals > 1, "{signals}");
+        assert_eq!(trap.trap, Trap::Interrupt);
+        assert!(trap.backtrace[0].ends_with("!spin"), "{:?}", trap.backtrace);
+        assert!(
+            elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(400) + SLACK,
+            "{elapsed:?}"
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+/// Child processes of the tests below: this test binary re-executed with
+/// `WASMC_LIMITS_CHILD` naming the scenario (the test does nothing otherwise).
+#[test]
+fn child_process() {
+    let Ok(scenario) = std::env::var("WASMC_LIMITS_CHILD") else {
+        return;
+    };
+    let i = spin_instance();
+    match scenario.as_str() {
+        "blocked-forever" => {
+            let (read, _write) = pipe();
+            BLOCK_FD.set(read);
+            let _guard = interrupt::arm(
+                Duration::from_millis(200),
+                OnHost::exit_process(|trap| {
+                    eprint!("{}", trap.report());
+                    134
+                }),
+            )
+            .unwrap();
+            println!("output before the timeout");
+            let _ = call(&i, "blocked", &[]);
+            println!("the call returned");
+            std::process::exit(0);
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn run_child(scenario: &str) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WASMC_LIMITS_CHILD", scenario)
+        .output()
+        .unwrap();
+    (out, start.elapsed())
+}
+
+#[test]
+fn exit_process_mode_stops_a_thread_blocked_in_the_host() {
+    let (out, elapsed) = run_child("blocked-forever");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stdout}\n{stderr}");
+    assert!(stdout.contains("output before the timeout"), "{stdout}");
+    assert!(!stdout.contains("the call returned"), "{stdout}");
+    assert!(stderr.contains("wasm trap: interrupt\n"), "{stderr}");
+    assert!(elapsed < Duration::from_millis(200) + SLACK, "{elapsed:?}");
 }
