@@ -1295,6 +1295,187 @@ mod tests {
         assert!(CURRENT.get().is_null());
     }
 
+    // Child processes: scenarios that end (or must not end) the process run in this
+    // test binary re-executed with `WASMC_TRAPS_CHILD` naming the scenario.
+
+    /// A fresh PROT_NONE page that is no linear memory.
+    fn unregistered_page() -> usize {
+        // SAFETY: a new private mapping, never accessible.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page_size(),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED);
+        page as usize
+    }
+
+    fn guard_page_of_a_memory() -> (crate::memory::Memory, usize) {
+        let memory = crate::memory::Memory::new(&MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: 16,
+        })
+        .unwrap();
+        let outside = memory.base() as usize + (1 << 20);
+        (memory, outside)
+    }
+
+    static CHAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    extern "C" fn counting_handler(
+        _signal: libc::c_int,
+        _info: *mut libc::siginfo_t,
+        _uc: *mut libc::c_void,
+    ) {
+        CHAINED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn set_action(signal: libc::c_int, action: usize, siginfo: bool) {
+        // SAFETY: installs a valid disposition.
+        unsafe {
+            let mut a: libc::sigaction = std::mem::zeroed();
+            a.sa_sigaction = action;
+            a.sa_flags = if siginfo { libc::SA_SIGINFO } else { 0 };
+            libc::sigemptyset(&mut a.sa_mask);
+            libc::sigaction(signal, &a, std::ptr::null_mut());
+        }
+    }
+
+    /// Sends SIGSEGV to the whole process, as `kill -SEGV <pid>` does.
+    fn kill_segv() {
+        // SAFETY: signals our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGSEGV) };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn child_process() {
+        let Ok(scenario) = std::env::var("WASMC_TRAPS_CHILD") else {
+            return;
+        };
+        match scenario.as_str() {
+            "wild-load" => {
+                let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+                let page = unregistered_page();
+                let r = catch_traps(|| fake_load(page));
+                println!("survived: {r:?}");
+            }
+            "kill-segv" => {
+                prepare_thread();
+                kill_segv();
+                println!("survived");
+            }
+            "chain-handler" => {
+                set_action(libc::SIGSEGV, counting_handler as *const () as usize, true);
+                let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+                let (_memory, outside) = guard_page_of_a_memory();
+                prepare_thread();
+                kill_segv();
+                let trap = catch_traps(|| fake_load(outside)).unwrap_err().trap;
+                kill_segv();
+                let trap2 = catch_traps(|| fake_load(outside)).unwrap_err().trap;
+                println!(
+                    "chained {} {trap:?} {trap2:?}",
+                    CHAINED.load(std::sync::atomic::Ordering::SeqCst)
+                );
+            }
+            "ignored" => {
+                set_action(libc::SIGSEGV, libc::SIG_IGN, false);
+                let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+                let (_memory, outside) = guard_page_of_a_memory();
+                prepare_thread();
+                kill_segv();
+                let trap = catch_traps(|| fake_load(outside)).unwrap_err().trap;
+                println!("ignored {trap:?}");
+            }
+            other => panic!("unknown scenario {other}"),
+        }
+    }
+
+    fn run_child(scenario: &str) -> (std::process::Output, String, String) {
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "traps::tests::child_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WASMC_TRAPS_CHILD", scenario)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A broken handler can make the child fault forever: kill it after a while.
+        let pid = child.id();
+        let (done, waiting) = std::sync::mpsc::channel::<()>();
+        let killer = std::thread::spawn(move || {
+            if waiting
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .is_err()
+            {
+                // SAFETY: signals our own child, which has not been reaped yet.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        killer.join().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stdout, stderr)
+    }
+
+    fn signal_of(out: &std::process::Output) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        out.status.signal()
+    }
+
+    #[test]
+    fn a_fault_outside_linear_memory_in_wasm_code_is_a_crash() {
+        let (out, stdout, stderr) = run_child("wild-load");
+        assert_eq!(signal_of(&out), Some(libc::SIGSEGV), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("survived"), "{stdout}");
+        assert!(
+            stderr.contains("internal error: SIGSEGV in wasm code")
+                && stderr.contains("(fake!load+0x0)")
+                && stderr.contains("this is a bug in wasmc"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_segv_sent_from_outside_kills_the_process() {
+        let (out, stdout, stderr) = run_child("kill-segv");
+        assert_eq!(signal_of(&out), Some(libc::SIGSEGV), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("survived"), "{stdout}");
+    }
+
+    #[test]
+    fn a_segv_sent_from_outside_reaches_the_previous_handler() {
+        let (out, stdout, stderr) = run_child("chain-handler");
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("chained 2 MemoryOutOfBounds MemoryOutOfBounds"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn a_segv_sent_from_outside_is_ignored_if_it_was_ignored() {
+        let (out, stdout, stderr) = run_child("ignored");
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("ignored MemoryOutOfBounds"), "{stdout}");
+    }
+
     #[test]
     fn stack_limit_leaves_the_host_reserve() {
         let limit = run_on_wasm_stack(|| {
