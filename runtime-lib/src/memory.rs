@@ -39,6 +39,8 @@ pub struct Memory {
     pages: Cell<u64>,
     /// Maximum size in pages: the declared maximum capped by the implementation.
     max_pages: u64,
+    /// Tells the trap handler that faults in the reservation are wasm traps.
+    registration: Option<crate::traps::ReservationRegistration>,
 }
 
 impl Memory {
@@ -107,6 +109,10 @@ impl Memory {
             ty: *ty,
             pages: Cell::new(0),
             max_pages,
+            registration: Some(crate::traps::register_reservation(
+                mapping as usize,
+                mapping_len,
+            )),
         };
         if ty.minimum > 0 && memory.grow(ty.minimum).is_none() {
             return Err(format!(
@@ -225,6 +231,9 @@ impl Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
+        // Forgotten before the range is unmapped (and possibly reused for something
+        // else, whose faults are not wasm traps).
+        drop(self.registration.take());
         // SAFETY: we own the whole mapping; no instance uses it any more (instances
         // hold an `Rc` to the memory).
         unsafe {

@@ -249,13 +249,56 @@ fn is_wasm_pc(registry: &[Arc<CodeMap>], pc: usize) -> bool {
 /// registration), so only `try_read` is used, retried briefly in case another
 /// thread holds it for an insertion.
 fn with_registry_in_handler<R>(f: impl FnOnce(&[Arc<CodeMap>]) -> R) -> Option<R> {
+    try_read_in_handler(&REGISTRY, |registry| f(registry))
+}
+
+fn try_read_in_handler<T, R>(lock: &RwLock<T>, f: impl FnOnce(&T) -> R) -> Option<R> {
     for _ in 0..100_000 {
-        if let Ok(registry) = REGISTRY.try_read() {
-            return Some(f(&registry));
+        if let Ok(guard) = lock.try_read() {
+            return Some(f(&guard));
         }
         std::hint::spin_loop();
     }
     None
+}
+
+/// Address ranges `[start, end)` reserved for linear memories, sorted by start: a
+/// fault in wasm code is a wasm trap only inside one of them (or in the stack guard).
+/// Read by the signal handler like [`REGISTRY`].
+static RESERVATIONS: RwLock<Vec<(usize, usize)>> = RwLock::new(Vec::new());
+
+/// Keeps a linear memory's reservation known to the trap handler while it lives.
+#[derive(Debug)]
+pub(crate) struct ReservationRegistration {
+    start: usize,
+    end: usize,
+}
+
+pub(crate) fn register_reservation(start: usize, len: usize) -> ReservationRegistration {
+    let end = start.saturating_add(len);
+    let mut list = RESERVATIONS.write().unwrap_or_else(|e| e.into_inner());
+    let i = list.partition_point(|r| r.0 <= start);
+    list.insert(i, (start, end));
+    ReservationRegistration { start, end }
+}
+
+impl Drop for ReservationRegistration {
+    fn drop(&mut self) {
+        let mut list = RESERVATIONS.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = list.iter().position(|&r| r == (self.start, self.end)) {
+            list.remove(i);
+        }
+    }
+}
+
+/// Does `addr` lie in a linear memory's reservation? `None` when the list cannot be
+/// read (see [`with_registry_in_handler`]).
+fn in_reservation_in_handler(addr: usize) -> Option<bool> {
+    try_read_in_handler(&RESERVATIONS, |list| {
+        // Reservations never overlap (they are distinct mappings).
+        let i = list.partition_point(|r| r.0 <= addr);
+        i.checked_sub(1).is_some_and(|i| addr < list[i].1)
+    })
 }
 
 /// The `module!function` name of the wasm function containing `pc`.
@@ -530,24 +573,74 @@ fn install_handlers() {
     });
 }
 
-/// Not a wasm trap: put the previous action back and return, so that the faulting
-/// instruction runs again and crashes (or reaches the previous handler) as if we
-/// had never been installed.
-fn not_ours(signal: libc::c_int) {
-    let Some(i) = SIGNALS.iter().position(|&s| s == signal) else {
-        return;
-    };
-    // SAFETY: sigaction with a saved, valid structure (or SIG_DFL).
+/// Did the kernel raise the signal for an instruction of this thread (a fault), as
+/// opposed to someone sending it (`kill`, `raise`, `sigqueue`: `si_code <= 0`)?
+fn is_fault(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    unsafe { (*info).si_code > 0 }
+}
+
+/// Not a wasm trap: do what would have happened without us, leaving our handler
+/// installed (other threads and later runs still need it). A previous handler is
+/// called with the same arguments; the default action is taken by restoring it and
+/// re-raising the signal (the process dies by it, as it would without wasmc); an
+/// ignored signal is ignored, unless it is a fault, which cannot be ignored (the
+/// instruction would fault again forever) and takes the default action too.
+fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let previous = SIGNALS
+        .iter()
+        .position(|&s| s == signal)
+        .and_then(|i| Some(PREVIOUS.get()?.0[i]));
+    // SAFETY: an all-zero sigaction is SIG_DFL.
+    let previous = previous.unwrap_or_else(|| unsafe { std::mem::zeroed() });
+    let fault = is_fault(info);
+    match previous.sa_sigaction {
+        libc::SIG_DFL => die_by_default(signal),
+        libc::SIG_IGN if fault => die_by_default(signal),
+        libc::SIG_IGN => {}
+        handler => {
+            // SAFETY: calling the previously installed handler as it was declared,
+            // with the arguments we were given.
+            unsafe {
+                if previous.sa_flags & libc::SA_SIGINFO != 0 {
+                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                        std::mem::transmute(handler);
+                    f(signal, info, uc);
+                } else {
+                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                    f(signal);
+                }
+            }
+            // A handler that declines a signal typically restores the default action
+            // and returns (Rust's stack-overflow handler does), counting on the
+            // fault to happen again. A sent signal does not happen again: re-raise it.
+            if !fault && current_action_is_default(signal) {
+                die_by_default(signal);
+            }
+        }
+    }
+}
+
+fn current_action_is_default(signal: libc::c_int) -> bool {
+    // SAFETY: queries the current disposition into a local.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        if let Some(previous) = PREVIOUS.get() {
-            action = previous.0[i];
-        }
-        if action.sa_sigaction == libc::SIG_IGN {
-            // Ignoring a synchronous fault would loop forever.
-            action.sa_sigaction = libc::SIG_DFL;
-        }
-        libc::sigaction(signal, &action, std::ptr::null_mut());
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_DFL
+    }
+}
+
+/// Restores the default action of `signal` and raises it again: it is delivered as
+/// soon as the handler returns (the signal is blocked while its handler runs) and,
+/// for the signals handled here, ends the process with a core dump.
+fn die_by_default(signal: libc::c_int) {
+    // SAFETY: installs SIG_DFL and sends the signal to this thread.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut default.sa_mask);
+        libc::sigaction(signal, &default, std::ptr::null_mut());
+        libc::raise(signal);
     }
 }
 
@@ -601,42 +694,137 @@ unsafe fn redirect_to_unwind(uc: *mut libc::ucontext_t, state: *mut CallState) {
     }
 }
 
+/// What a signal in wasm code is.
+enum Verdict {
+    Trap(Trap),
+    /// Not a wasm trap although the pc is in wasm code: a bug in wasmc.
+    Bug,
+}
+
 extern "C" fn signal_handler(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
     uc: *mut libc::c_void,
 ) {
-    let uc = uc as *mut libc::ucontext_t;
     let state = CURRENT.get();
-    if state.is_null() {
-        return not_ours(signal);
+    // Only faults of this thread's wasm code are ours; a signal sent by someone else
+    // is not a fault even when it interrupts wasm code.
+    if state.is_null() || !is_fault(info) {
+        return chain(signal, info, uc);
     }
+    let uc_ctx = uc as *mut libc::ucontext_t;
     // SAFETY: a valid ucontext from the kernel.
-    let ctx = unsafe { read_context(uc) };
+    let ctx = unsafe { read_context(uc_ctx) };
     // SAFETY: the kernel passes a valid siginfo; si_addr is meaningful for
     // SIGSEGV/SIGBUS (the faulting address) and is only used for those.
     let fault_addr = unsafe { (*info).si_addr() } as usize;
+    let memory_fault = matches!(signal, libc::SIGSEGV | libc::SIGBUS);
+    // Only looked up for memory faults, before taking the code registry.
+    let in_memory = memory_fault && in_reservation_in_handler(fault_addr) == Some(true);
 
-    let found = with_registry_in_handler(|registry| {
+    let verdict = with_registry_in_handler(|registry| {
         let map = find_code(registry, ctx.pc)?;
         let (func, offset) = map.func_at(ctx.pc)?;
         let site = map.trap_at(func, offset);
-        let trap = match signal {
-            libc::SIGSEGV | libc::SIGBUS if is_stack_guard(fault_addr) => Trap::StackOverflow,
-            libc::SIGSEGV | libc::SIGBUS => site.unwrap_or(Trap::MemoryOutOfBounds),
-            // A trap instruction or a division without a recorded site is a bug in
-            // the generated code, not a wasm trap: let it crash.
-            _ => site?,
+        let verdict = match (signal, site) {
+            _ if memory_fault && is_stack_guard(fault_addr) => Verdict::Trap(Trap::StackOverflow),
+            // An access that left its memory's accessible part but stayed in the
+            // reservation: the guard pages doing their job.
+            _ if in_memory => Verdict::Trap(site.unwrap_or(Trap::MemoryOutOfBounds)),
+            // A fault anywhere else: a bad address computed by generated code. A
+            // trap site other than a memory access may rely on a fault (a null
+            // check by load), so it counts.
+            (_, Some(trap)) if memory_fault && trap != Trap::MemoryOutOfBounds => {
+                Verdict::Trap(trap)
+            }
+            _ if memory_fault => Verdict::Bug,
+            // A trap instruction or a division: only at a recorded site.
+            (_, Some(trap)) => Verdict::Trap(trap),
+            (_, None) => Verdict::Bug,
         };
-        // SAFETY: `state` is the live buffer of this thread's innermost catch_traps.
-        unsafe { record(state, registry, trap, ctx.pc, Some(ctx.pc), ctx.fp) };
-        Some(())
+        match verdict {
+            Verdict::Trap(trap) => {
+                // SAFETY: `state` is the live buffer of this thread's innermost
+                // catch_traps.
+                unsafe { record(state, registry, trap, ctx.pc, Some(ctx.pc), ctx.fp) };
+            }
+            Verdict::Bug => crash_report(signal, ctx.pc, fault_addr, map, func, offset),
+        }
+        Some(verdict)
     });
-    if found.flatten().is_none() {
-        return not_ours(signal);
+    match verdict.flatten() {
+        // SAFETY: `state` is live; the context is rewritten to continue in `unwind`.
+        Some(Verdict::Trap(_)) => unsafe { redirect_to_unwind(uc_ctx, state) },
+        // The process must not go on: generated code did something it never should.
+        Some(Verdict::Bug) => die_by_default(signal),
+        // Not in wasm code (or the registry is unreadable): not ours.
+        None => chain(signal, info, uc),
     }
-    // SAFETY: `state` is live; the context is rewritten to continue in `unwind`.
-    unsafe { redirect_to_unwind(uc, state) };
+}
+
+/// Writes what is known about a fault that is not a wasm trap to stderr, without
+/// allocating (the handler may have interrupted anything).
+fn crash_report(
+    signal: libc::c_int,
+    pc: usize,
+    fault_addr: usize,
+    map: &CodeMap,
+    func: u32,
+    offset: u32,
+) {
+    use std::fmt::Write;
+    let mut out = StackWriter::<512>::new();
+    let name = match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        _ => "signal",
+    };
+    let module = map.info.name.as_deref().unwrap_or("wasm");
+    let _ = write!(
+        out,
+        "wasmc: internal error: {name} in wasm code at pc {pc:#x} ({module}!"
+    );
+    let _ = match &map.info.funcs[func as usize].name {
+        Some(f) => write!(out, "{f}"),
+        None => write!(
+            out,
+            "wasm-function[{}]",
+            map.info.num_imported_funcs as u64 + func as u64
+        ),
+    };
+    let _ = write!(out, "+{offset:#x})");
+    if matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
+        let _ = write!(out, ", fault address {fault_addr:#x}");
+    }
+    let _ = writeln!(out, "; this is a bug in wasmc, not a wasm trap");
+    // SAFETY: writes initialized bytes of a local buffer to stderr.
+    unsafe { libc::write(2, out.buf.as_ptr().cast(), out.len) };
+}
+
+/// A fixed buffer that `write!` fills, cutting what does not fit.
+struct StackWriter<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackWriter<N> {
+    fn new() -> Self {
+        StackWriter {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackWriter<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(N - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
 }
 
 /// For the timeout's signal handler (`interrupt`): if the thread was interrupted in
@@ -1402,7 +1590,7 @@ mod tests {
 
     fn run_child(scenario: &str) -> (std::process::Output, String, String) {
         use std::process::Stdio;
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
                 "traps::tests::child_process",
