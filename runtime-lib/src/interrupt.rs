@@ -189,13 +189,19 @@ pub fn arm(timeout: Duration, on_host: OnHost) -> std::io::Result<InterruptGuard
         // SAFETY: pthread_self has no preconditions.
         thread: unsafe { libc::pthread_self() },
     });
+    // Armed before the watchdog starts: a signal that found nothing armed would go
+    // unacknowledged.
+    ARMED_HERE.set(Arc::as_ptr(&shared));
+    EXIT_DISARM.with(|slot| slot.0.set(Some(shared.clone())));
     let watchdog_shared = shared.clone();
     let watchdog = std::thread::Builder::new()
         .name("wasm-timeout".into())
         .stack_size(256 << 10)
-        .spawn(move || watchdog(&watchdog_shared, deadline, on_host))?;
-    ARMED_HERE.set(Arc::as_ptr(&shared));
-    EXIT_DISARM.with(|slot| slot.0.set(Some(shared.clone())));
+        .spawn(move || watchdog(&watchdog_shared, deadline, on_host))
+        .inspect_err(|_| {
+            ARMED_HERE.set(std::ptr::null());
+            EXIT_DISARM.with(|slot| drop(slot.0.take()));
+        })?;
     Ok(InterruptGuard {
         shared,
         watchdog: Some(watchdog),
@@ -220,7 +226,8 @@ impl InterruptGuard {
 impl Drop for InterruptGuard {
     fn drop(&mut self) {
         ARMED_HERE.set(std::ptr::null());
-        EXIT_DISARM.with(|slot| drop(slot.0.take()));
+        // `try_with`: the guard may be dropped while the thread's locals are destroyed.
+        let _ = EXIT_DISARM.try_with(|slot| drop(slot.0.take()));
         let claimed = self.shared.state.compare_exchange(
             ARMED,
             DISARMED,
@@ -304,19 +311,28 @@ fn watchdog(shared: &Shared, deadline: Instant, on_host: OnHost) {
             // `stopped` under this lock before the thread can end.
             unsafe { libc::pthread_kill(shared.thread, interrupt_signal()) };
         }
-        // Wait for the handler's acknowledgement (the signal may stay pending while
-        // the thread blocks it, e.g. in a fault handler) or for the disarm.
+        // Wait for the handler's acknowledgement (the signal stays pending while the
+        // thread blocks it, e.g. in a fault handler or a host call that masks
+        // signals) or for the disarm.
+        let grace_over = || match &on_host {
+            OnHost::ExitProcess { grace, .. } => expired.elapsed() >= *grace,
+            OnHost::WaitForWasm => false,
+        };
         while shared.acks.load(Ordering::Acquire) == before {
             if sleep_unless_stopped(shared, Duration::from_millis(1)) {
                 return;
             }
+            if grace_over() {
+                break;
+            }
         }
-        if shared.outcome.load(Ordering::Acquire) == IN_WASM {
+        if shared.acks.load(Ordering::Acquire) != before
+            && shared.outcome.load(Ordering::Acquire) == IN_WASM
+        {
             return; // the thread reports the trap itself (state is DELIVERED)
         }
-        match &on_host {
-            OnHost::ExitProcess { grace, .. } if expired.elapsed() >= *grace => break,
-            _ => {}
+        if grace_over() {
+            break;
         }
         if sleep_unless_stopped(shared, pause) {
             return;
@@ -417,23 +433,18 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut 
     // SAFETY: non-null only while this thread's guard (holding the Arc) is alive, and
     // the guard cannot be dropped while this handler runs on its thread.
     let shared = unsafe { &*shared };
-    if shared.state.load(Ordering::Acquire) != ARMED {
-        return;
-    }
-    // Claim the delivery before unwinding: once the thread unwinds, the guard may be
-    // dropped at any time.
-    let outcome = if shared
-        .state
-        .compare_exchange(ARMED, DELIVERED, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
-        // SAFETY: `uc` is the context the kernel passed to this handler.
-        if unsafe { traps::interrupt_wasm(uc as *mut libc::ucontext_t) } {
-            IN_WASM
-        } else {
-            shared.state.store(ARMED, Ordering::Release);
-            IN_HOST
-        }
+    // The delivery is claimed (one CAS, against the watchdog's claim of the process
+    // exit) only once the thread is known to be in wasm code, and before unwinding:
+    // once the thread unwinds, the guard may be dropped at any time.
+    let claim = || {
+        shared
+            .state
+            .compare_exchange(ARMED, DELIVERED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    };
+    // SAFETY: `uc` is the context the kernel passed to this handler, on this thread.
+    let outcome = if unsafe { traps::interrupt_wasm(uc as *mut libc::ucontext_t, claim) } {
+        IN_WASM
     } else {
         IN_HOST
     };

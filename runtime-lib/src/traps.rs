@@ -828,14 +828,18 @@ impl<const N: usize> std::fmt::Write for StackWriter<N> {
 }
 
 /// For the timeout's signal handler (`interrupt`): if the thread was interrupted in
-/// wasm code under a `catch_traps`, records [`Trap::Interrupt`] with the backtrace,
-/// rewrites the context to continue in the unwind routine (as for a fault) and
-/// returns true. Otherwise (host code, or no wasm running) changes nothing.
+/// wasm code under a `catch_traps` and `claim()` agrees, records [`Trap::Interrupt`]
+/// with the backtrace, rewrites the context to continue in the unwind routine (as for
+/// a fault) and returns true. Otherwise (host code, no wasm running, or the claim
+/// refused) changes nothing.
 ///
 /// # Safety
 /// Only from a signal handler running on the interrupted thread, with the context
 /// the kernel passed to it.
-pub(crate) unsafe fn interrupt_wasm(uc: *mut libc::ucontext_t) -> bool {
+pub(crate) unsafe fn interrupt_wasm(
+    uc: *mut libc::ucontext_t,
+    claim: impl FnOnce() -> bool,
+) -> bool {
     let state = CURRENT.get();
     if state.is_null() {
         return false;
@@ -843,7 +847,7 @@ pub(crate) unsafe fn interrupt_wasm(uc: *mut libc::ucontext_t) -> bool {
     // SAFETY: a valid ucontext from the kernel (function contract).
     let ctx = unsafe { read_context(uc) };
     let recorded = with_registry_in_handler(|registry| {
-        if !is_wasm_pc(registry, ctx.pc) {
+        if !is_wasm_pc(registry, ctx.pc) || !claim() {
             return false;
         }
         // SAFETY: `state` is the live buffer of this thread's innermost catch_traps,

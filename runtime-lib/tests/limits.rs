@@ -323,6 +323,16 @@ fn timeout_interrupts_wasm_with_a_backtrace() {
 }
 
 #[test]
+fn an_expired_timeout_interrupts_at_once() {
+    let i = spin_instance();
+    for _ in 0..20 {
+        let guard = interrupt::arm(Duration::ZERO, OnHost::WaitForWasm).unwrap();
+        assert_eq!(call(&i, "spin", &[]).unwrap_err().trap, Trap::Interrupt);
+        guard.finish();
+    }
+}
+
+#[test]
 fn in_exit_process_mode_wasm_code_still_traps_normally() {
     let i = spin_instance();
     let guard = interrupt::arm(
@@ -410,7 +420,17 @@ fn child_process() {
     };
     let i = spin_instance();
     match scenario.as_str() {
-        "blocked-forever" => {
+        "blocked-forever" | "blocked-masked" => {
+            if scenario == "blocked-masked" {
+                // The host call runs with the signal blocked: it is never handled.
+                // SAFETY: changes this thread's signal mask with a valid set.
+                unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, interrupt::interrupt_signal());
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                }
+            }
             let (read, _write) = pipe();
             BLOCK_FD.set(read);
             let _guard = interrupt::arm(
@@ -447,7 +467,13 @@ fn run_child(scenario: &str) -> (std::process::Output, Duration) {
 
 #[test]
 fn exit_process_mode_stops_a_thread_blocked_in_the_host() {
-    let (out, elapsed) = run_child("blocked-forever");
+    for scenario in ["blocked-forever", "blocked-masked"] {
+        exit_process_child(scenario);
+    }
+}
+
+fn exit_process_child(scenario: &str) {
+    let (out, elapsed) = run_child(scenario);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(134), "{stdout}\n{stderr}");
