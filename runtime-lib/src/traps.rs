@@ -12,7 +12,14 @@
 //! sorted list searched by binary search, see [`CodeMap`]), find the trap code in
 //! the function's trap-site table, walk the frame-pointer chain to record a
 //! backtrace, and then *unwind*: control goes back to the innermost active
-//! [`catch_traps`] on the thread, which returns `Err(TrapInfo)`.
+//! [`catch_traps`] on the thread, which returns `Err(TrapInfo)`. The timeout's
+//! signal (`interrupt`) unwinds the same way from any pc in wasm code.
+//!
+//! A memory fault in wasm code is a trap only at an address inside a linear memory's
+//! reservation (registered by each `Memory`, see [`register_reservation`]) or the
+//! stack guard; any other fault in wasm code is a bug in wasmc and ends the process
+//! with a crash report. Signals that are not faults of wasm code are passed on to
+//! the previously installed disposition ([`chain`]).
 //!
 //! # Why not setjmp/longjmp
 //! `setjmp` "returns twice", which Rust cannot express soundly. Instead a tiny
@@ -36,7 +43,8 @@
 //! [`HOST_RESERVE`], so that host functions called from wasm near the limit (WASI,
 //! formatting, file system calls) still have room. The signal handler runs on its own
 //! alternate stack and does not need any of it. Executables run wasm on a dedicated
-//! thread of [`WASM_STACK_SIZE`] + [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`]):
+//! thread of [`WASM_STACK_SIZE`] (or `--max-wasm-stack`, [`run_on_wasm_stack_with`])
+//! + [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`]):
 //! 8 MiB is sixteen times wasmtime's default `max_wasm_stack` (512 KiB), chosen
 //! because real programs (interpreters, recursive-descent parsers, deep recursion
 //! in test suites) routinely exceed 512 KiB, while a runaway recursion still stops
