@@ -33,6 +33,22 @@
 //! real-time signal nobody else should use; one that comes from outside the process
 //! (`kill`) is passed on to the previous disposition (by default it terminates the
 //! process, as it would without wasmc).
+//!
+//! # Use
+//! An executable arms the timeout on the wasm thread before instantiating (the start
+//! function is wasm code too) and disarms it before reporting the outcome:
+//!
+//! ```ignore
+//! let guard = limits.timeout().map(|t| {
+//!     interrupt::arm(t, OnHost::exit_process(|trap| report_trap(trap)))
+//! }).transpose()?;
+//! let outcome = /* instantiate, call _start */;
+//! drop(guard); // never returns if the watchdog is already reporting
+//! report(outcome)
+//! ```
+//!
+//! and `proc_exit` calls [`claim_exit`] before ending the process. In-process
+//! callers use [`OnHost::WaitForWasm`] around each call.
 
 use std::cell::Cell;
 use std::marker::PhantomData;

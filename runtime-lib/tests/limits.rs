@@ -243,6 +243,7 @@ const SPIN: &str = r#"(module
   (import "env" "block" (func $block))
   (func $spin (export "spin") (loop (br 0)))
   (func $blocked (export "blocked") (call $block) (call $spin))
+  (func (export "block_only") (call $block))
   (func (export "quick") (result i32) (i32.const 7))
   (func (export "count") (param i32) (result i32)
     (loop $l
@@ -446,6 +447,34 @@ fn child_process() {
             println!("the call returned");
             std::process::exit(0);
         }
+        // proc_exit racing with the watchdog: whoever claims first ends the process.
+        "exit-after-claim" | "exit-before-claim" => {
+            let (read, write) = pipe();
+            BLOCK_FD.set(read);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                // SAFETY: writes one byte from a local to our pipe.
+                unsafe { libc::write(write, b"x".as_ptr().cast(), 1) };
+            });
+            let _guard = interrupt::arm(
+                Duration::from_millis(50),
+                OnHost::exit_process(|trap| {
+                    // A slow report: the wasm thread gets back from the host meanwhile.
+                    std::thread::sleep(Duration::from_millis(600));
+                    eprint!("{}", trap.report());
+                    134
+                }),
+            )
+            .unwrap();
+            if scenario == "exit-before-claim" {
+                interrupt::claim_exit();
+            }
+            call(&i, "block_only", &[]).unwrap();
+            // As `proc_exit(0)` would.
+            interrupt::claim_exit();
+            println!("exit 0");
+            std::process::exit(0);
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -481,4 +510,23 @@ fn exit_process_child(scenario: &str) {
     assert!(!stdout.contains("the call returned"), "{stdout}");
     assert!(stderr.contains("wasm trap: interrupt\n"), "{stderr}");
     assert!(elapsed < Duration::from_millis(200) + SLACK, "{elapsed:?}");
+}
+
+#[test]
+fn a_process_exit_and_the_watchdog_never_both_report() {
+    // The watchdog claimed first (the thread was blocked in the host for longer than
+    // timeout + grace): the thread's exit waits, the watchdog's report and status win.
+    let (out, _) = run_child("exit-after-claim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("exit 0"), "{stdout}");
+    assert!(stderr.contains("wasm trap: interrupt"), "{stderr}");
+    // The thread claimed first: the watchdog stands down.
+    let (out, _) = run_child("exit-before-claim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("exit 0"), "{stdout}");
+    assert!(!stderr.contains("wasm trap"), "{stderr}");
 }
