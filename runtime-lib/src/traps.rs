@@ -43,9 +43,8 @@
 //! [`HOST_RESERVE`], so that host functions called from wasm near the limit (WASI,
 //! formatting, file system calls) still have room. The signal handler runs on its own
 //! alternate stack and does not need any of it. Executables run wasm on a dedicated
-//! thread of [`WASM_STACK_SIZE`] (or `--max-wasm-stack`, [`run_on_wasm_stack_with`])
-//! + [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`]):
-//! 8 MiB is sixteen times wasmtime's default `max_wasm_stack` (512 KiB), chosen
+//! thread of [`WASM_STACK_SIZE`] plus [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`];
+//! `--max-wasm-stack` picks another size, [`run_on_wasm_stack_with`]). 8 MiB is sixteen times wasmtime's default `max_wasm_stack` (512 KiB), chosen
 //! because real programs (interpreters, recursive-descent parsers, deep recursion
 //! in test suites) routinely exceed 512 KiB, while a runaway recursion still stops
 //! within milliseconds.
