@@ -475,6 +475,14 @@ fn child_process() {
             println!("exit 0");
             std::process::exit(0);
         }
+        // The timeout's signal sent from outside is not a timeout.
+        "kill-with-the-signal" => {
+            let _guard = interrupt::arm(Duration::from_secs(60), OnHost::WaitForWasm).unwrap();
+            // SAFETY: signals our own process.
+            unsafe { libc::kill(libc::getpid(), interrupt::interrupt_signal()) };
+            std::thread::sleep(Duration::from_millis(200));
+            println!("survived");
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -529,4 +537,17 @@ fn a_process_exit_and_the_watchdog_never_both_report() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("exit 0"), "{stdout}");
     assert!(!stderr.contains("wasm trap"), "{stderr}");
+}
+
+#[test]
+fn the_signal_sent_from_outside_takes_its_default_action() {
+    use std::os::unix::process::ExitStatusExt;
+    let (out, _) = run_child("kill-with-the-signal");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.signal(),
+        Some(interrupt::interrupt_signal()),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("survived"), "{stdout}");
 }
