@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::abi::policy::Policy;
+use crate::abi::policy::{Limits, Policy, format_size};
 use crate::abi::{
     self, ConstExpr, ConstOp, DataMode, ElementMode, ExportKind, FuncType, GlobalType, Import,
     ImportKind, MemoryType, ModuleDescriptor, ModuleInfo, TableType, Trap, VMContextLayout,
@@ -1063,7 +1063,26 @@ impl InstanceHandle {
         resolver: &mut dyn FnMut(&Import) -> Option<Extern>,
         host_state: Option<Box<dyn Any>>,
     ) -> Result<InstanceHandle, InstantiationError> {
+        InstanceHandle::new_with_limits(module, resolver, host_state, &Limits::default())
+    }
+
+    /// [`InstanceHandle::new`] with resource limits: every memory and table the
+    /// module defines is capped at `limits.max_memory` bytes and
+    /// `limits.max_table_elements` elements (`memory.grow` and `table.grow` past the
+    /// cap return -1), and one whose minimum is above the cap fails to instantiate
+    /// with an [`InstantiationError::Resource`] naming it. Imported memories and tables
+    /// are limited by whoever created them. The other limits (stack, timeout, fuel)
+    /// apply to a run, not to an instance, and are ignored here.
+    pub fn new_with_limits(
+        module: Arc<Module>,
+        resolver: &mut dyn FnMut(&Import) -> Option<Extern>,
+        host_state: Option<Box<dyn Any>>,
+        limits: &Limits,
+    ) -> Result<InstanceHandle, InstantiationError> {
         let info = module.info.clone();
+        // Checked first: a module that cannot run within the limits reserves nothing
+        // and resolves no import.
+        check_minimums(&info, limits).map_err(InstantiationError::Resource)?;
         let runtime = traps::runtime_state();
 
         // Imports.
@@ -1254,8 +1273,10 @@ impl InstanceHandle {
         }
         // Memories and tables.
         for ty in &info.memories[info.num_imported_memories as usize..] {
+            let memory =
+                Memory::with_limit(ty, limits.max_memory).map_err(InstantiationError::Resource)?;
             memories.push(MemoryHandle {
-                memory: Rc::new(Memory::new(ty).map_err(InstantiationError::Resource)?),
+                memory: Rc::new(memory),
             });
         }
         for defined in &info.defined_tables {
@@ -1268,10 +1289,10 @@ impl InstanceHandle {
                 element: module.canonical(defined.ty.element),
                 ..defined.ty
             };
+            let table = Table::with_limit(&ty, init as usize, limits.max_table_elements)
+                .map_err(InstantiationError::Resource)?;
             tables.push(TableHandle {
-                table: Rc::new(
-                    Table::new(&ty, init as usize).map_err(InstantiationError::Resource)?,
-                ),
+                table: Rc::new(table),
                 _owner: None,
             });
         }
@@ -1424,6 +1445,37 @@ impl InstanceHandle {
     pub fn module(&self) -> &Arc<Module> {
         &self.0.module
     }
+}
+
+/// Fails when a defined memory or table needs more than `limits` allow, naming it,
+/// its minimum and the limit as the command-line option spells it.
+fn check_minimums(info: &ModuleInfo, limits: &Limits) -> Result<(), String> {
+    if let Some(max) = limits.max_memory {
+        let first = info.num_imported_memories as usize;
+        for (i, ty) in info.memories.iter().enumerate().skip(first) {
+            // Bytes as u128: a memory64 minimum in pages can exceed u64 in bytes.
+            let bytes = u128::from(ty.minimum) << ty.page_size_log2;
+            if bytes > u128::from(max) {
+                return Err(format!(
+                    "memory {i} needs at least {} but --max-memory is {}",
+                    format_size(u64::try_from(bytes).unwrap_or(u64::MAX)),
+                    format_size(max)
+                ));
+            }
+        }
+    }
+    if let Some(max) = limits.max_table_elements {
+        let first = info.num_imported_tables as usize;
+        for (i, ty) in info.tables.iter().enumerate().skip(first) {
+            if ty.minimum > max {
+                return Err(format!(
+                    "table {i} needs at least {} elements but --max-table-elements is {max}",
+                    ty.minimum
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Limits subtyping (spec "import matching"): the actual minimum is at least the

@@ -2,8 +2,8 @@
 //! library) and used in-process by `wasmc wast` (as an rlib).
 //!
 //! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
-//! and backtraces (`traps`), exception objects (`exceptions`; the unwinder is in
-//! `traps`), builtins called by generated code (`builtins`),
+//! and backtraces (`traps`), timeouts (`interrupt`), exception objects (`exceptions`;
+//! the unwinder is in `traps`), builtins called by generated code (`builtins`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
 //! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
@@ -16,6 +16,7 @@ pub mod command_line;
 pub mod entry;
 pub mod exceptions;
 pub mod instance;
+pub mod interrupt;
 pub mod memory;
 pub mod table;
 pub mod traps;

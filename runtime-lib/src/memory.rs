@@ -39,11 +39,22 @@ pub struct Memory {
     pages: Cell<u64>,
     /// Maximum size in pages: the declared maximum capped by the implementation.
     max_pages: u64,
+    /// Tells the trap handler that faults in the reservation are wasm traps.
+    registration: Option<crate::traps::ReservationRegistration>,
 }
 
 impl Memory {
     /// Reserves and initializes a memory of `ty.minimum` zeroed pages.
     pub fn new(ty: &MemoryType) -> Result<Memory, String> {
+        Memory::with_limit(ty, None)
+    }
+
+    /// Like [`Memory::new`], but the memory never grows beyond `max_bytes` (rounded
+    /// down to whole pages): a `memory.grow` past it fails like one past the declared
+    /// maximum. The caller checks the minimum against the limit first, to report it
+    /// with context (see `InstanceHandle::new_with_limits`); here a minimum above the
+    /// limit is just an error.
+    pub fn with_limit(ty: &MemoryType, max_bytes: Option<u64>) -> Result<Memory, String> {
         if ty.page_size_log2 > 16 {
             return Err(format!(
                 "unsupported memory page size 2^{}",
@@ -56,6 +67,10 @@ impl Memory {
             MEMORY64_MAX_BYTES >> ty.page_size_log2
         } else {
             (MEMORY_RESERVATION >> ty.page_size_log2).min(u32::MAX as u64)
+        };
+        let limit_pages = match max_bytes {
+            Some(bytes) => limit_pages.min(bytes >> ty.page_size_log2),
+            None => limit_pages,
         };
         let max_pages = ty.maximum.unwrap_or(u64::MAX).min(limit_pages);
         if ty.minimum > max_pages {
@@ -94,6 +109,10 @@ impl Memory {
             ty: *ty,
             pages: Cell::new(0),
             max_pages,
+            registration: Some(crate::traps::register_reservation(
+                mapping as usize,
+                mapping_len,
+            )),
         };
         if ty.minimum > 0 && memory.grow(ty.minimum).is_none() {
             return Err(format!(
@@ -212,6 +231,9 @@ impl Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
+        // Forgotten before the range is unmapped (and possibly reused for something
+        // else, whose faults are not wasm traps).
+        drop(self.registration.take());
         // SAFETY: we own the whole mapping; no instance uses it any more (instances
         // hold an `Rc` to the memory).
         unsafe {
@@ -294,6 +316,40 @@ mod tests {
         assert_eq!(m.grow(90), Some(10));
         assert_eq!(m.grow(1), None);
         assert_eq!(m.byte_len(), 100);
+    }
+
+    #[test]
+    fn a_limit_caps_growth_in_whole_pages() {
+        // 3.5 pages: rounded down to 3.
+        let m = Memory::with_limit(&ty(1, None), Some(3 * 65536 + 32768)).unwrap();
+        assert_eq!(m.max_pages(), 3);
+        assert_eq!(m.grow(2), Some(1));
+        assert_eq!(m.grow(1), None);
+        assert_eq!(m.size_pages(), 3);
+        // The declared maximum still applies when it is lower.
+        let m = Memory::with_limit(&ty(1, Some(2)), Some(1 << 30)).unwrap();
+        assert_eq!(m.max_pages(), 2);
+        assert!(Memory::with_limit(&ty(2, None), Some(65536)).is_err());
+        // A 32-bit memory keeps its full reservation (generated code relies on the
+        // guard region whatever the limit)...
+        let m = Memory::with_limit(&ty(0, None), Some(0)).unwrap();
+        assert_eq!(m.mapping_len as u64, MEMORY_RESERVATION + GUARD_SIZE);
+        assert_eq!(m.grow(1), None);
+        assert_eq!(m.grow(0), Some(0));
+        // ...while a 64-bit one only reserves up to the limit.
+        let m = Memory::with_limit(
+            &MemoryType {
+                minimum: 1,
+                maximum: None,
+                memory64: true,
+                shared: false,
+                page_size_log2: 16,
+            },
+            Some(4 << 16),
+        )
+        .unwrap();
+        assert_eq!(m.max_pages(), 4);
+        assert!(m.mapping_len <= (4 << 16) + 65536);
     }
 
     #[test]

@@ -30,7 +30,21 @@ pub struct Table {
 impl Table {
     /// A table of `ty.minimum` elements, each set to `init`.
     pub fn new(ty: &TableType, init: usize) -> Result<Table, String> {
-        let max = ty.maximum.unwrap_or(u64::MAX).min(TABLE_MAX_ELEMENTS);
+        Table::with_limit(ty, init, None)
+    }
+
+    /// Like [`Table::new`], but the table never grows beyond `max_elements`: a
+    /// `table.grow` past it fails like one past the declared maximum.
+    pub fn with_limit(
+        ty: &TableType,
+        init: usize,
+        max_elements: Option<u64>,
+    ) -> Result<Table, String> {
+        let max = ty
+            .maximum
+            .unwrap_or(u64::MAX)
+            .min(TABLE_MAX_ELEMENTS)
+            .min(max_elements.unwrap_or(u64::MAX));
         if ty.minimum > max {
             return Err(format!(
                 "table minimum size of {} elements exceeds the limit of {max}",
@@ -220,6 +234,17 @@ mod tests {
         // SAFETY: index 3 is in bounds.
         assert_eq!(unsafe { *vm.base.add(3) }, 6);
         assert!(Table::new(&ty(TABLE_MAX_ELEMENTS + 1, None), 0).is_err());
+    }
+
+    #[test]
+    fn a_limit_caps_growth() {
+        let t = Table::with_limit(&ty(2, None), 0, Some(5)).unwrap();
+        assert_eq!(t.grow(3, 1), Some(2));
+        assert_eq!(t.grow(1, 1), None);
+        assert_eq!(t.size(), 5);
+        let t = Table::with_limit(&ty(2, Some(3)), 0, Some(5)).unwrap();
+        assert_eq!(t.grow(2, 1), None);
+        assert!(Table::with_limit(&ty(6, None), 0, Some(5)).is_err());
     }
 
     #[test]

@@ -12,7 +12,14 @@
 //! sorted list searched by binary search, see [`CodeMap`]), find the trap code in
 //! the function's trap-site table, walk the frame-pointer chain to record a
 //! backtrace, and then *unwind*: control goes back to the innermost active
-//! [`catch_traps`] on the thread, which returns `Err(TrapInfo)`.
+//! [`catch_traps`] on the thread, which returns `Err(TrapInfo)`. The timeout's
+//! signal (`interrupt`) unwinds the same way from any pc in wasm code.
+//!
+//! A memory fault in wasm code is a trap only at an address inside a linear memory's
+//! reservation (registered by each `Memory`, see [`register_reservation`]) or the
+//! stack guard; any other fault in wasm code is a bug in wasmc and ends the process
+//! with a crash report. Signals that are not faults of wasm code are passed on to
+//! the previously installed disposition ([`chain`]).
 //!
 //! # Why not setjmp/longjmp
 //! `setjmp` "returns twice", which Rust cannot express soundly. Instead a tiny
@@ -36,8 +43,8 @@
 //! [`HOST_RESERVE`], so that host functions called from wasm near the limit (WASI,
 //! formatting, file system calls) still have room. The signal handler runs on its own
 //! alternate stack and does not need any of it. Executables run wasm on a dedicated
-//! thread of [`WASM_STACK_SIZE`] + [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`]):
-//! 8 MiB is sixteen times wasmtime's default `max_wasm_stack` (512 KiB), chosen
+//! thread of [`WASM_STACK_SIZE`] plus [`HOST_RESERVE`] bytes ([`run_on_wasm_stack`];
+//! `--max-wasm-stack` picks another size, [`run_on_wasm_stack_with`]). 8 MiB is sixteen times wasmtime's default `max_wasm_stack` (512 KiB), chosen
 //! because real programs (interpreters, recursive-descent parsers, deep recursion
 //! in test suites) routinely exceed 512 KiB, while a runaway recursion still stops
 //! within milliseconds.
@@ -45,10 +52,12 @@
 use std::cell::{Cell, UnsafeCell};
 use std::sync::{Arc, Once, OnceLock, RwLock};
 
+use crate::abi::policy::{DEFAULT_WASM_STACK, MAX_WASM_STACK, MIN_WASM_STACK};
 use crate::abi::{HandlerSite, ModuleInfo, Trap, VMException, VMRuntimeState};
 
-/// Stack available to wasm code on the thread created by [`run_on_wasm_stack`].
-pub const WASM_STACK_SIZE: usize = 8 << 20;
+/// Stack available to wasm code on the thread created by [`run_on_wasm_stack`]
+/// (`abi::policy::DEFAULT_WASM_STACK`; [`run_on_wasm_stack_with`] takes another size).
+pub const WASM_STACK_SIZE: usize = DEFAULT_WASM_STACK as usize;
 /// Stack kept free below the wasm stack limit for host functions called from wasm.
 pub const HOST_RESERVE: usize = 1 << 20;
 /// Size of the per-thread alternate signal stack.
@@ -247,13 +256,56 @@ fn is_wasm_pc(registry: &[Arc<CodeMap>], pc: usize) -> bool {
 /// registration), so only `try_read` is used, retried briefly in case another
 /// thread holds it for an insertion.
 fn with_registry_in_handler<R>(f: impl FnOnce(&[Arc<CodeMap>]) -> R) -> Option<R> {
+    try_read_in_handler(&REGISTRY, |registry| f(registry))
+}
+
+fn try_read_in_handler<T, R>(lock: &RwLock<T>, f: impl FnOnce(&T) -> R) -> Option<R> {
     for _ in 0..100_000 {
-        if let Ok(registry) = REGISTRY.try_read() {
-            return Some(f(&registry));
+        if let Ok(guard) = lock.try_read() {
+            return Some(f(&guard));
         }
         std::hint::spin_loop();
     }
     None
+}
+
+/// Address ranges `[start, end)` reserved for linear memories, sorted by start: a
+/// fault in wasm code is a wasm trap only inside one of them (or in the stack guard).
+/// Read by the signal handler like [`REGISTRY`].
+static RESERVATIONS: RwLock<Vec<(usize, usize)>> = RwLock::new(Vec::new());
+
+/// Keeps a linear memory's reservation known to the trap handler while it lives.
+#[derive(Debug)]
+pub(crate) struct ReservationRegistration {
+    start: usize,
+    end: usize,
+}
+
+pub(crate) fn register_reservation(start: usize, len: usize) -> ReservationRegistration {
+    let end = start.saturating_add(len);
+    let mut list = RESERVATIONS.write().unwrap_or_else(|e| e.into_inner());
+    let i = list.partition_point(|r| r.0 <= start);
+    list.insert(i, (start, end));
+    ReservationRegistration { start, end }
+}
+
+impl Drop for ReservationRegistration {
+    fn drop(&mut self) {
+        let mut list = RESERVATIONS.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = list.iter().position(|&r| r == (self.start, self.end)) {
+            list.remove(i);
+        }
+    }
+}
+
+/// Does `addr` lie in a linear memory's reservation? `None` when the list cannot be
+/// read (see [`with_registry_in_handler`]).
+fn in_reservation_in_handler(addr: usize) -> Option<bool> {
+    try_read_in_handler(&RESERVATIONS, |list| {
+        // Reservations never overlap (they are distinct mappings).
+        let i = list.partition_point(|r| r.0 <= addr);
+        i.checked_sub(1).is_some_and(|i| addr < list[i].1)
+    })
 }
 
 /// The `module!function` name of the wasm function containing `pc`.
@@ -350,14 +402,55 @@ fn current_stack_bounds() -> (usize, usize) {
 pub fn run_on_wasm_stack<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> std::io::Result<R> {
+    run_on_wasm_stack_with(WASM_STACK_SIZE as u64, f)
+}
+
+/// [`run_on_wasm_stack`] with `stack_bytes` of wasm stack (the host reserve comes on
+/// top, so wasm code gets about `stack_bytes` before "call stack exhausted"). A size
+/// outside [`MIN_WASM_STACK`]..=[`MAX_WASM_STACK`] is an `InvalidInput` error saying
+/// so; `f` does not run then.
+pub fn run_on_wasm_stack_with<R: Send + 'static>(
+    stack_bytes: u64,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> std::io::Result<R> {
+    let stack = check_wasm_stack(stack_bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let handle = std::thread::Builder::new()
         .name("wasm".into())
-        .stack_size(WASM_STACK_SIZE + HOST_RESERVE)
+        .stack_size(stack + HOST_RESERVE)
         .spawn(f)?;
     match handle.join() {
         Ok(r) => Ok(r),
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// `stack_bytes` as a thread stack size, if it is within the accepted bounds.
+pub fn check_wasm_stack(stack_bytes: u64) -> Result<usize, String> {
+    use crate::abi::policy::format_size;
+    if stack_bytes < MIN_WASM_STACK {
+        return Err(format!(
+            "a wasm stack of {} is too small: the minimum is {}",
+            format_size(stack_bytes),
+            format_size(MIN_WASM_STACK)
+        ));
+    }
+    if stack_bytes > MAX_WASM_STACK {
+        return Err(format!(
+            "a wasm stack of {} is too large: the maximum is {}",
+            format_size(stack_bytes),
+            format_size(MAX_WASM_STACK)
+        ));
+    }
+    usize::try_from(stack_bytes)
+        .ok()
+        .filter(|s| s.checked_add(HOST_RESERVE).is_some())
+        .ok_or_else(|| {
+            format!(
+                "a wasm stack of {} does not fit this machine's address space",
+                format_size(stack_bytes)
+            )
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -478,30 +571,83 @@ fn install_handlers() {
                 action.sa_sigaction = signal_handler as *const () as usize;
                 action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
                 libc::sigemptyset(&mut action.sa_mask);
+                // The timeout's signal waits until a fault is handled (its handler
+                // would only find host code and use more of the alternate stack).
+                libc::sigaddset(&mut action.sa_mask, crate::interrupt::interrupt_signal());
                 libc::sigaction(signal, &action, std::ptr::null_mut());
             }
         }
     });
 }
 
-/// Not a wasm trap: put the previous action back and return, so that the faulting
-/// instruction runs again and crashes (or reaches the previous handler) as if we
-/// had never been installed.
-fn not_ours(signal: libc::c_int) {
-    let Some(i) = SIGNALS.iter().position(|&s| s == signal) else {
-        return;
-    };
-    // SAFETY: sigaction with a saved, valid structure (or SIG_DFL).
+/// Did the kernel raise the signal for an instruction of this thread (a fault), as
+/// opposed to someone sending it (`kill`, `raise`, `sigqueue`: `si_code <= 0`)?
+fn is_fault(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    unsafe { (*info).si_code > 0 }
+}
+
+/// Not a wasm trap: do what would have happened without us, leaving our handler
+/// installed (other threads and later runs still need it). A previous handler is
+/// called with the same arguments; the default action is taken by restoring it and
+/// re-raising the signal (the process dies by it, as it would without wasmc); an
+/// ignored signal is ignored, unless it is a fault, which cannot be ignored (the
+/// instruction would fault again forever) and takes the default action too.
+fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let previous = SIGNALS
+        .iter()
+        .position(|&s| s == signal)
+        .and_then(|i| Some(PREVIOUS.get()?.0[i]));
+    // SAFETY: an all-zero sigaction is SIG_DFL.
+    let previous = previous.unwrap_or_else(|| unsafe { std::mem::zeroed() });
+    let fault = is_fault(info);
+    match previous.sa_sigaction {
+        libc::SIG_DFL => die_by_default(signal),
+        libc::SIG_IGN if fault => die_by_default(signal),
+        libc::SIG_IGN => {}
+        handler => {
+            // SAFETY: calling the previously installed handler as it was declared,
+            // with the arguments we were given.
+            unsafe {
+                if previous.sa_flags & libc::SA_SIGINFO != 0 {
+                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                        std::mem::transmute(handler);
+                    f(signal, info, uc);
+                } else {
+                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                    f(signal);
+                }
+            }
+            // A handler that declines a signal typically restores the default action
+            // and returns (Rust's stack-overflow handler does), counting on the
+            // fault to happen again. A sent signal does not happen again: re-raise it.
+            if !fault && current_action_is_default(signal) {
+                die_by_default(signal);
+            }
+        }
+    }
+}
+
+fn current_action_is_default(signal: libc::c_int) -> bool {
+    // SAFETY: queries the current disposition into a local.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        if let Some(previous) = PREVIOUS.get() {
-            action = previous.0[i];
-        }
-        if action.sa_sigaction == libc::SIG_IGN {
-            // Ignoring a synchronous fault would loop forever.
-            action.sa_sigaction = libc::SIG_DFL;
-        }
-        libc::sigaction(signal, &action, std::ptr::null_mut());
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_DFL
+    }
+}
+
+/// Restores the default action of `signal` and raises it again: it is delivered as
+/// soon as the handler returns (the signal is blocked while its handler runs) and,
+/// for the signals handled here, ends the process with a core dump.
+fn die_by_default(signal: libc::c_int) {
+    // SAFETY: installs SIG_DFL and sends the signal to this thread.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut default.sa_mask);
+        libc::sigaction(signal, &default, std::ptr::null_mut());
+        libc::raise(signal);
     }
 }
 
@@ -555,42 +701,183 @@ unsafe fn redirect_to_unwind(uc: *mut libc::ucontext_t, state: *mut CallState) {
     }
 }
 
+/// What a signal in wasm code is.
+enum Verdict {
+    Trap(Trap),
+    /// Not a wasm trap although the pc is in wasm code: a bug in wasmc.
+    Bug,
+}
+
 extern "C" fn signal_handler(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
     uc: *mut libc::c_void,
 ) {
-    let uc = uc as *mut libc::ucontext_t;
     let state = CURRENT.get();
-    if state.is_null() {
-        return not_ours(signal);
+    // Only faults of this thread's wasm code are ours; a signal sent by someone else
+    // is not a fault even when it interrupts wasm code.
+    if state.is_null() || !is_fault(info) {
+        return chain(signal, info, uc);
     }
+    let uc_ctx = uc as *mut libc::ucontext_t;
     // SAFETY: a valid ucontext from the kernel.
-    let ctx = unsafe { read_context(uc) };
+    let ctx = unsafe { read_context(uc_ctx) };
     // SAFETY: the kernel passes a valid siginfo; si_addr is meaningful for
     // SIGSEGV/SIGBUS (the faulting address) and is only used for those.
     let fault_addr = unsafe { (*info).si_addr() } as usize;
+    let memory_fault = matches!(signal, libc::SIGSEGV | libc::SIGBUS);
+    // Only looked up for memory faults, before taking the code registry.
+    let in_memory = memory_fault && in_reservation_in_handler(fault_addr) == Some(true);
 
-    let found = with_registry_in_handler(|registry| {
+    let verdict = with_registry_in_handler(|registry| {
         let map = find_code(registry, ctx.pc)?;
         let (func, offset) = map.func_at(ctx.pc)?;
         let site = map.trap_at(func, offset);
-        let trap = match signal {
-            libc::SIGSEGV | libc::SIGBUS if is_stack_guard(fault_addr) => Trap::StackOverflow,
-            libc::SIGSEGV | libc::SIGBUS => site.unwrap_or(Trap::MemoryOutOfBounds),
-            // A trap instruction or a division without a recorded site is a bug in
-            // the generated code, not a wasm trap: let it crash.
-            _ => site?,
+        let verdict = match (signal, site) {
+            _ if memory_fault && is_stack_guard(fault_addr) => Verdict::Trap(Trap::StackOverflow),
+            // An access that left its memory's accessible part but stayed in the
+            // reservation: the guard pages doing their job.
+            _ if in_memory => Verdict::Trap(site.unwrap_or(Trap::MemoryOutOfBounds)),
+            // A fault anywhere else: a bad address computed by generated code. A
+            // trap site other than a memory access may rely on a fault (a null
+            // check by load), so it counts.
+            (_, Some(trap)) if memory_fault && trap != Trap::MemoryOutOfBounds => {
+                Verdict::Trap(trap)
+            }
+            _ if memory_fault => Verdict::Bug,
+            // A trap instruction or a division: only at a recorded site.
+            (_, Some(trap)) => Verdict::Trap(trap),
+            (_, None) => Verdict::Bug,
         };
-        // SAFETY: `state` is the live buffer of this thread's innermost catch_traps.
-        unsafe { record(state, registry, trap, ctx.pc, Some(ctx.pc), ctx.fp) };
-        Some(())
+        match verdict {
+            Verdict::Trap(trap) => {
+                // SAFETY: `state` is the live buffer of this thread's innermost
+                // catch_traps.
+                unsafe { record(state, registry, trap, ctx.pc, Some(ctx.pc), ctx.fp) };
+            }
+            Verdict::Bug => crash_report(signal, ctx.pc, fault_addr, map, func, offset),
+        }
+        Some(verdict)
     });
-    if found.flatten().is_none() {
-        return not_ours(signal);
+    match verdict.flatten() {
+        // SAFETY: `state` is live; the context is rewritten to continue in `unwind`.
+        Some(Verdict::Trap(_)) => unsafe { redirect_to_unwind(uc_ctx, state) },
+        // The process must not go on: generated code did something it never should.
+        Some(Verdict::Bug) => die_by_default(signal),
+        // Not in wasm code (or the registry is unreadable): not ours.
+        None => chain(signal, info, uc),
     }
-    // SAFETY: `state` is live; the context is rewritten to continue in `unwind`.
+}
+
+/// Writes what is known about a fault that is not a wasm trap to stderr, without
+/// allocating (the handler may have interrupted anything).
+fn crash_report(
+    signal: libc::c_int,
+    pc: usize,
+    fault_addr: usize,
+    map: &CodeMap,
+    func: u32,
+    offset: u32,
+) {
+    use std::fmt::Write;
+    let mut out = StackWriter::<512>::new();
+    let name = match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        _ => "signal",
+    };
+    let module = map.info.name.as_deref().unwrap_or("wasm");
+    let _ = write!(
+        out,
+        "wasmc: internal error: {name} in wasm code at pc {pc:#x} ({module}!"
+    );
+    let _ = match &map.info.funcs[func as usize].name {
+        Some(f) => write!(out, "{f}"),
+        None => write!(
+            out,
+            "wasm-function[{}]",
+            map.info.num_imported_funcs as u64 + func as u64
+        ),
+    };
+    let _ = write!(out, "+{offset:#x})");
+    if matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
+        let _ = write!(out, ", fault address {fault_addr:#x}");
+    }
+    let _ = writeln!(out, "; this is a bug in wasmc, not a wasm trap");
+    // SAFETY: writes initialized bytes of a local buffer to stderr.
+    unsafe { libc::write(2, out.buf.as_ptr().cast(), out.len) };
+}
+
+/// A fixed buffer that `write!` fills, cutting what does not fit.
+struct StackWriter<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackWriter<N> {
+    fn new() -> Self {
+        StackWriter {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackWriter<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(N - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// For the timeout's signal handler (`interrupt`): if the thread was interrupted in
+/// wasm code under a `catch_traps` and `claim()` agrees, records [`Trap::Interrupt`]
+/// with the backtrace, rewrites the context to continue in the unwind routine (as for
+/// a fault) and returns true. Otherwise (host code, no wasm running, or the claim
+/// refused) changes nothing.
+///
+/// # Safety
+/// Only from a signal handler running on the interrupted thread, with the context
+/// the kernel passed to it.
+pub(crate) unsafe fn interrupt_wasm(
+    uc: *mut libc::ucontext_t,
+    claim: impl FnOnce() -> bool,
+) -> bool {
+    let state = CURRENT.get();
+    if state.is_null() {
+        return false;
+    }
+    // SAFETY: a valid ucontext from the kernel (function contract).
+    let ctx = unsafe { read_context(uc) };
+    let recorded = with_registry_in_handler(|registry| {
+        if !is_wasm_pc(registry, ctx.pc) || !claim() {
+            return false;
+        }
+        // SAFETY: `state` is the live buffer of this thread's innermost catch_traps,
+        // and wasm code runs only inside it.
+        unsafe {
+            record(
+                state,
+                registry,
+                Trap::Interrupt,
+                ctx.pc,
+                Some(ctx.pc),
+                ctx.fp,
+            )
+        };
+        true
+    });
+    if recorded != Some(true) {
+        return false;
+    }
+    // SAFETY: `state` is live; wasm frames own nothing, so abandoning them at any
+    // instruction is as safe as at a trap site.
     unsafe { redirect_to_unwind(uc, state) };
+    true
 }
 
 /// Does a fault at `addr` hit the guard region below this thread's stack?
@@ -1205,6 +1492,187 @@ mod tests {
         let r = std::panic::catch_unwind(|| catch_traps(|| panic!("inner panic")));
         assert!(r.is_err());
         assert!(CURRENT.get().is_null());
+    }
+
+    // Child processes: scenarios that end (or must not end) the process run in this
+    // test binary re-executed with `WASMC_TRAPS_CHILD` naming the scenario.
+
+    /// A fresh PROT_NONE page that is no linear memory.
+    fn unregistered_page() -> usize {
+        // SAFETY: a new private mapping, never accessible.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page_size(),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED);
+        page as usize
+    }
+
+    fn guard_page_of_a_memory() -> (crate::memory::Memory, usize) {
+        let memory = crate::memory::Memory::new(&MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: 16,
+        })
+        .unwrap();
+        let outside = memory.base() as usize + (1 << 20);
+        (memory, outside)
+    }
+
+    static CHAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    extern "C" fn counting_handler(
+        _signal: libc::c_int,
+        _info: *mut libc::siginfo_t,
+        _uc: *mut libc::c_void,
+    ) {
+        CHAINED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn set_action(signal: libc::c_int, action: usize, siginfo: bool) {
+        // SAFETY: installs a valid disposition.
+        unsafe {
+            let mut a: libc::sigaction = std::mem::zeroed();
+            a.sa_sigaction = action;
+            a.sa_flags = if siginfo { libc::SA_SIGINFO } else { 0 };
+            libc::sigemptyset(&mut a.sa_mask);
+            libc::sigaction(signal, &a, std::ptr::null_mut());
+        }
+    }
+
+    /// Sends SIGSEGV to the whole process, as `kill -SEGV <pid>` does.
+    fn kill_segv() {
+        // SAFETY: signals our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGSEGV) };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn child_process() {
+        let Ok(scenario) = std::env::var("WASMC_TRAPS_CHILD") else {
+            return;
+        };
+        match scenario.as_str() {
+            "wild-load" => {
+                let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+                let page = unregistered_page();
+                let r = catch_traps(|| fake_load(page));
+                println!("survived: {r:?}");
+            }
+            "kill-segv" => {
+                prepare_thread();
+                kill_segv();
+                println!("survived");
+            }
+            "chain-handler" => {
+                set_action(libc::SIGSEGV, counting_handler as *const () as usize, true);
+                let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+                let (_memory, outside) = guard_page_of_a_memory();
+                prepare_thread();
+                kill_segv();
+                let trap = catch_traps(|| fake_load(outside)).unwrap_err().trap;
+                kill_segv();
+                let trap2 = catch_traps(|| fake_load(outside)).unwrap_err().trap;
+                println!(
+                    "chained {} {trap:?} {trap2:?}",
+                    CHAINED.load(std::sync::atomic::Ordering::SeqCst)
+                );
+            }
+            "ignored" => {
+                set_action(libc::SIGSEGV, libc::SIG_IGN, false);
+                let _code = register(&[(fake_load as *const () as usize, 4, vec![], "load")]);
+                let (_memory, outside) = guard_page_of_a_memory();
+                prepare_thread();
+                kill_segv();
+                let trap = catch_traps(|| fake_load(outside)).unwrap_err().trap;
+                println!("ignored {trap:?}");
+            }
+            other => panic!("unknown scenario {other}"),
+        }
+    }
+
+    fn run_child(scenario: &str) -> (std::process::Output, String, String) {
+        use std::process::Stdio;
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "traps::tests::child_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WASMC_TRAPS_CHILD", scenario)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A broken handler can make the child fault forever: kill it after a while.
+        let pid = child.id();
+        let (done, waiting) = std::sync::mpsc::channel::<()>();
+        let killer = std::thread::spawn(move || {
+            if waiting
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .is_err()
+            {
+                // SAFETY: signals our own child, which has not been reaped yet.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        killer.join().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stdout, stderr)
+    }
+
+    fn signal_of(out: &std::process::Output) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        out.status.signal()
+    }
+
+    #[test]
+    fn a_fault_outside_linear_memory_in_wasm_code_is_a_crash() {
+        let (out, stdout, stderr) = run_child("wild-load");
+        assert_eq!(signal_of(&out), Some(libc::SIGSEGV), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("survived"), "{stdout}");
+        assert!(
+            stderr.contains("internal error: SIGSEGV in wasm code")
+                && stderr.contains("(fake!load+0x0)")
+                && stderr.contains("this is a bug in wasmc"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_segv_sent_from_outside_kills_the_process() {
+        let (out, stdout, stderr) = run_child("kill-segv");
+        assert_eq!(signal_of(&out), Some(libc::SIGSEGV), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("survived"), "{stdout}");
+    }
+
+    #[test]
+    fn a_segv_sent_from_outside_reaches_the_previous_handler() {
+        let (out, stdout, stderr) = run_child("chain-handler");
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("chained 2 MemoryOutOfBounds MemoryOutOfBounds"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn a_segv_sent_from_outside_is_ignored_if_it_was_ignored() {
+        let (out, stdout, stderr) = run_child("ignored");
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("ignored MemoryOutOfBounds"), "{stdout}");
     }
 
     #[test]
