@@ -3,7 +3,7 @@
 //!
 //! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
 //! and backtraces (`traps`), exception objects (`exceptions`; the unwinder is in
-//! `traps`), builtins called by generated code (`builtins`),
+//! `traps`), the fuel budget (`fuel`), builtins called by generated code (`builtins`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
 //! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
@@ -14,6 +14,7 @@ pub mod builtins;
 pub mod caller;
 pub mod entry;
 pub mod exceptions;
+pub mod fuel;
 pub mod instance;
 pub mod memory;
 pub mod table;

@@ -27,6 +27,7 @@ use crate::{CompileError, CompileErrorKind, CompileOptions};
 mod code;
 mod control;
 pub(crate) mod environ;
+mod fuel;
 pub(crate) mod simd;
 
 use control::{ControlFrame, FrameKind, State};
@@ -310,6 +311,9 @@ fn translate_body(
         isa.default_call_conv(),
         vmctx,
     );
+    if opts.fuel_metering {
+        env.fuel = Some(fuel::Fuel::entry(&mut builder, vmctx));
+    }
     let mut reader = wasmparser::OperatorsReader::new(locals.get_binary_reader());
     while !reader.eof() {
         let (op, offset) = reader.read_with_offset().map_err(malformed)?;
