@@ -368,6 +368,7 @@ fn translate_reachable_operator(
                 &[vmctx, mem, dst, val, len],
                 Trap::MemoryOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::MemoryCopy { dst_mem, src_mem } => {
             let (dst, src, len) = state.pop3();
@@ -385,6 +386,7 @@ fn translate_reachable_operator(
                 &[vmctx, dst_mem, src_mem, dst, src, len],
                 Trap::MemoryOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::MemoryInit { data_index, mem } => {
             let (dst, src, len) = state.pop3();
@@ -398,6 +400,7 @@ fn translate_reachable_operator(
                 &[vmctx, mem, data, dst, src, len],
                 Trap::MemoryOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::DataDrop { data_index } => {
             let data = builder.ins().iconst(types::I32, i64::from(*data_index));
@@ -435,6 +438,7 @@ fn translate_reachable_operator(
                 &[vmctx, table, dst, val, len],
                 Trap::TableOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::TableCopy {
             dst_table,
@@ -455,6 +459,7 @@ fn translate_reachable_operator(
                 &[vmctx, dst_table, src_table, dst, src, len],
                 Trap::TableOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::TableInit { elem_index, table } => {
             let (dst, src, len) = state.pop3();
@@ -468,6 +473,7 @@ fn translate_reachable_operator(
                 &[vmctx, table, elem, dst, src, len],
                 Trap::TableOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::ElemDrop { elem_index } => {
             let elem = builder.ins().iconst(types::I32, i64::from(*elem_index));

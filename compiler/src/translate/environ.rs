@@ -170,6 +170,28 @@ impl<'m> FuncEnv<'m> {
         }
     }
 
+    /// Charges the units of a bulk operation (see [`Fuel::bulk`]).
+    pub fn fuel_bulk(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        units: Value,
+        succeeded: Option<Value>,
+    ) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.bulk(builder, vmctx, units, succeeded);
+        }
+    }
+
+    /// Charges a `memory.grow`/`table.grow` of `delta` that returned `prev`
+    /// (all ones on failure).
+    fn fuel_grow(&mut self, builder: &mut FunctionBuilder, delta: Value, prev: Value) {
+        if self.fuel.is_some() {
+            let ok = builder.ins().icmp_imm_s(IntCC::NotEqual, prev, -1);
+            self.fuel_bulk(builder, delta, Some(ok));
+        }
+    }
+
     /// Reads the fuel count from memory where an exception arrives.
     pub fn fuel_reload(&mut self, builder: &mut FunctionBuilder) {
         let vmctx = self.vmctx;
@@ -236,6 +258,7 @@ impl<'m> FuncEnv<'m> {
         let prev = self
             .call_builtin(builder, Builtin::MemoryGrow, &[vmctx, mem_v, delta])
             .expect("memory_grow returns a value");
+        self.fuel_grow(builder, delta, prev);
         if self.memory64(mem) {
             prev
         } else {
@@ -314,6 +337,7 @@ impl<'m> FuncEnv<'m> {
         let prev = self
             .call_builtin(builder, Builtin::TableGrow, &[vmctx, table_v, delta, init])
             .expect("table_grow returns a value");
+        self.fuel_grow(builder, delta, prev);
         if self.table64(table) {
             prev
         } else {
