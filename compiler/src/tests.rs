@@ -551,3 +551,119 @@ fn memory_base_is_loaded_once_per_function() {
         );
     }
 }
+
+/// Fuel instrumentation found in one function's IR: accesses to
+/// `VMRuntimeState::fuel_consumed` (loads and stores through a load of
+/// `vmctx->runtime`) and `OutOfFuel` traps.
+fn fuel_code(func: &cranelift_codegen::ir::Function) -> (usize, usize) {
+    use cranelift_codegen::ir::{InstructionData, Opcode};
+    use wasmc_abi::VMContextLayout;
+    let vmctx = func.dfg.block_params(func.layout.entry_block().unwrap())[0];
+    let out_of_fuel = crate::translate::environ::trap_code(wasmc_abi::Trap::OutOfFuel);
+    let is_runtime_ptr = |v| match func.dfg.value_def(v).inst() {
+        Some(inst) => matches!(
+            func.dfg.insts[inst],
+            InstructionData::Load { opcode: Opcode::Load, arg, offset, .. }
+                if arg == vmctx && i32::from(offset) == VMContextLayout::RUNTIME
+        ),
+        None => false,
+    };
+    let (mut accesses, mut traps) = (0, 0);
+    for block in func.layout.blocks() {
+        for inst in func.layout.block_insts(block) {
+            match func.dfg.insts[inst] {
+                InstructionData::Load { arg, offset, .. }
+                    if is_runtime_ptr(arg)
+                        && i32::from(offset) == VMContextLayout::RUNTIME_FUEL_CONSUMED =>
+                {
+                    accesses += 1
+                }
+                InstructionData::Store { args, offset, .. }
+                    if is_runtime_ptr(args[1])
+                        && i32::from(offset) == VMContextLayout::RUNTIME_FUEL_CONSUMED =>
+                {
+                    accesses += 1
+                }
+                InstructionData::Trap { code, .. } if code == out_of_fuel => traps += 1,
+                InstructionData::CondTrap { code, .. } if code == out_of_fuel => traps += 1,
+                _ => {}
+            }
+        }
+    }
+    (accesses, traps)
+}
+
+const FUEL_SAMPLES: [&str; 3] = [
+    KITCHEN_SINK,
+    r#"(module
+        (tag $t (param i32))
+        (func $thrower (param i32) (result i32) (throw $t (local.get 0)))
+        (func (export "f") (param i32) (result i32)
+          (drop (block $h (result i32)
+            (try_table (result i32) (catch $t $h) (call $thrower (local.get 0)))))
+          (loop (br_if 0 (i32.eqz (local.get 0))))
+          (return_call $thrower (local.get 0))))"#,
+    r#"(module (type $t (func (result i32)))
+        (table 1 funcref)
+        (func (result i32) (call_indirect (type $t) (i32.const 0))))"#,
+];
+
+/// Without `fuel_metering` no fuel code is emitted at all (metered code is a
+/// compile-time choice, unmetered code must not pay for it); with it, every
+/// function loads, stores and checks the count.
+#[test]
+fn fuel_instrumentation_only_when_asked_for() {
+    for wat in FUEL_SAMPLES {
+        let wasm = read_input(wat.as_bytes()).unwrap();
+        let mut o = opts("x86_64-unknown-linux-gnu");
+        for func in crate::translate::translate_to_ir(&wasm, &o).unwrap() {
+            assert_eq!(fuel_code(&func), (0, 0), "{}", func.display());
+        }
+        o.fuel_metering = true;
+        for func in crate::translate::translate_to_ir(&wasm, &o).unwrap() {
+            let (accesses, traps) = fuel_code(&func);
+            // A load at entry, at least one store before leaving, one trap per check.
+            assert!(accesses >= 2 && traps >= 1, "{}", func.display());
+        }
+    }
+}
+
+/// Metered code compiles for every target, records `OutOfFuel` trap sites in
+/// every function, and changes nothing else in the module's metadata.
+#[test]
+fn fuel_trap_sites_are_recorded_on_every_target() {
+    use wasmc_abi::Trap;
+    for triple in TRIPLES {
+        for wat in FUEL_SAMPLES {
+            let plain = compile_wat(wat, &opts(triple)).unwrap();
+            let mut o = opts(triple);
+            o.fuel_metering = true;
+            let metered = compile_wat(wat, &o).unwrap();
+            assert!(metered.info.fuel_metering && !plain.info.fuel_metering);
+            for (p, m) in plain.info.funcs.iter().zip(&metered.info.funcs) {
+                assert!(!p.traps.iter().any(|t| t.1 == Trap::OutOfFuel));
+                assert!(m.traps.iter().any(|t| t.1 == Trap::OutOfFuel), "{triple}");
+                assert!(m.code_len > p.code_len);
+            }
+            assert_eq!(plain.info.funcs.len(), metered.info.funcs.len());
+        }
+    }
+}
+
+/// A loop checks the fuel at its header: one check more than the entry check.
+#[test]
+fn fuel_checks_at_entry_and_loop_headers() {
+    let checks = |wat: &str| {
+        let wasm = read_input(wat.as_bytes()).unwrap();
+        let mut o = opts("x86_64-unknown-linux-gnu");
+        o.fuel_metering = true;
+        crate::translate::translate_to_ir(&wasm, &o).unwrap()[0].clone()
+    };
+    let straight = checks("(module (func (drop (i32.add (i32.const 1) (i32.const 2)))))");
+    assert_eq!(fuel_code(&straight).1, 1);
+    let loops = checks("(module (func (loop (loop (br 1)))))");
+    assert_eq!(fuel_code(&loops).1, 3);
+    // Unreachable code after `br` emits nothing, loops included.
+    let dead = checks("(module (func (block (br 0) (loop (br 0)))))");
+    assert_eq!(fuel_code(&dead).1, 1);
+}

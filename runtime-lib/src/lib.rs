@@ -2,8 +2,9 @@
 //! library) and used in-process by `wasmc wast` (as an rlib).
 //!
 //! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
-//! and backtraces (`traps`), timeouts (`interrupt`), exception objects (`exceptions`;
-//! the unwinder is in `traps`), builtins called by generated code (`builtins`),
+//! and backtraces (`traps`), timeouts (`interrupt`), the fuel budget (`fuel`),
+//! exception objects (`exceptions`; the unwinder is in `traps`), builtins called by
+//! generated code (`builtins`), the executable's command line (`command_line`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
 //! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
@@ -15,6 +16,7 @@ pub mod caller;
 pub mod command_line;
 pub mod entry;
 pub mod exceptions;
+pub mod fuel;
 pub mod instance;
 pub mod interrupt;
 pub mod memory;

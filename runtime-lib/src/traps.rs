@@ -344,7 +344,8 @@ thread_local! {
         const {
             UnsafeCell::new(VMRuntimeState {
                 stack_limit: 0,
-                fuel_consumed: 0,
+                // No budget until `fuel::set_budget`: unlimited (see `fuel`).
+                fuel_consumed: crate::fuel::UNLIMITED,
             })
         };
     /// The alternate signal stack installed for this thread, if we installed one.
@@ -374,6 +375,11 @@ pub fn prepare_thread() {
 pub fn runtime_state() -> *const VMRuntimeState {
     prepare_thread();
     RUNTIME_STATE.with(|state| state.get() as *const VMRuntimeState)
+}
+
+/// The current thread's `VMRuntimeState`, for the runtime's own updates (fuel).
+pub(crate) fn runtime_state_mut() -> *mut VMRuntimeState {
+    RUNTIME_STATE.with(|state| state.get())
 }
 
 fn current_stack_bounds() -> (usize, usize) {

@@ -29,10 +29,23 @@ pub(crate) fn translate_operator(
     env: &mut FuncEnv,
 ) -> Result<(), CompileError> {
     if !state.reachable {
-        translate_unreachable_operator(op, builder, state);
+        // Unreachable operators never run, so they cost no fuel.
+        translate_unreachable_operator(op, builder, state, env);
         return Ok(());
     }
+    env.fuel_before_op(op, builder);
+    translate_reachable_operator(op, offset, builder, state, env)?;
+    env.fuel_after_op(op, builder);
+    Ok(())
+}
 
+fn translate_reachable_operator(
+    op: &Operator,
+    offset: usize,
+    builder: &mut FunctionBuilder,
+    state: &mut State,
+    env: &mut FuncEnv,
+) -> Result<(), CompileError> {
     // Small helpers for the many "pop, emit, push" arms.
     macro_rules! unop {
         ($f:ident) => {{
@@ -106,6 +119,8 @@ pub(crate) fn translate_operator(
             jump(builder, header, &args);
             // Not sealed: back edges are added until the loop's `end`.
             builder.switch_to_block(header);
+            // Every iteration checks the fuel (back edges jump to the header).
+            env.fuel_check(builder);
             state.stack.extend_from_slice(builder.block_params(header));
             state.frames.push(ControlFrame {
                 kind: FrameKind::Loop { header },
@@ -157,7 +172,7 @@ pub(crate) fn translate_operator(
             state.reachable = false;
         }
         O::Else => translate_else(builder, state),
-        O::End => translate_end(builder, state),
+        O::End => translate_end(builder, state, env),
         O::Br { relative_depth } => {
             let (target, args) = branch_args(state, *relative_depth);
             jump(builder, target, &args);
@@ -353,6 +368,7 @@ pub(crate) fn translate_operator(
                 &[vmctx, mem, dst, val, len],
                 Trap::MemoryOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::MemoryCopy { dst_mem, src_mem } => {
             let (dst, src, len) = state.pop3();
@@ -370,6 +386,7 @@ pub(crate) fn translate_operator(
                 &[vmctx, dst_mem, src_mem, dst, src, len],
                 Trap::MemoryOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::MemoryInit { data_index, mem } => {
             let (dst, src, len) = state.pop3();
@@ -383,6 +400,7 @@ pub(crate) fn translate_operator(
                 &[vmctx, mem, data, dst, src, len],
                 Trap::MemoryOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::DataDrop { data_index } => {
             let data = builder.ins().iconst(types::I32, i64::from(*data_index));
@@ -420,6 +438,7 @@ pub(crate) fn translate_operator(
                 &[vmctx, table, dst, val, len],
                 Trap::TableOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::TableCopy {
             dst_table,
@@ -440,6 +459,7 @@ pub(crate) fn translate_operator(
                 &[vmctx, dst_table, src_table, dst, src, len],
                 Trap::TableOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::TableInit { elem_index, table } => {
             let (dst, src, len) = state.pop3();
@@ -453,6 +473,7 @@ pub(crate) fn translate_operator(
                 &[vmctx, table, elem, dst, src, len],
                 Trap::TableOutOfBounds,
             );
+            env.fuel_bulk(builder, len, None);
         }
         O::ElemDrop { elem_index } => {
             let elem = builder.ins().iconst(types::I32, i64::from(*elem_index));
@@ -611,7 +632,12 @@ pub(crate) fn translate_operator(
 }
 
 /// In unreachable code only the frame structure matters.
-fn translate_unreachable_operator(op: &Operator, builder: &mut FunctionBuilder, state: &mut State) {
+fn translate_unreachable_operator(
+    op: &Operator,
+    builder: &mut FunctionBuilder,
+    state: &mut State,
+    env: &mut FuncEnv,
+) {
     match op {
         // Every operator that opens a frame, including ones wasmc does not translate in
         // reachable code (`try_table`): its `end` must not close an enclosing frame.
@@ -626,7 +652,7 @@ fn translate_unreachable_operator(op: &Operator, builder: &mut FunctionBuilder, 
             if state.unreachable_depth > 0 {
                 state.unreachable_depth -= 1;
             } else {
-                translate_end(builder, state);
+                translate_end(builder, state, env);
             }
         }
         _ => {}
@@ -665,7 +691,7 @@ fn translate_else(builder: &mut FunctionBuilder, state: &mut State) {
     state.reachable = true;
 }
 
-fn translate_end(builder: &mut FunctionBuilder, state: &mut State) {
+fn translate_end(builder: &mut FunctionBuilder, state: &mut State, env: &mut FuncEnv) {
     let mut frame = state.frames.pop().expect("end closes a frame");
     if state.reachable {
         let results = state.peekn(frame.num_results).to_vec();
@@ -704,6 +730,7 @@ fn translate_end(builder: &mut FunctionBuilder, state: &mut State) {
         if state.frames.is_empty() {
             // End of the function body.
             let results = state.stack.clone();
+            env.fuel_flush(builder);
             builder.ins().return_(&results);
             state.reachable = false;
         }
@@ -739,6 +766,8 @@ fn translate_try_table(
     jump(builder, body, &[]);
     builder.seal_block(body);
     builder.switch_to_block(dispatch);
+    // The thrower (this function or a callee) stored its fuel count before throwing.
+    env.fuel_reload(builder);
     let flags = MemFlagsData::trusted().with_readonly();
     let mut matched_all = false;
     for catch in &try_table.catches {

@@ -25,6 +25,7 @@ use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 use wasmc_abi::{Builtin, Builtins, FuncType, ModuleInfo, Trap, VMContextLayout, ValType};
 
+use super::fuel::Fuel;
 use super::simd::SimdEnv;
 
 /// Cranelift type of a wasm value type. References are pointer-sized; `v128` is
@@ -107,6 +108,9 @@ pub(crate) struct FuncEnv<'m> {
     /// `try_table`) for the calls emitted now; `None` outside every `try_table`, where
     /// calls stay plain calls (an exception unwinds through them).
     pub handler: Option<Block>,
+    /// Fuel metering state; `None` unless compiled with `fuel_metering`, and then
+    /// no fuel code at all is emitted.
+    pub fuel: Option<Fuel>,
 }
 
 impl<'m> FuncEnv<'m> {
@@ -128,6 +132,71 @@ impl<'m> FuncEnv<'m> {
             func_refs: HashMap::new(),
             builtin_sigs: [None; Builtins::COUNT],
             handler: None,
+            fuel: None,
+        }
+    }
+
+    // ---------------------------------------------------------------- fuel
+
+    /// See [`Fuel::before_op`].
+    pub fn fuel_before_op(&mut self, op: &wasmparser::Operator, builder: &mut FunctionBuilder) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.before_op(op, builder, vmctx);
+        }
+    }
+
+    /// See [`Fuel::after_op`].
+    pub fn fuel_after_op(&mut self, op: &wasmparser::Operator, builder: &mut FunctionBuilder) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.after_op(op, builder, vmctx);
+        }
+    }
+
+    /// The fuel check of a loop header.
+    pub fn fuel_check(&mut self, builder: &mut FunctionBuilder) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.check(builder, vmctx);
+        }
+    }
+
+    /// Writes the fuel count back before the function returns.
+    pub fn fuel_flush(&mut self, builder: &mut FunctionBuilder) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.flush(builder, vmctx);
+        }
+    }
+
+    /// Charges the units of a bulk operation (see [`Fuel::bulk`]).
+    pub fn fuel_bulk(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        units: Value,
+        succeeded: Option<Value>,
+    ) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.bulk(builder, vmctx, units, succeeded);
+        }
+    }
+
+    /// Charges a `memory.grow`/`table.grow` of `delta` that returned `prev`
+    /// (all ones on failure).
+    fn fuel_grow(&mut self, builder: &mut FunctionBuilder, delta: Value, prev: Value) {
+        if self.fuel.is_some() {
+            let ok = builder.ins().icmp_imm_s(IntCC::NotEqual, prev, -1);
+            self.fuel_bulk(builder, delta, Some(ok));
+        }
+    }
+
+    /// Reads the fuel count from memory where an exception arrives.
+    pub fn fuel_reload(&mut self, builder: &mut FunctionBuilder) {
+        let vmctx = self.vmctx;
+        if let Some(fuel) = &mut self.fuel {
+            fuel.reload(builder, vmctx);
         }
     }
 
@@ -189,6 +258,7 @@ impl<'m> FuncEnv<'m> {
         let prev = self
             .call_builtin(builder, Builtin::MemoryGrow, &[vmctx, mem_v, delta])
             .expect("memory_grow returns a value");
+        self.fuel_grow(builder, delta, prev);
         if self.memory64(mem) {
             prev
         } else {
@@ -267,6 +337,7 @@ impl<'m> FuncEnv<'m> {
         let prev = self
             .call_builtin(builder, Builtin::TableGrow, &[vmctx, table_v, delta, init])
             .expect("table_grow returns a value");
+        self.fuel_grow(builder, delta, prev);
         if self.table64(table) {
             prev
         } else {

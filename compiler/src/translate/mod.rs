@@ -27,6 +27,7 @@ use crate::{CompileError, CompileErrorKind, CompileOptions};
 mod code;
 mod control;
 pub(crate) mod environ;
+mod fuel;
 pub(crate) mod simd;
 
 use control::{ControlFrame, FrameKind, State};
@@ -310,6 +311,9 @@ fn translate_body(
         isa.default_call_conv(),
         vmctx,
     );
+    if opts.fuel_metering {
+        env.fuel = Some(fuel::Fuel::entry(&mut builder, vmctx));
+    }
     let mut reader = wasmparser::OperatorsReader::new(locals.get_binary_reader());
     while !reader.eof() {
         let (op, offset) = reader.read_with_offset().map_err(malformed)?;
@@ -341,4 +345,41 @@ fn translate_body(
     }
     builder.finalize(isa.frontend_config());
     Ok(())
+}
+
+/// The Cranelift IR of every defined function of `wasm`, before code generation
+/// (for tests that check what the translator emits).
+#[cfg(test)]
+pub(crate) fn translate_to_ir(
+    wasm: &[u8],
+    opts: &CompileOptions,
+) -> Result<Vec<ir::Function>, CompileError> {
+    let crate::module_env::ModuleEnv { info, bodies, .. } =
+        crate::module_env::ModuleEnv::parse(wasm)?;
+    let isa = crate::isa::build(opts)?;
+    let raw_ids: Vec<u32> = (0..bodies.len() as u32).collect();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut functions = Vec::new();
+    for (defined, body) in bodies.into_iter().enumerate() {
+        let func_index = info.num_imported_funcs + defined as u32;
+        let mut func = ir::Function::with_name_signature(
+            UserFuncName::user(0, defined as u32),
+            wasm_signature(info.func_type(func_index)),
+        );
+        let mut validator = body
+            .validator
+            .into_validator(FuncValidatorAllocations::default());
+        translate_body(
+            &mut func,
+            &mut fctx,
+            &mut validator,
+            &body.body,
+            &info,
+            &raw_ids,
+            &*isa,
+            opts,
+        )?;
+        functions.push(func);
+    }
+    Ok(functions)
 }
