@@ -178,10 +178,8 @@ fn unsealed_executables_read_leading_options_and_stop_at_double_dash() {
     let out = run(&exe, &["--", "--env=X=1", "args"], scratch.path());
     out.assert_code(2); // the probe's own usage error: "--env=X=1" is no command
     let out = run(&exe, &["--", "args", "--dir=/", "--"], scratch.path());
-    assert_eq!(
-        lines(&out),
-        ["[0]=./tool", "[1]=args", "[2]=--dir=/", "[3]=--"]
-    );
+    let argv0 = format!("[0]={}", exe.display());
+    assert_eq!(lines(&out), [&argv0, "[1]=args", "[2]=--dir=/", "[3]=--"]);
 
     // --wasmc-help prints the options and the policy and runs nothing.
     let exe = build(

@@ -25,9 +25,11 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::abi::policy::Limits;
 use crate::abi::{Import, ImportKind};
 use crate::command_line::{self, Invocation, OPTIONS_HELP, RunConfig};
 use crate::instance::{Extern, InstanceHandle, InstantiationError, Module};
+use crate::interrupt::{self, OnHost};
 use crate::traps::{self, TrapInfo};
 
 /// Exit status of a program stopped by a trap (wasmtime's: 128 + SIGABRT).
@@ -38,6 +40,9 @@ pub const USAGE_EXIT_STATUS: i32 = 2;
 /// Ends the process with `code`, from any thread (WASI `proc_exit`). Guest output is
 /// written unbuffered by WASI, so there is nothing to flush.
 pub fn exit_process(code: i32) -> ! {
+    // If the timeout's watchdog is already reporting an interrupt, it ends the
+    // process (once, with its report) and this never returns.
+    crate::interrupt::claim_exit();
     std::process::exit(code)
 }
 
@@ -67,7 +72,8 @@ pub fn run_command(module: Arc<Module>, exe_name: &OsStr, args: Vec<OsString>) -
             return USAGE_EXIT_STATUS;
         }
     };
-    match traps::run_on_wasm_stack(move || run_on_this_thread(module, config)) {
+    let stack = config.limits.wasm_stack();
+    match traps::run_on_wasm_stack_with(stack, move || run_on_this_thread(module, config)) {
         Ok(code) => code,
         Err(e) => {
             print_error(format_args!("cannot create the thread that runs wasm: {e}"));
@@ -84,20 +90,44 @@ fn run_on_this_thread(module: Arc<Module>, config: RunConfig) -> i32 {
             return USAGE_EXIT_STATUS;
         }
     };
+    let limits = config.limits;
+    if module.info().fuel_metering {
+        crate::fuel::set_budget(limits.fuel);
+    }
+    // Armed before instantiation: the start function is wasm code too.
+    let timeout = match limits.timeout() {
+        Some(timeout) => match interrupt::arm(timeout, OnHost::exit_process(report_trap)) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                print_error(format_args!("cannot start the timeout's watchdog: {e}"));
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let code = instantiate_and_start(module, ctx, &limits);
+    // Disarm before the outcome is final: if the watchdog is already reporting the
+    // interrupt, this never returns and the process ends with its report.
+    drop(timeout);
+    code
+}
+
+fn instantiate_and_start(module: Arc<Module>, ctx: crate::wasi::WasiCtx, limits: &Limits) -> i32 {
     let mut resolver = |import: &Import| match import.kind {
         ImportKind::Func { .. } => {
             crate::wasi::resolve(&import.module, &import.name).map(Extern::HostFunc)
         }
         _ => None,
     };
-    let instance = match InstanceHandle::new(module, &mut resolver, Some(Box::new(ctx))) {
-        Ok(instance) => instance,
-        Err(InstantiationError::Trap(trap)) => return report_trap(&trap),
-        Err(e) => {
-            print_error(format_args!("cannot instantiate the module: {e}"));
-            return 1;
-        }
-    };
+    let instance =
+        match InstanceHandle::new_with_limits(module, &mut resolver, Some(Box::new(ctx)), limits) {
+            Ok(instance) => instance,
+            Err(InstantiationError::Trap(trap)) => return report_trap(&trap),
+            Err(e) => {
+                print_error(format_args!("cannot instantiate the module: {e}"));
+                return 1;
+            }
+        };
     let Some(start) = instance.export_func("_start") else {
         // A reactor: initialize it as wasmtime does, but there is nothing to run.
         if let Some(init) = instance.export_func("_initialize")
