@@ -203,6 +203,23 @@ const CASES: &[(&str, &str, u64)] = &[
                 (i32.const 5))))))"#,
         69,
     ),
+    // A loop with parameters and a result (the header's fuel check must not
+    // disturb its parameters); traps unless the sum is right.
+    (
+        "loop_with_params",
+        r#"(module
+          (func $sum (param $n i32) (result i32)
+            (i32.const 0) (local.get $n)
+            (loop $l (param i32 i32) (result i32)
+              (local.set $n)
+              (i32.add (local.get $n))
+              (local.get $n) (i32.const 1) (i32.sub)
+              (local.tee $n) (br_if $l (local.get $n))
+              (drop)))
+          (func (export "_start")
+            (if (i32.ne (call $sum (i32.const 10)) (i32.const 55)) (then unreachable))))"#,
+        88,
+    ),
     // The thrower stores 4 + 800 + throw 1 = 805; the catcher continues from there
     // (the exceptional edge reloads): 805 + 72 = 877.
     (

@@ -119,9 +119,11 @@ fn translate_reachable_operator(
             jump(builder, header, &args);
             // Not sealed: back edges are added until the loop's `end`.
             builder.switch_to_block(header);
+            // Before the fuel check: reading the fuel variable in the unsealed header
+            // adds a block parameter for it.
+            state.stack.extend_from_slice(builder.block_params(header));
             // Every iteration checks the fuel (back edges jump to the header).
             env.fuel_check(builder);
-            state.stack.extend_from_slice(builder.block_params(header));
             state.frames.push(ControlFrame {
                 kind: FrameKind::Loop { header },
                 destination,

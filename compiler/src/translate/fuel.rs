@@ -3,11 +3,11 @@
 //!
 //! `VMRuntimeState::fuel_consumed` holds minus the remaining fuel. Every executed
 //! operator adds its [`cost`]; entering a function adds 1 more. Fuel is *checked*
-//! only at function entry (after adding the entry cost) and at every loop header:
-//! when `fuel_consumed >= 0` there, the function traps with `Trap::OutOfFuel`.
-//! Those two check points bound the work done between checks by the length of a
-//! function body, exactly as in wasmtime, and a budget of N lets code that reaches
-//! at most N - 1 units at every check point run to completion.
+//! only at function entry (after adding the entry cost), at every loop header and
+//! after big bulk operations (below): when `fuel_consumed >= 0` there, the function
+//! traps with `Trap::OutOfFuel`. These check points bound the work done between
+//! checks by the length of a function body, exactly as in wasmtime, and a budget
+//! of N lets code that reaches at most N - 1 units at every check point complete.
 //!
 //! Within a function the counter lives in a Cranelift variable. Costs of straight-line
 //! operators are summed at compile time (`pending`) and added to the variable in one
