@@ -4,8 +4,9 @@
 Each C program of bench/src is compiled once to wasm (clang -O2 --target=wasm32-wasi)
 and then by wasmc four ways: no limits, `--timeout 1h`, `--max-memory 1G` and
 `--fuel <huge>` (fuel metering compiled in, a budget that never runs out). The
-executables run in turn, RUNS rounds, and the table shows the median time of each and
-its ratio to the unlimited build. Whole processes are timed.
+executables run in turn, RUNS rounds, and the table shows the median CPU time (user +
+system, of the whole process, so that other load on the machine disturbs it less than
+wall time) of each and its ratio to the unlimited build.
 
     bench/limits.py [RUNS]      (default 5; builds wasmc in release mode first)
 """
@@ -14,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
@@ -25,6 +25,16 @@ subprocess.run(
     check=True,
 )
 wasmc = os.path.join(root, "target", "release", "wasmc")
+
+def cpu_time(cmd):
+    """User + system seconds of one run of `cmd` (which must succeed)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} exited with {proc.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
 
 VARIANTS = [
     ("plain", []),
@@ -46,9 +56,7 @@ for name in programs:
     samples = {v: [] for v, _ in VARIANTS}
     for _ in range(runs):
         for variant, _ in VARIANTS:
-            start = time.perf_counter()
-            subprocess.run([os.path.join(out, f"{name}.{variant}")], check=True, stdout=subprocess.DEVNULL)
-            samples[variant].append(time.perf_counter() - start)
+            samples[variant].append(cpu_time([os.path.join(out, f"{name}.{variant}")]))
     medians = {v: statistics.median(s) for v, s in samples.items()}
     row = f"{name:<10}" + "".join(f"{medians[v]:>11.3f}s" for v, _ in VARIANTS)
     for v, _ in VARIANTS[1:]:

@@ -134,9 +134,10 @@ pub struct VMRuntimeState {
     /// `Trap::StackOverflow` below it (Cranelift `stack_limit`).
     pub stack_limit: usize,
     /// Fuel metering (modules compiled with [`ModuleInfo::fuel_metering`]): minus
-    /// the fuel that remains. The runtime sets it to `-budget` before a call; generated
-    /// code adds the cost of the operators it executes and traps with
-    /// [`Trap::OutOfFuel`] when it would become positive.
+    /// the fuel that remains. The runtime sets it to `-budget` before running;
+    /// generated code adds the cost of the operators it executes and, at function
+    /// entry and loop headers, traps with [`Trap::OutOfFuel`] once it is `>= 0`
+    /// (wasmtime's rule). `i64::MIN` means no budget.
     pub fuel_consumed: i64,
 }
 

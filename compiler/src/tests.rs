@@ -184,7 +184,10 @@ fn check_object(triple: &str) {
         .find(|s| s.name() == Ok(wasmc_abi::DESCRIPTOR_SYMBOL))
         .expect("descriptor symbol");
     assert!(descriptor.is_global());
-    assert_eq!(descriptor.size(), 48);
+    assert_eq!(
+        descriptor.size(),
+        std::mem::size_of::<wasmc_abi::ModuleDescriptor>() as u64
+    );
     for expected in [
         "wasm[2]::add",
         "wasm[4]::fac",
@@ -217,6 +220,34 @@ fn check_object(triple: &str) {
         })
         .sum();
     assert!(data_relocs >= 4, "{data_relocs}");
+}
+
+/// A policy goes to its own `.wasmc_policy` section, decodable as it was given, and the
+/// descriptor points at it (one more relocation); without one there is no section.
+#[test]
+fn policy_is_emitted_in_its_own_section() {
+    use object::ObjectSection;
+    use wasmc_abi::policy::{POLICY_SECTION, Policy};
+    let policy = Policy {
+        sealed: true,
+        argv0: Some("tool".into()),
+        ..Policy::default()
+    };
+    for triple in TRIPLES {
+        let with = CompileOptions {
+            policy: Some(policy.clone()),
+            ..opts(triple)
+        };
+        let m = compile_wat(KITCHEN_SINK, &with).unwrap();
+        let file = object::File::parse(&*m.object).unwrap();
+        let section = file
+            .section_by_name(POLICY_SECTION)
+            .expect("policy section");
+        assert_eq!(Policy::decode(section.data().unwrap()), Ok(policy.clone()));
+        let m = compile_wat(KITCHEN_SINK, &opts(triple)).unwrap();
+        let file = object::File::parse(&*m.object).unwrap();
+        assert!(file.section_by_name(POLICY_SECTION).is_none());
+    }
 }
 
 #[test]
