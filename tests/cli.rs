@@ -65,12 +65,37 @@ fn help_explains_every_flag_with_examples() {
         "wast",
         "Examples:",
         "aarch64-unknown-linux-musl",
+        // The sandbox policy options, under their own heading.
+        "Sandbox policy",
+        "--dir",
+        "--env",
+        "--argv0",
+        "--max-memory",
+        "--max-table-elements",
+        "--max-wasm-stack",
+        "--timeout",
+        "--fuel",
+        "--seal",
+        "policy",
+        "oci",
+        "put `--` first",
     ] {
         assert!(
             help.contains(flag),
             "--help does not mention {flag}\n{help}"
         );
     }
+    // The policy options come after the general ones, grouped.
+    let heading = help.find("Sandbox policy").unwrap();
+    assert!(help.find("--explicit-bounds-checks").unwrap() < heading);
+    assert!(help.find("--max-memory").unwrap() > heading);
+    let output = wasmc(&["policy", "--help"], scratch.path());
+    output.assert_code(0);
+    assert!(
+        output.stdout_text().contains("--json"),
+        "{}",
+        output.describe()
+    );
     let output = wasmc(&["wast", "--help"], scratch.path());
     output.assert_code(0);
     assert!(
