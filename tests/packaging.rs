@@ -915,3 +915,53 @@ fn a_broken_stderr_does_not_change_the_exit_status() {
         );
     }
 }
+
+#[test]
+fn timeout_stack_and_memory_limits_work_on_aarch64() {
+    let scratch = Scratch::new();
+    let exe = build(
+        PROBE,
+        &scratch,
+        "arm",
+        &["--target", "aarch64-unknown-linux-musl", "--timeout", "1s"],
+    );
+    let Some(runner) = qemu_aarch64("aarch64-unknown-linux-musl") else {
+        return;
+    };
+    let run_arm = |args: &[&str]| {
+        run_command(
+            Command::new(&runner[0])
+                .args(&runner[1..])
+                .arg(&exe)
+                .args(args)
+                .current_dir(scratch.path()),
+            Duration::from_secs(120),
+        )
+    };
+    for command in [&["spin"][..], &["sleep", "600"]] {
+        let out = run_arm(command);
+        out.assert_code(134);
+        assert!(
+            out.stderr_text().starts_with("wasm trap: interrupt"),
+            "{}",
+            out.describe()
+        );
+    }
+    let out = run_arm(&["--max-wasm-stack", "128K", "recurse", "50000"]);
+    out.assert_code(134);
+    assert!(
+        out.stderr_text()
+            .starts_with("wasm trap: call stack exhausted"),
+        "{}",
+        out.describe()
+    );
+    let out = run_arm(&["--max-memory", "8M", "grow", "64"]);
+    let grew: u32 = out
+        .stdout_text()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((6..8).contains(&grew), "{}", out.describe());
+}
