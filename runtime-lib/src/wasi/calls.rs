@@ -21,7 +21,7 @@ use cap_fs_ext::{
 };
 use cap_std::fs::{FileTypeExt, MetadataExt};
 
-use super::ctx::{Descriptor, OpenDir, OpenFile, WasiCtx};
+use super::ctx::{Descriptor, DirEntry, DirListing, OpenDir, OpenFile, WasiCtx};
 use super::memory::GuestMemory;
 use super::types::*;
 
@@ -268,7 +268,11 @@ fn metadata_hash(meta: &cap_std::fs::Metadata) -> u64 {
     hasher.finish()
 }
 
-fn timestamp(t: io::Result<cap_std::time::SystemTime>) -> WasiResult<u64> {
+/// Nanoseconds since the epoch, as wasmtime 49 reports them (measured on tmpfs,
+/// which stores 64-bit seconds): 0 for a time before the epoch or one the host
+/// cannot give, `EOVERFLOW` past 2554-07-21T23:34:33.709551615Z (u64::MAX ns), so
+/// that the whole stat fails as in wasmtime rather than reporting a wrong time.
+pub(crate) fn timestamp(t: io::Result<cap_std::time::SystemTime>) -> WasiResult<u64> {
     match t {
         Ok(t) => match t.into_std().duration_since(UNIX_EPOCH) {
             Ok(d) => u64::try_from(d.as_nanos()).map_err(|_| Errno::OVERFLOW),
@@ -825,25 +829,63 @@ pub fn fd_tell(ctx: &mut WasiCtx, mem: &mut GuestMemory<'_>, fd: u32, out: u32) 
     mem.write_u64(out, pos)
 }
 
-/// Directory entries as the guest sees them: ".", "..", then the host's entries in
-/// the host's order. Cookie `n` means "start at entry n"; `d_next` of entry n is n+1.
-fn dir_entries(dir: &cap_std::fs::Dir) -> WasiResult<Vec<(u64, u8, Vec<u8>)>> {
-    let own = metadata_hash(&dir.dir_metadata()?);
-    let mut entries = vec![
-        (own, FILETYPE_DIRECTORY, b".".to_vec()),
-        // wasmtime reports the directory's own inode for ".." too.
-        (own, FILETYPE_DIRECTORY, b"..".to_vec()),
-    ];
+/// The names and types of a directory's entries, in the host's order (one
+/// `getdents` pass, no stat).
+pub(crate) fn list_names(dir: &cap_std::fs::Dir) -> WasiResult<Vec<String>> {
+    let mut names = Vec::new();
     for entry in dir.entries()? {
         let entry = entry?;
+        // wasmtime fails the listing on a name that is not UTF-8.
         let name = entry.file_name().into_string().map_err(|_| Errno::ILSEQ)?;
-        let filetype = filetype_of(entry.file_type()?);
-        let ino = metadata_hash(&dir.symlink_metadata(&name)?);
-        entries.push((ino, filetype, name.into_bytes()));
+        names.push(name);
     }
-    Ok(entries)
+    Ok(names)
 }
 
+/// Stats each listed name once (the inode hash and type, without following
+/// symlinks, as wasmtime). A name that vanished since it was listed (removed or
+/// renamed by someone else meanwhile) is left out instead of failing the whole
+/// listing: the guest sees the directory as it is after the removal.
+pub(crate) fn build_listing(dir: &cap_std::fs::Dir, names: Vec<String>) -> WasiResult<DirListing> {
+    let own = metadata_hash(&dir.dir_metadata()?);
+    let mut entries = Vec::with_capacity(names.len() + 2);
+    entries.push(DirEntry {
+        ino: own,
+        filetype: FILETYPE_DIRECTORY,
+        name: Box::from(&b"."[..]),
+    });
+    // wasmtime reports the directory's own inode for ".." too.
+    entries.push(DirEntry {
+        ino: own,
+        filetype: FILETYPE_DIRECTORY,
+        name: Box::from(&b".."[..]),
+    });
+    for name in names {
+        let meta = match dir.symlink_metadata(&name) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        entries.push(DirEntry {
+            ino: metadata_hash(&meta),
+            filetype: filetype_of(meta.file_type()),
+            name: name.into_bytes().into_boxed_slice(),
+        });
+    }
+    Ok(DirListing { entries })
+}
+
+/// Copies as much of `src` as fits at `dst[*used..]`; false once `dst` is full.
+fn put_truncated(dst: &mut [u8], used: &mut usize, src: &[u8]) -> bool {
+    let n = src.len().min(dst.len() - *used);
+    dst[*used..*used + n].copy_from_slice(&src[..n]);
+    *used += n;
+    *used < dst.len()
+}
+
+/// Entry `n` of the listing has cookie `n` and `d_next` `n + 1`. Cookie 0 starts
+/// a new listing (rewinddir); other cookies continue the descriptor's snapshot,
+/// so each entry is read and stat-ed once per listing however small the buffer.
 pub fn fd_readdir(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -855,29 +897,35 @@ pub fn fd_readdir(
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
     mem.check(buf, buf_len)?;
-    let dir = ctx.dir(fd)?;
-    let entries = dir_entries(&dir.dir)?;
-    // Fill the buffer with (header, name) pairs, truncating the last one that does
-    // not fit: a full buffer tells the guest to call again with a larger one or
-    // the last complete entry's d_next.
+    let dir = ctx.dir_mut(fd)?;
+    if cookie == 0 {
+        dir.listing = None;
+    }
+    let listing = match &mut dir.listing {
+        Some(listing) => listing,
+        slot @ None => slot.insert(build_listing(&dir.dir, list_names(&dir.dir)?)?),
+    };
+    // Fill the buffer with (header, name) pairs in place, truncating the last one
+    // that does not fit: a full buffer tells the guest to call again with a larger
+    // one or the last complete entry's d_next.
     let start = usize::try_from(cookie).unwrap_or(usize::MAX);
-    let mut out_bytes = Vec::new();
-    let cap = buf_len as usize;
-    for (i, (ino, filetype, name)) in entries.iter().enumerate().skip(start) {
-        let mut header = [0u8; DIRENT_SIZE];
-        header[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        header[8..16].copy_from_slice(&ino.to_le_bytes());
-        header[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
-        header[20] = *filetype;
-        out_bytes.extend_from_slice(&header);
-        out_bytes.extend_from_slice(name);
-        if out_bytes.len() >= cap {
-            out_bytes.truncate(cap);
-            break;
+    let dst = mem.slice_mut(buf, buf_len)?;
+    let mut used = 0;
+    if !dst.is_empty() {
+        for (i, entry) in listing.entries.iter().enumerate().skip(start) {
+            let mut header = [0u8; DIRENT_SIZE];
+            header[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            header[8..16].copy_from_slice(&entry.ino.to_le_bytes());
+            header[16..20].copy_from_slice(&(entry.name.len() as u32).to_le_bytes());
+            header[20] = entry.filetype;
+            if !put_truncated(dst, &mut used, &header)
+                || !put_truncated(dst, &mut used, &entry.name)
+            {
+                break;
+            }
         }
     }
-    mem.write_bytes(buf, &out_bytes)?;
-    mem.write_u32(out, out_bytes.len() as u32)
+    mem.write_u32(out, used as u32)
 }
 
 // ---------------------------------------------------------------- path operations
@@ -1023,11 +1071,7 @@ pub fn path_open(
             FollowSymlinks::Yes => dir.dir.open_dir(&path),
             FollowSymlinks::No => dir.dir.open_dir_nofollow(&path),
         }?;
-        let new_fd = ctx.push(Descriptor::Dir(OpenDir {
-            dir: opened,
-            preopen: None,
-            read,
-        }))?;
+        let new_fd = ctx.push(Descriptor::Dir(OpenDir::new(opened, None, read)))?;
         return mem.write_u32(out, new_fd);
     }
 
@@ -1060,11 +1104,11 @@ pub fn path_open(
     let file = dir.dir.open_with(&path, &opts)?;
     let is_dir = file.metadata()?.is_dir();
     let desc = if is_dir {
-        Descriptor::Dir(OpenDir {
-            dir: cap_std::fs::Dir::from_std_file(file.into_std()),
-            preopen: None,
+        Descriptor::Dir(OpenDir::new(
+            cap_std::fs::Dir::from_std_file(file.into_std()),
+            None,
             read,
-        })
+        ))
     } else {
         Descriptor::File(OpenFile {
             file,
@@ -1177,8 +1221,86 @@ enum Sub {
     /// Always ready: regular files and stdout/stderr. `hangup` marks a file read
     /// at or past its end.
     Ready { eventtype: u8, hangup: bool },
+    /// The only subscription is a relative timer: a plain sleep.
+    Sleep(u64),
 }
 
+/// The clock readings a `poll_oneoff` call converts absolute timeouts with, taken
+/// once so that decoding a subscription twice gives the same deadline.
+struct PollClocks {
+    start: Instant,
+    monotonic: u64,
+    realtime: WasiResult<u64>,
+}
+
+/// Decodes the subscription at `at` (its userdata and what it waits for),
+/// straight from guest memory. `lone`: it is the call's only subscription.
+fn decode_sub(
+    ctx: &WasiCtx,
+    mem: &GuestMemory<'_>,
+    at: u32,
+    clocks: &PollClocks,
+    flavor: Flavor,
+    lone: bool,
+) -> WasiResult<(u64, Sub)> {
+    // Offsets of the clock fields within the union (see `subscription_size`).
+    let clock_base = match flavor {
+        Flavor::Preview1 => 16,
+        Flavor::Unstable => 24,
+    };
+    let userdata = mem.read_u64(at)?;
+    let tag = mem.slice(at + 8, 1)?[0];
+    match tag {
+        0 => {
+            let id = mem.read_u32(at + clock_base)?;
+            let timeout = mem.read_u64(at + clock_base + 8)?;
+            let flags = mem.read_u16(at + clock_base + 24)?;
+            if flags & !SUBCLOCKFLAGS_ABSTIME != 0 {
+                return Err(Errno::INVAL);
+            }
+            let absolute = flags & SUBCLOCKFLAGS_ABSTIME != 0;
+            if lone && !absolute {
+                // A lone relative timer is a plain sleep (whatever the clock id,
+                // as in wasmtime).
+                return Ok((userdata, Sub::Sleep(timeout)));
+            }
+            let wait = match (id, absolute) {
+                (CLOCK_MONOTONIC | CLOCK_REALTIME, false) => timeout,
+                (CLOCK_MONOTONIC, true) => timeout.saturating_sub(clocks.monotonic),
+                (CLOCK_REALTIME, true) => timeout.saturating_sub(clocks.realtime?),
+                _ => return Err(Errno::INVAL),
+            };
+            let deadline = clocks
+                .start
+                .checked_add(Duration::from_nanos(wait))
+                .unwrap_or(clocks.start + Duration::from_secs(u32::MAX as u64));
+            Ok((userdata, Sub::Clock { deadline }))
+        }
+        1 | 2 => {
+            let fd = mem.read_u32(at + 16)?;
+            let sub = match (tag, ctx.get(fd)?) {
+                (1, Descriptor::Stdin { .. }) => Sub::StdinRead,
+                (1, Descriptor::File(f)) => {
+                    let size = f.file.metadata()?.len();
+                    Sub::Ready {
+                        eventtype: EVENTTYPE_FD_READ,
+                        hangup: size <= f.position,
+                    }
+                }
+                (
+                    2,
+                    Descriptor::Stdout { .. } | Descriptor::Stderr { .. } | Descriptor::File(_),
+                ) => Sub::Ready {
+                    eventtype: EVENTTYPE_FD_WRITE,
+                    hangup: false,
+                },
+                _ => return Err(Errno::BADF),
+            };
+            Ok((userdata, sub))
+        }
+        _ => Err(Errno::INVAL),
+    }
+}
 fn write_event(
     mem: &mut GuestMemory<'_>,
     at: u32,
@@ -1196,6 +1318,9 @@ fn write_event(
     mem.write_bytes(at, &rec)
 }
 
+/// Subscriptions are decoded in place, twice (to wait, then to report), rather
+/// than copied: their number is the guest's to choose (up to tens of millions in
+/// a 4 GiB memory) and must not size a host allocation.
 pub fn poll_oneoff(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -1216,81 +1341,32 @@ pub fn poll_oneoff(
         events_ptr,
         nsubs.checked_mul(EVENT_SIZE).ok_or(Errno::FAULT)?,
     )?;
-    // Offsets of the clock fields within the union (see `subscription_size`).
-    let clock_base = match flavor {
-        Flavor::Preview1 => 16,
-        Flavor::Unstable => 24,
+    let clocks = PollClocks {
+        start: Instant::now(),
+        monotonic: monotonic_now(ctx),
+        realtime: realtime_now(),
     };
+    let lone = nsubs == 1;
 
-    let now = Instant::now();
-    let mut subs = Vec::with_capacity(nsubs as usize);
+    // Pass 1: validate every subscription and find how long to wait.
+    let mut any_ready = false;
+    let mut wants_stdin = false;
+    let mut earliest: Option<Instant> = None;
     for i in 0..nsubs {
-        let at = subs_ptr + i * sub_size;
-        let userdata = mem.read_u64(at)?;
-        let tag = mem.slice(at + 8, 1)?[0];
-        let sub = match tag {
-            0 => {
-                let id = mem.read_u32(at + clock_base)?;
-                let timeout = mem.read_u64(at + clock_base + 8)?;
-                let flags = mem.read_u16(at + clock_base + 24)?;
-                if flags & !SUBCLOCKFLAGS_ABSTIME != 0 {
-                    return Err(Errno::INVAL);
-                }
-                let absolute = flags & SUBCLOCKFLAGS_ABSTIME != 0;
-                if nsubs == 1 && !absolute {
-                    // A lone relative timer is a plain sleep (whatever the clock id,
-                    // as in wasmtime).
-                    std::thread::sleep(Duration::from_nanos(timeout));
-                    write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 0, 0)?;
-                    return mem.write_u32(nevents_out, 1);
-                }
-                let wait = match (id, absolute) {
-                    (CLOCK_MONOTONIC | CLOCK_REALTIME, false) => timeout,
-                    (CLOCK_MONOTONIC, true) => timeout.saturating_sub(monotonic_now(ctx)),
-                    (CLOCK_REALTIME, true) => timeout.saturating_sub(realtime_now()?),
-                    _ => return Err(Errno::INVAL),
-                };
-                let deadline = now
-                    .checked_add(Duration::from_nanos(wait))
-                    .unwrap_or(now + Duration::from_secs(u32::MAX as u64));
-                (userdata, Sub::Clock { deadline })
+        match decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)? {
+            (userdata, Sub::Sleep(timeout)) => {
+                std::thread::sleep(Duration::from_nanos(timeout));
+                write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 0, 0)?;
+                return mem.write_u32(nevents_out, 1);
             }
-            1 | 2 => {
-                let fd = mem.read_u32(at + 16)?;
-                let sub = match (tag, ctx.get(fd)?) {
-                    (1, Descriptor::Stdin { .. }) => Sub::StdinRead,
-                    (1, Descriptor::File(f)) => {
-                        let size = f.file.metadata()?.len();
-                        Sub::Ready {
-                            eventtype: EVENTTYPE_FD_READ,
-                            hangup: size <= f.position,
-                        }
-                    }
-                    (
-                        2,
-                        Descriptor::Stdout { .. } | Descriptor::Stderr { .. } | Descriptor::File(_),
-                    ) => Sub::Ready {
-                        eventtype: EVENTTYPE_FD_WRITE,
-                        hangup: false,
-                    },
-                    _ => return Err(Errno::BADF),
-                };
-                (userdata, sub)
+            (_, Sub::Clock { deadline }) => {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
             }
-            _ => return Err(Errno::INVAL),
-        };
-        subs.push(sub);
+            (_, Sub::StdinRead) => wants_stdin = true,
+            (_, Sub::Ready { .. }) => any_ready = true,
+        }
     }
 
-    let any_ready = subs.iter().any(|(_, s)| matches!(s, Sub::Ready { .. }));
-    let earliest = subs
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Sub::Clock { deadline } => Some(*deadline),
-            _ => None,
-        })
-        .min();
-    let wants_stdin = subs.iter().any(|(_, s)| matches!(s, Sub::StdinRead));
     let timeout = if any_ready {
         Some(Duration::ZERO)
     } else {
@@ -1305,22 +1381,25 @@ pub fn poll_oneoff(
         false
     };
 
+    // Pass 2: report the ready ones, in subscription order.
     let after = Instant::now();
     let mut count = 0u32;
-    for (userdata, sub) in &subs {
+    for i in 0..nsubs {
+        let (userdata, sub) = decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)?;
         let event = match sub {
-            Sub::Clock { deadline } if *deadline <= after => Some((EVENTTYPE_CLOCK, 0, 0)),
+            Sub::Clock { deadline } if deadline <= after => Some((EVENTTYPE_CLOCK, 0, 0)),
             Sub::StdinRead if stdin_ready => Some((EVENTTYPE_FD_READ, 1, 0)),
             Sub::Ready { eventtype, hangup } => {
-                Some((*eventtype, 1, if *hangup { EVENTRWFLAGS_HANGUP } else { 0 }))
+                Some((eventtype, 1, if hangup { EVENTRWFLAGS_HANGUP } else { 0 }))
             }
             _ => None,
         };
         if let Some((eventtype, nbytes, flags)) = event {
+            // count <= i < nsubs: inside the events array checked above.
             write_event(
                 mem,
                 events_ptr + count * EVENT_SIZE,
-                *userdata,
+                userdata,
                 eventtype,
                 nbytes,
                 flags,

@@ -735,3 +735,242 @@ fn command_line_errors() {
         assert!(parse(&refs).is_err(), "{args:?} must be refused");
     }
 }
+
+// ---------------------------------------------------------------- hardening (issue 10)
+
+/// Lists `dir` from cookie 0 with `buf_len`-byte buffers (as wasi-libc does),
+/// creating `<root>/big/late` on the host after the first call.
+fn list_all(
+    f: &mut Fixture,
+    dir: u32,
+    buf_len: u32,
+    late: Option<&std::path::Path>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut cookie = 0u64;
+    let mut first = true;
+    loop {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        fd_readdir(&mut f.ctx, &mut mem, dir, BUF, buf_len, cookie, OUT).unwrap();
+        if std::mem::take(&mut first) {
+            if let Some(late) = late {
+                fs::write(late, b"").unwrap();
+            }
+        }
+        let used = f.u32_at(OUT);
+        let entries = parse_dirents(&f.mem[BUF as usize..(BUF + used) as usize]);
+        for (next, name) in &entries {
+            assert_eq!(*next, cookie + 1);
+            cookie = *next;
+            names.push(name.clone());
+        }
+        if used < buf_len {
+            return names;
+        }
+        assert!(!entries.is_empty());
+    }
+}
+
+/// A listing is read and stat-ed once, then served by cookie: a directory of
+/// 100,000 entries listed through a 4 KiB buffer (hundreds of calls) does not
+/// re-read the directory per call (which was quadratic). Structural check: a
+/// file created after the first call stays out of this listing, and a new
+/// listing (cookie 0) shows it.
+#[test]
+fn readdir_reads_a_directory_once_per_listing() {
+    let mut f = fixture();
+    let big = f.root.join("big");
+    fs::create_dir(&big).unwrap();
+    const N: usize = 100_000;
+    for i in 0..N {
+        fs::File::create(big.join(format!("f{i}"))).unwrap();
+    }
+    let dir = f
+        .open("big", 0, OFLAGS_DIRECTORY as u32, READ | RIGHT_FD_READDIR)
+        .unwrap();
+    let late = big.join("late");
+    let names = list_all(&mut f, dir, 4096, Some(&late));
+    assert_eq!(names.len(), N + 2);
+    assert!(
+        !names.iter().any(|n| n == "late"),
+        "listing was rebuilt mid-way"
+    );
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), N + 2, "no entry twice");
+    // rewinddir (cookie 0) starts a fresh listing.
+    let again = list_all(&mut f, dir, 32768, None);
+    assert_eq!(again.len(), N + 3);
+    assert!(again.iter().any(|n| n == "late"));
+}
+
+/// An entry removed between the directory read and its stat is skipped; it does
+/// not fail the listing with ENOENT.
+#[test]
+fn readdir_skips_an_entry_that_vanished_before_its_stat() {
+    let f = fixture();
+    let dir = cap_std::fs::Dir::open_ambient_dir(&f.root, cap_std::ambient_authority()).unwrap();
+    let mut names = super::calls::list_names(&dir).unwrap();
+    names.sort();
+    assert_eq!(names, ["hello.txt", "sub"]);
+    fs::remove_file(f.root.join("hello.txt")).unwrap();
+    let listing = super::calls::build_listing(&dir, names).unwrap();
+    let got: Vec<&[u8]> = listing.entries.iter().map(|e| &*e.name).collect();
+    assert_eq!(got, [&b"."[..], b"..", b"sub"]);
+    assert_eq!(listing.entries[2].filetype, FILETYPE_DIRECTORY);
+}
+
+/// Timestamps are converted as wasmtime 49 does (measured with `wasmtime run` on
+/// tmpfs, files touched to 1900, 2554-07-21T23:34:33 and 2554-07-21T23:34:34):
+/// before the epoch is 0, the last representable second is exact, one past
+/// u64::MAX nanoseconds fails the stat with EOVERFLOW (wasmtime does not
+/// saturate), an unavailable time is 0.
+#[test]
+fn timestamps_convert_as_in_wasmtime() {
+    use super::calls::timestamp;
+    use std::time::{Duration, UNIX_EPOCH};
+    let at = |d: Duration| Ok(cap_std::time::SystemTime::from_std(UNIX_EPOCH + d));
+    let before = Ok(cap_std::time::SystemTime::from_std(
+        UNIX_EPOCH - Duration::from_secs(2_208_988_800),
+    ));
+    assert_eq!(timestamp(before), Ok(0));
+    assert_eq!(timestamp(at(Duration::from_nanos(1))), Ok(1));
+    assert_eq!(
+        timestamp(at(Duration::from_secs(18_446_744_073))),
+        Ok(18_446_744_073_000_000_000)
+    );
+    assert_eq!(timestamp(at(Duration::from_nanos(u64::MAX))), Ok(u64::MAX));
+    assert_eq!(
+        timestamp(at(Duration::from_nanos(u64::MAX) + Duration::from_nanos(1))),
+        Err(Errno::OVERFLOW)
+    );
+    assert_eq!(
+        timestamp(at(Duration::from_secs(18_446_744_074))),
+        Err(Errno::OVERFLOW)
+    );
+    assert_eq!(
+        timestamp(Err(std::io::Error::other("no birth time"))),
+        Ok(0)
+    );
+}
+
+/// The largest single heap allocation made by this thread while `f` runs: a
+/// counting global allocator (this test binary only), per thread so that tests
+/// running in parallel do not disturb each other.
+mod alloc_probe {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LARGEST: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct Probe;
+
+    fn note(size: usize) {
+        // try_with: the slot may already be gone while a thread exits.
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    }
+
+    // SAFETY: every method forwards to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Probe {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note(new_size);
+            // SAFETY: same contract as ours.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Probe = Probe;
+
+    pub fn largest_allocation_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
+        LARGEST.with(|l| l.set(0));
+        let r = f();
+        (LARGEST.with(|l| l.get()), r)
+    }
+}
+
+/// No allocation sized by a guest-chosen count or length: every call below gets
+/// the largest values its memory allows, and the host allocates no more than
+/// a small bound however large they are.
+#[test]
+fn guest_sized_arguments_do_not_size_host_allocations() {
+    use alloc_probe::largest_allocation_in;
+    const MEM: usize = 96 << 20;
+    const BOUND: usize = 256 << 10;
+    let mut f = fixture();
+    let mut big = vec![0u8; MEM];
+    let nsubs = (MEM as u32 / 2) / 48;
+    let events = MEM as u32 / 2;
+    // poll_oneoff: 1M subscriptions, each an fd_write on stdout (ready at once).
+    for i in 0..nsubs as usize {
+        let at = i * 48;
+        big[at..at + 8].copy_from_slice(&(i as u64).to_le_bytes());
+        big[at + 8] = 2; // FD_WRITE
+        big[at + 16..at + 20].copy_from_slice(&1u32.to_le_bytes());
+    }
+    let out = MEM as u32 - 8;
+    let (largest, r) = largest_allocation_in(|| {
+        let mut mem = GuestMemory::new(&mut big);
+        poll_oneoff(
+            &mut f.ctx,
+            &mut mem,
+            0,
+            events,
+            nsubs,
+            out,
+            Flavor::Preview1,
+        )
+    });
+    r.unwrap();
+    assert_eq!(
+        u32::from_le_bytes(big[out as usize..][..4].try_into().unwrap()),
+        nsubs
+    );
+    let last = events as usize + (nsubs as usize - 1) * 32;
+    assert_eq!(
+        u64::from_le_bytes(big[last..last + 8].try_into().unwrap()),
+        nsubs as u64 - 1
+    );
+    assert!(largest < BOUND, "poll_oneoff allocated {largest} bytes");
+
+    // The other calls that take counts and lengths, with the largest ones.
+    big.fill(0);
+    let len = MEM as u32 - 4096;
+    let (largest, _) = largest_allocation_in(|| {
+        let mut mem = GuestMemory::new(&mut big);
+        let ctx = &mut f.ctx;
+        let _ = fd_write(ctx, &mut mem, 1, 0, len / 8, out);
+        let _ = fd_read(ctx, &mut mem, 3, 0, len / 8, out);
+        let _ = fd_pread(ctx, &mut mem, 3, 0, len / 8, 0, out);
+        let _ = fd_pwrite(ctx, &mut mem, 3, 0, len / 8, 0, out);
+        let _ = fd_readdir(ctx, &mut mem, 3, 0, len, 0, out);
+        let _ = random_get(ctx, &mut mem, 0, len);
+        let _ = path_open(ctx, &mut mem, 3, 0, 0, len, 0, READ, READ, 0, out);
+        let _ = path_filestat_get(ctx, &mut mem, 3, 0, 0, len, out, Flavor::Preview1);
+        let _ = path_readlink(ctx, &mut mem, 3, 0, len, 0, len, out);
+        let _ = path_rename(ctx, &mut mem, 3, 0, len, 3, 0, len);
+        let _ = path_symlink(ctx, &mut mem, 0, len, 3, 0, len);
+        let _ = path_link(ctx, &mut mem, 3, 0, 0, len, 3, 0, len);
+        let _ = fd_prestat_dir_name(ctx, &mut mem, 3, 0, len);
+        let _ = args_get(ctx, &mut mem, 0, 4096);
+        let _ = environ_get(ctx, &mut mem, 0, 4096);
+    });
+    assert!(largest < BOUND, "a call allocated {largest} bytes");
+}
