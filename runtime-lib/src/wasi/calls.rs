@@ -16,8 +16,7 @@ use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{
-    DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt,
-    SystemTimeSpec,
+    DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, SystemTimeSpec,
 };
 use cap_std::fs::{FileTypeExt, MetadataExt};
 
@@ -179,7 +178,11 @@ pub fn sched_yield(_ctx: &mut WasiCtx, _mem: &mut GuestMemory<'_>) -> WasiResult
 }
 
 /// wasmtime does not deliver signals to the guest: `ENOTSUP`.
-pub fn proc_raise(_ctx: &mut WasiCtx, _mem: &mut GuestMemory<'_>, _sig: u32) -> WasiResult<()> {
+pub fn proc_raise(_ctx: &mut WasiCtx, _mem: &mut GuestMemory<'_>, sig: u32) -> WasiResult<()> {
+    // `signal` defines 0..=30.
+    if sig > 30 {
+        return Err(Errno::INVAL);
+    }
     Err(Errno::NOTSUP)
 }
 
@@ -196,9 +199,10 @@ pub fn sock_accept(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     fd: u32,
-    _flags: u32,
+    flags: u32,
     _out: u32,
 ) -> WasiResult<()> {
+    check_fdflags(flags)?;
     not_a_socket(ctx, fd)
 }
 
@@ -208,10 +212,14 @@ pub fn sock_recv(
     fd: u32,
     _iovs: u32,
     _iovs_len: u32,
-    _flags: u32,
+    flags: u32,
     _nread: u32,
     _oflags: u32,
 ) -> WasiResult<()> {
+    // riflags: RECV_PEEK | RECV_WAITALL.
+    if flags & !3 != 0 {
+        return Err(Errno::INVAL);
+    }
     not_a_socket(ctx, fd)
 }
 
@@ -221,9 +229,13 @@ pub fn sock_send(
     fd: u32,
     _iovs: u32,
     _iovs_len: u32,
-    _flags: u32,
+    flags: u32,
     _nwritten: u32,
 ) -> WasiResult<()> {
+    // siflags defines no flag.
+    if flags & 0xffff != 0 {
+        return Err(Errno::INVAL);
+    }
     not_a_socket(ctx, fd)
 }
 
@@ -231,9 +243,41 @@ pub fn sock_shutdown(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     fd: u32,
-    _how: u32,
+    how: u32,
 ) -> WasiResult<()> {
+    // sdflags: RD | WR.
+    if how & !3 != 0 {
+        return Err(Errno::INVAL);
+    }
     not_a_socket(ctx, fd)
+}
+
+// ---------------------------------------------------------------- argument checks
+
+// wasmtime decodes flags and enums before a call runs and traps on bits or values
+// the witx type does not define; wasmc answers EINVAL instead (the guest keeps
+// running, as with EFAULT for wild pointers), also before any effect.
+
+fn lookupflags(flags: u32) -> WasiResult<FollowSymlinks> {
+    match flags {
+        0 => Ok(FollowSymlinks::No),
+        LOOKUP_SYMLINK_FOLLOW => Ok(FollowSymlinks::Yes),
+        _ => Err(Errno::INVAL),
+    }
+}
+
+fn check_rights(rights: u64) -> WasiResult<()> {
+    if rights & !RIGHTS_ALL != 0 {
+        return Err(Errno::INVAL);
+    }
+    Ok(())
+}
+
+fn check_fdflags(flags: u32) -> WasiResult<u16> {
+    match u16::try_from(flags) {
+        Ok(f) if f & !FDFLAGS_ALL == 0 => Ok(f),
+        _ => Err(Errno::INVAL),
+    }
 }
 
 // ---------------------------------------------------------------- metadata helpers
@@ -396,7 +440,7 @@ pub fn fd_fdstat_get(
             if !f.write {
                 rights &= !RIGHT_FD_WRITE;
             }
-            let mut flags = f.sync_flags;
+            let mut flags = 0;
             if f.append {
                 flags |= FDFLAGS_APPEND;
             }
@@ -421,9 +465,9 @@ pub fn fd_fdstat_set_flags(
     fd: u32,
     flags: u32,
 ) -> WasiResult<()> {
+    let flags = check_fdflags(flags)?;
     let file = ctx.file_mut(fd)?;
-    let flags = u16::try_from(flags).map_err(|_| Errno::INVAL)?;
-    if flags & !FDFLAGS_ALL != 0 || flags & (FDFLAGS_DSYNC | FDFLAGS_SYNC | FDFLAGS_RSYNC) != 0 {
+    if flags & (FDFLAGS_DSYNC | FDFLAGS_SYNC | FDFLAGS_RSYNC) != 0 {
         return Err(Errno::INVAL);
     }
     file.append = flags & FDFLAGS_APPEND != 0;
@@ -437,9 +481,11 @@ pub fn fd_fdstat_set_rights(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     fd: u32,
-    _base: u64,
-    _inheriting: u64,
+    base: u64,
+    inheriting: u64,
 ) -> WasiResult<()> {
+    check_rights(base)?;
+    check_rights(inheriting)?;
     match ctx.get(fd)? {
         Descriptor::File(_) | Descriptor::Dir(_) => Err(Errno::NOTSUP),
         _ => Err(Errno::BADF),
@@ -577,6 +623,9 @@ pub fn fd_read(
             f.position = f.position.checked_add(n as u64).ok_or(Errno::OVERFLOW)?;
             n
         }
+        // wasmtime's stdin answers a read of nothing (every iovec empty) with
+        // EINTR.
+        Descriptor::Stdin { .. } if len == 0 => return Err(Errno::INTR),
         Descriptor::Stdin { .. } => {
             let buf = mem.slice_mut(ptr, len)?;
             read_stdin(buf)?
@@ -806,8 +855,8 @@ pub fn fd_seek(
     flavor: Flavor,
 ) -> WasiResult<()> {
     mem.check(out, 8)?;
-    let file = ctx.seekable_mut(fd)?;
     let whence = Whence::decode(whence, flavor)?;
+    let file = ctx.seekable_mut(fd)?;
     let pos = match whence {
         Whence::Set => u64::try_from(offset).map_err(|_| Errno::INVAL)?,
         Whence::Cur => file
@@ -968,12 +1017,12 @@ pub fn path_filestat_get(
     flavor: Flavor,
 ) -> WasiResult<()> {
     mem.check(out, filestat_size(flavor))?;
+    let follow = lookupflags(flags)?;
     let dir = ctx.dir(fd)?;
     let path = path_arg(mem, path, path_len)?;
-    let meta = if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
-        dir.dir.metadata(&path)?
-    } else {
-        dir.dir.symlink_metadata(&path)?
+    let meta = match follow {
+        FollowSymlinks::Yes => dir.dir.metadata(&path)?,
+        FollowSymlinks::No => dir.dir.symlink_metadata(&path)?,
     };
     mem.write_bytes(out, &filestat_of(&meta)?.encode(flavor))
 }
@@ -989,14 +1038,14 @@ pub fn path_filestat_set_times(
     mtim: u64,
     fst_flags: u32,
 ) -> WasiResult<()> {
+    let follow = lookupflags(flags)?;
     let (a, m) = new_times(atim, mtim, fst_flags)?;
     let dir = ctx.dir(fd)?;
     let path = path_arg(mem, path, path_len)?;
     let (a, m) = (system_time_spec(&a)?, system_time_spec(&m)?);
-    if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
-        dir.dir.set_times(&path, a, m)?;
-    } else {
-        dir.dir.set_symlink_times(&path, a, m)?;
+    match follow {
+        FollowSymlinks::Yes => dir.dir.set_times(&path, a, m)?,
+        FollowSymlinks::No => dir.dir.set_symlink_times(&path, a, m)?,
     }
     Ok(())
 }
@@ -1012,12 +1061,13 @@ pub fn path_link(
     new_path: u32,
     new_len: u32,
 ) -> WasiResult<()> {
+    let follow = lookupflags(old_flags)?;
     let old_dir = ctx.dir(old_fd)?;
     let new_dir = ctx.dir(new_fd)?;
     let old_path = path_arg(mem, old_path, old_len)?;
     let new_path = path_arg(mem, new_path, new_len)?;
     // wasmtime refuses to follow a symlink source here.
-    if old_flags & LOOKUP_SYMLINK_FOLLOW != 0 {
+    if follow == FollowSymlinks::Yes {
         return Err(Errno::INVAL);
     }
     old_dir.dir.hard_link(&old_path, &new_dir.dir, &new_path)?;
@@ -1033,15 +1083,18 @@ pub fn path_open(
     path_len: u32,
     oflags: u32,
     rights_base: u64,
-    _rights_inheriting: u64,
+    rights_inheriting: u64,
     fdflags: u32,
     out: u32,
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
+    let follow = lookupflags(dirflags)?;
+    check_rights(rights_base)?;
+    check_rights(rights_inheriting)?;
+    let fdflags = check_fdflags(fdflags)?;
     let path = path_arg(mem, path, path_len)?;
     let oflags = u16::try_from(oflags).map_err(|_| Errno::INVAL)?;
-    let fdflags = u16::try_from(fdflags).map_err(|_| Errno::INVAL)?;
-    if oflags & !OFLAGS_ALL != 0 || fdflags & !FDFLAGS_ALL != 0 {
+    if oflags & !OFLAGS_ALL != 0 {
         return Err(Errno::INVAL);
     }
     let dir = match ctx.get(fd)? {
@@ -1049,14 +1102,18 @@ pub fn path_open(
         Descriptor::File(_) => return Err(Errno::NOTDIR),
         _ => return Err(Errno::BADF),
     };
-    let read = rights_base & RIGHT_FD_READ != 0;
-    let write = rights_base & RIGHT_FD_WRITE != 0;
+    // wasmtime does not support the sync flags at open: ENOTSUP, before anything
+    // is created or truncated.
+    if fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
+        return Err(Errno::NOTSUP);
+    }
+    let write_right = rights_base & RIGHT_FD_WRITE != 0;
+    // The host open mode, which is what wasmtime reports back as the descriptor's
+    // FD_READ / FD_WRITE rights: CREAT and TRUNC open for writing, and a
+    // descriptor not opened for writing is opened for reading.
+    let read = rights_base & RIGHT_FD_READ != 0 || !write_right;
+    let write = write_right || oflags & (OFLAGS_CREAT | OFLAGS_TRUNC) != 0;
     let directory = oflags & OFLAGS_DIRECTORY != 0;
-    let follow = if dirflags & LOOKUP_SYMLINK_FOLLOW != 0 {
-        FollowSymlinks::Yes
-    } else {
-        FollowSymlinks::No
-    };
 
     if directory {
         // A directory cannot be created, required new or truncated by path_open;
@@ -1064,6 +1121,17 @@ pub fn path_open(
         // never truncate or create a regular file first.
         if oflags & (OFLAGS_CREAT | OFLAGS_EXCL | OFLAGS_TRUNC) != 0 {
             return Err(Errno::INVAL);
+        }
+        // Without SYMLINK_FOLLOW a symlink is ELOOP as in wasmtime (which opens
+        // with O_NOFOLLOW first; O_DIRECTORY | O_NOFOLLOW says ENOTDIR).
+        if follow == FollowSymlinks::No
+            && !path.ends_with('/')
+            && dir
+                .dir
+                .symlink_metadata(&path)
+                .is_ok_and(|m| m.is_symlink())
+        {
+            return Err(Errno::LOOP);
         }
         // Opened as a directory only (O_DIRECTORY): a regular file, a FIFO or a
         // device is refused by the host with ENOTDIR without being opened.
@@ -1091,14 +1159,9 @@ pub fn path_open(
     if write {
         opts.write(true);
     }
-    // A descriptor not opened for writing is opened for reading, so that the host
-    // accepts the open (as wasmtime does).
-    if read || !write {
+    if read {
         opts.read(true);
     }
-    opts.sync(fdflags & FDFLAGS_SYNC != 0);
-    opts.dsync(fdflags & FDFLAGS_DSYNC != 0);
-    opts.rsync(fdflags & FDFLAGS_RSYNC != 0);
     opts.maybe_dir(true);
 
     let file = dir.dir.open_with(&path, &opts)?;
@@ -1117,7 +1180,6 @@ pub fn path_open(
             nonblock: fdflags & FDFLAGS_NONBLOCK != 0,
             read,
             write,
-            sync_flags: fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC),
         })
     };
     let new_fd = ctx.push(desc)?;
@@ -1176,6 +1238,13 @@ pub fn path_rename(
     let new_dir = ctx.dir(new_fd)?;
     let old_path = path_arg(mem, old_path, old_len)?;
     let new_path = path_arg(mem, new_path, new_len)?;
+    // A trailing slash names a directory: renaming anything else with one is
+    // ENOTDIR (wasmtime), where cap-std would drop the slash and rename.
+    if (old_path.ends_with('/') || new_path.ends_with('/'))
+        && !old_dir.dir.symlink_metadata(&old_path)?.is_dir()
+    {
+        return Err(Errno::NOTDIR);
+    }
     old_dir.dir.rename(&old_path, &new_dir.dir, &new_path)?;
     Ok(())
 }
@@ -1255,13 +1324,14 @@ fn decode_sub(
             let id = mem.read_u32(at + clock_base)?;
             let timeout = mem.read_u64(at + clock_base + 8)?;
             let flags = mem.read_u16(at + clock_base + 24)?;
-            if flags & !SUBCLOCKFLAGS_ABSTIME != 0 {
+            // Not a `clockid` (wasmtime traps), or unknown flags.
+            if id > CLOCK_THREAD_CPUTIME || flags & !SUBCLOCKFLAGS_ABSTIME != 0 {
                 return Err(Errno::INVAL);
             }
             let absolute = flags & SUBCLOCKFLAGS_ABSTIME != 0;
             if lone && !absolute {
-                // A lone relative timer is a plain sleep (whatever the clock id,
-                // as in wasmtime).
+                // A lone relative timer is a plain sleep (on any of the four
+                // clocks, as in wasmtime).
                 return Ok((userdata, Sub::Sleep(timeout)));
             }
             let wait = match (id, absolute) {
@@ -1356,7 +1426,8 @@ pub fn poll_oneoff(
         match decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)? {
             (userdata, Sub::Sleep(timeout)) => {
                 std::thread::sleep(Duration::from_nanos(timeout));
-                write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 0, 0)?;
+                // wasmtime reports nbytes 1 for this event (0 for other clocks).
+                write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 1, 0)?;
                 return mem.write_u32(nevents_out, 1);
             }
             (_, Sub::Clock { deadline }) => {

@@ -36,8 +36,6 @@ pub(crate) struct OpenFile {
     /// Requested with `FD_READ` / `FD_WRITE` rights: what `fd_fdstat_get` reports.
     pub read: bool,
     pub write: bool,
-    /// The sync fdflags given at open (reported back by `fd_fdstat_get`).
-    pub sync_flags: u16,
 }
 
 pub(crate) struct OpenDir {
