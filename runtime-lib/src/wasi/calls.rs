@@ -1139,6 +1139,10 @@ pub fn path_open(
             FollowSymlinks::Yes => dir.dir.open_dir(&path),
             FollowSymlinks::No => dir.dir.open_dir_nofollow(&path),
         }?;
+        // wasmtime opens it for writing as asked, which a directory refuses.
+        if write {
+            return Err(Errno::ISDIR);
+        }
         let new_fd = ctx.push(Descriptor::Dir(OpenDir::new(opened, None, read)))?;
         return mem.write_u32(out, new_fd);
     }
@@ -1224,6 +1228,15 @@ pub fn path_remove_directory(
     Ok(())
 }
 
+/// The directory part of a relative path ("." for a bare name).
+fn parent_of(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((parent, _)) => parent,
+        None => ".",
+    }
+}
+
 pub fn path_rename(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -1239,11 +1252,21 @@ pub fn path_rename(
     let old_path = path_arg(mem, old_path, old_len)?;
     let new_path = path_arg(mem, new_path, new_len)?;
     // A trailing slash names a directory: renaming anything else with one is
-    // ENOTDIR (wasmtime), where cap-std would drop the slash and rename.
-    if (old_path.ends_with('/') || new_path.ends_with('/'))
-        && !old_dir.dir.symlink_metadata(&old_path)?.is_dir()
-    {
-        return Err(Errno::NOTDIR);
+    // ENOTDIR (wasmtime), where cap-std would drop the slash and rename. Checked
+    // after the parents resolve inside the sandbox, so that escapes stay EPERM.
+    if old_path.ends_with('/') || new_path.ends_with('/') {
+        let absolute = old_path.starts_with('/') || new_path.starts_with('/');
+        if !absolute {
+            old_dir.dir.metadata(parent_of(&old_path))?;
+            new_dir.dir.metadata(parent_of(&new_path))?;
+            if old_dir
+                .dir
+                .symlink_metadata(&old_path)
+                .is_ok_and(|m| !m.is_dir())
+            {
+                return Err(Errno::NOTDIR);
+            }
+        }
     }
     old_dir.dir.rename(&old_path, &new_dir.dir, &new_path)?;
     Ok(())
@@ -1283,8 +1306,9 @@ pub fn path_unlink_file(
 // ---------------------------------------------------------------- poll_oneoff
 
 enum Sub {
-    /// A clock that fires at `deadline`.
-    Clock { deadline: Instant },
+    /// A clock that fires at `deadline`; `expired`: an absolute time already
+    /// past when the call was made.
+    Clock { deadline: Instant, expired: bool },
     /// stdin readability (the only host descriptor that can block).
     StdinRead,
     /// Always ready: regular files and stdout/stderr. `hangup` marks a file read
@@ -1344,7 +1368,10 @@ fn decode_sub(
                 .start
                 .checked_add(Duration::from_nanos(wait))
                 .unwrap_or(clocks.start + Duration::from_secs(u32::MAX as u64));
-            Ok((userdata, Sub::Clock { deadline }))
+            // wasmtime turns an absolute realtime into a relative timeout, so only
+            // a past monotonic time is expired at once.
+            let expired = id == CLOCK_MONOTONIC && absolute && timeout < clocks.monotonic;
+            Ok((userdata, Sub::Clock { deadline, expired }))
         }
         1 | 2 => {
             let fd = mem.read_u32(at + 16)?;
@@ -1430,7 +1457,7 @@ pub fn poll_oneoff(
                 write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 1, 0)?;
                 return mem.write_u32(nevents_out, 1);
             }
-            (_, Sub::Clock { deadline }) => {
+            (_, Sub::Clock { deadline, .. }) => {
                 earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
             }
             (_, Sub::StdinRead) => wants_stdin = true,
@@ -1452,14 +1479,21 @@ pub fn poll_oneoff(
         false
     };
 
-    // Pass 2: report the ready ones, in subscription order.
+    // Pass 2: report the ready ones, in subscription order. When a descriptor
+    // was ready at once, wasmtime returns after polling each subscription once:
+    // only timers already past at the call count (its timers round up to the next
+    // millisecond, so even a zero relative timeout is still pending), and stdin
+    // (read by a worker thread) is not yet ready.
     let after = Instant::now();
     let mut count = 0u32;
     for i in 0..nsubs {
         let (userdata, sub) = decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)?;
         let event = match sub {
-            Sub::Clock { deadline } if deadline <= after => Some((EVENTTYPE_CLOCK, 0, 0)),
-            Sub::StdinRead if stdin_ready => Some((EVENTTYPE_FD_READ, 1, 0)),
+            Sub::Clock { expired: true, .. } if any_ready => Some((EVENTTYPE_CLOCK, 0, 0)),
+            Sub::Clock { deadline, .. } if !any_ready && deadline <= after => {
+                Some((EVENTTYPE_CLOCK, 0, 0))
+            }
+            Sub::StdinRead if stdin_ready && !any_ready => Some((EVENTTYPE_FD_READ, 1, 0)),
             Sub::Ready { eventtype, hangup } => {
                 Some((eventtype, 1, if hangup { EVENTRWFLAGS_HANGUP } else { 0 }))
             }
