@@ -752,10 +752,10 @@ fn list_all(
     loop {
         let mut mem = GuestMemory::new(&mut f.mem);
         fd_readdir(&mut f.ctx, &mut mem, dir, BUF, buf_len, cookie, OUT).unwrap();
-        if std::mem::take(&mut first) {
-            if let Some(late) = late {
-                fs::write(late, b"").unwrap();
-            }
+        if std::mem::take(&mut first)
+            && let Some(late) = late
+        {
+            fs::write(late, b"").unwrap();
         }
         let used = f.u32_at(OUT);
         let entries = parse_dirents(&f.mem[BUF as usize..(BUF + used) as usize]);
@@ -973,4 +973,243 @@ fn guest_sized_arguments_do_not_size_host_allocations() {
         let _ = environ_get(ctx, &mut mem, 0, 4096);
     });
     assert!(largest < BOUND, "a call allocated {largest} bytes");
+}
+
+// ---------------------------------------------------------------- found by fuzz/wasi
+
+/// Undefined flag bits and enum values (on which wasmtime traps) are EINVAL
+/// before anything happens: no file created, linked or touched, and EINVAL wins
+/// over a bad descriptor.
+#[test]
+fn undefined_flags_are_einval_before_any_effect() {
+    let mut f = fixture();
+    let creat = OFLAGS_CREAT as u32;
+    // path_open: lookupflags, rights (base and inheriting) and fdflags.
+    let len = f.put(PATH, b"new.txt");
+    for (dirflags, base, inheriting, fdflags) in [
+        (2, READ, READ, 0),
+        (LOOKUP_SYMLINK_FOLLOW | 4, READ, READ, 0),
+        (0, READ | (1 << 30), READ, 0),
+        (0, READ, u64::MAX, 0),
+        (0, READ, READ, 0x20),
+        (0, READ, READ, 0x1_0000),
+    ] {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        let r = path_open(
+            &mut f.ctx, &mut mem, 3, dirflags, PATH, len, creat, base, inheriting, fdflags, OUT,
+        );
+        assert_eq!(
+            r,
+            Err(Errno::INVAL),
+            "{dirflags} {base:x} {inheriting:x} {fdflags:x}"
+        );
+    }
+    assert!(!f.root.join("new.txt").exists());
+    let len = f.put(PATH, b"hello.txt");
+    let len2 = f.put(BUF, b"link.txt");
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let ctx = &mut f.ctx;
+    assert_eq!(
+        path_link(ctx, &mut mem, 3, 2, PATH, len, 3, BUF, len2),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        path_filestat_set_times(ctx, &mut mem, 3, 4, PATH, len, 5, 5, FSTFLAGS_MTIM as u32),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        path_filestat_get(ctx, &mut mem, 3, 2, PATH, len, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    // An undefined whence beats a bad descriptor; flags are checked before the fd.
+    assert_eq!(
+        fd_seek(ctx, &mut mem, 99, 0, 3, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        fd_fdstat_set_flags(ctx, &mut mem, 99, 0x20),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        fd_fdstat_set_rights(ctx, &mut mem, 3, 1 << 40, 0),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(proc_raise(ctx, &mut mem, 31), Err(Errno::INVAL));
+    assert_eq!(proc_raise(ctx, &mut mem, 15), Err(Errno::NOTSUP));
+    assert_eq!(sock_shutdown(ctx, &mut mem, 3, 4), Err(Errno::INVAL));
+    assert_eq!(sock_shutdown(ctx, &mut mem, 3, 3), Err(Errno::NOTSOCK));
+    assert_eq!(sock_send(ctx, &mut mem, 3, 0, 0, 1, OUT), Err(Errno::INVAL));
+    assert_eq!(
+        sock_recv(ctx, &mut mem, 3, 0, 0, 4, OUT, OUT),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(sock_accept(ctx, &mut mem, 3, 0x20, OUT), Err(Errno::INVAL));
+    assert!(!f.root.join("link.txt").exists());
+    let mtime = fs::metadata(f.root.join("hello.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_ne!(
+        mtime,
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(5)
+    );
+}
+
+/// wasmtime refuses the sync fdflags at open with ENOTSUP; wasmc created the file
+/// (with O_SYNC) and opened it.
+#[test]
+fn path_open_sync_flags_are_enotsup_and_create_nothing() {
+    let mut f = fixture();
+    let len = f.put(PATH, b"new.txt");
+    for sync in [FDFLAGS_SYNC, FDFLAGS_DSYNC, FDFLAGS_RSYNC] {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        let r = path_open(
+            &mut f.ctx,
+            &mut mem,
+            3,
+            0,
+            PATH,
+            len,
+            (OFLAGS_CREAT | OFLAGS_TRUNC) as u32,
+            RW,
+            RW,
+            sync as u32,
+            OUT,
+        );
+        assert_eq!(r, Err(Errno::NOTSUP));
+    }
+    assert!(!f.root.join("new.txt").exists());
+    // A bad directory descriptor is still EBADF first.
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let r = path_open(&mut f.ctx, &mut mem, 99, 0, PATH, len, 0, RW, RW, 0x10, OUT);
+    assert_eq!(r, Err(Errno::BADF));
+}
+
+/// FD_READ / FD_WRITE in fd_fdstat_get follow the host open mode, as wasmtime:
+/// CREAT or TRUNC open for writing, and no FD_WRITE right opens for reading.
+#[test]
+fn fdstat_rights_follow_the_open_mode() {
+    let mut f = fixture();
+    let rights_of = |f: &mut Fixture, fd: u32| {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        fd_fdstat_get(&mut f.ctx, &mut mem, fd, OUT).unwrap();
+        f.u64_at(OUT + 8)
+    };
+    let fd = f.open("created", 0, OFLAGS_CREAT as u32, 0).unwrap();
+    let r = rights_of(&mut f, fd);
+    assert_eq!(
+        r & (RIGHT_FD_READ | RIGHT_FD_WRITE),
+        RIGHT_FD_READ | RIGHT_FD_WRITE
+    );
+    let fd = f.open("hello.txt", 0, 0, RIGHT_FD_WRITE).unwrap();
+    let r = rights_of(&mut f, fd);
+    assert_eq!(r & (RIGHT_FD_READ | RIGHT_FD_WRITE), RIGHT_FD_WRITE);
+    let fd = f.open("hello.txt", 0, 0, 0).unwrap();
+    let r = rights_of(&mut f, fd);
+    assert_eq!(r & (RIGHT_FD_READ | RIGHT_FD_WRITE), RIGHT_FD_READ);
+}
+
+/// DIRECTORY without SYMLINK_FOLLOW on a symlink is ELOOP (wasmtime), and a
+/// directory asked for FD_WRITE is EISDIR.
+#[test]
+fn path_open_directory_symlink_and_write() {
+    let mut f = fixture();
+    let dir = OFLAGS_DIRECTORY as u32;
+    std::os::unix::fs::symlink("sub", f.root.join("ldir")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", f.root.join("lfile")).unwrap();
+    assert_eq!(f.open("ldir", 0, dir, READ), Err(Errno::LOOP));
+    assert_eq!(f.open("lfile", 0, dir, READ), Err(Errno::LOOP));
+    assert!(f.open("ldir", LOOKUP_SYMLINK_FOLLOW, dir, READ).is_ok());
+    assert_eq!(f.open("sub", 0, dir, RIGHT_FD_WRITE), Err(Errno::ISDIR));
+    assert_eq!(f.open("sub", 0, dir, RW), Err(Errno::ISDIR));
+}
+
+fn rename(f: &mut Fixture, from: &str, to: &str) -> WasiResult<()> {
+    let a = f.put(PATH, from.as_bytes());
+    let b = f.put(BUF, to.as_bytes());
+    let mut mem = GuestMemory::new(&mut f.mem);
+    path_rename(&mut f.ctx, &mut mem, 3, PATH, a, 3, BUF, b)
+}
+
+/// A trailing slash names a directory: renaming a file with one is ENOTDIR and
+/// moves nothing (cap-std dropped the slash and renamed); escapes stay EPERM.
+#[test]
+fn rename_with_a_trailing_slash_needs_a_directory() {
+    let mut f = fixture();
+    assert_eq!(rename(&mut f, "hello.txt", "moved/"), Err(Errno::NOTDIR));
+    assert_eq!(rename(&mut f, "hello.txt/", "moved"), Err(Errno::NOTDIR));
+    assert_eq!(rename(&mut f, "hello.txt", "sub/"), Err(Errno::NOTDIR));
+    assert!(f.root.join("hello.txt").exists());
+    assert_eq!(rename(&mut f, "hello.txt", "/"), Err(Errno::PERM));
+    assert_eq!(rename(&mut f, "hello.txt", "../x/"), Err(Errno::PERM));
+    assert_eq!(rename(&mut f, "missing/", "x"), Err(Errno::NOENT));
+    fs::create_dir(f.root.join("d")).unwrap();
+    assert_eq!(rename(&mut f, "d/", "e/"), Ok(()));
+    assert!(f.root.join("e").is_dir());
+}
+
+fn put_sub(mem: &mut [u8], at: usize, userdata: u64, tag: u8, a: u32, timeout: u64, flags: u16) {
+    mem[at..at + 48].fill(0);
+    mem[at..at + 8].copy_from_slice(&userdata.to_le_bytes());
+    mem[at + 8] = tag;
+    mem[at + 16..at + 20].copy_from_slice(&a.to_le_bytes());
+    mem[at + 24..at + 32].copy_from_slice(&timeout.to_le_bytes());
+    mem[at + 40..at + 42].copy_from_slice(&flags.to_le_bytes());
+}
+
+/// poll_oneoff as wasmtime run 49: a lone relative timer reports nbytes 1; an
+/// undefined clock id is EINVAL even then; with a descriptor ready at once, only
+/// timers already past at the call are reported with it (a zero relative timeout
+/// is not yet).
+#[test]
+fn poll_oneoff_reports_what_wasmtime_does() {
+    let mut f = fixture();
+    let subs = BUF as usize;
+    let events = BUF + 1024;
+    put_sub(&mut f.mem, subs, 42, 0, CLOCK_MONOTONIC, 1000, 0);
+    let mut mem = GuestMemory::new(&mut f.mem);
+    poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 1, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(f.u32_at(OUT), 1);
+    assert_eq!(f.u64_at(events), 42);
+    assert_eq!(f.u64_at(events + 16), 1, "nbytes");
+    put_sub(&mut f.mem, subs, 42, 0, 9, 1000, 0);
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 1, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    // [relative 0 on realtime, stdout writable, absolute monotonic 0 (past)].
+    put_sub(&mut f.mem, subs, 1, 0, CLOCK_REALTIME, 0, 0);
+    put_sub(&mut f.mem, subs + 48, 2, 2, 1, 0, 0);
+    put_sub(
+        &mut f.mem,
+        subs + 96,
+        3,
+        0,
+        CLOCK_MONOTONIC,
+        0,
+        SUBCLOCKFLAGS_ABSTIME,
+    );
+    let mut mem = GuestMemory::new(&mut f.mem);
+    poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 3, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(f.u32_at(OUT), 2);
+    assert_eq!(f.u64_at(events), 2);
+    assert_eq!(f.u64_at(events + 32), 3);
+}
+
+/// wasmtime's stdin answers a read into empty buffers with EINTR.
+#[test]
+fn empty_read_of_stdin_is_eintr() {
+    let mut f = fixture();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 0).unwrap();
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, 0, BUF, 1, OUT),
+        Err(Errno::INTR)
+    );
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, 0, BUF, 0, OUT),
+        Err(Errno::INTR)
+    );
 }
