@@ -10,6 +10,7 @@ APT_PACKAGES=(
   qemu-user                                       # run aarch64 executables
   musl-tools                                      # x86_64 static (musl) linking
   file binutils
+  python3                                         # fuzz/wasi replay (tests/wasi.rs)
 )
 RUST_TARGETS=(wasm32-wasip1 aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
