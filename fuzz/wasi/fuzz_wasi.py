@@ -315,11 +315,34 @@ class Gen:
         r = self.r
         n = r.choice([1, 1, 2, 3])
         raw = b""
+        # With several subscriptions, clocks are either long past (absolute
+        # monotonic 0: ready at once in both) or far away (10 s), and one
+        # subscription is always ready at once: whether wasmtime reports a short
+        # timer along with a ready descriptor depends on its timer's millisecond
+        # tick (a race, see README.md). A lone timer may be short.
+        ready = r.randrange(n)
         for i in range(n):
             kind = r.choice(["clock", "clock", "read", "write"])
             sub = bytearray(48)
             sub[0:8] = (1000 + i).to_bytes(8, "little")
-            if kind == "clock":
+            if n > 1 and i == ready:
+                kind = r.choice(["past", "stdout"])
+            if kind == "past":
+                sub[8] = 0
+                sub[16:20] = (1).to_bytes(4, "little")
+                sub[40:42] = (1).to_bytes(2, "little")
+            elif kind == "stdout":
+                sub[8] = 2
+                sub[16:20] = (1).to_bytes(4, "little")
+            elif kind == "clock" and n > 1:
+                sub[8] = 0
+                sub[16:20] = r.choice([0, 1]).to_bytes(4, "little")
+                past = r.random() < 0.5
+                sub[24:32] = (0 if past else 10**10).to_bytes(8, "little")
+                sub[40:42] = (1 if past else 0).to_bytes(2, "little")
+                if past:
+                    sub[16:20] = (1).to_bytes(4, "little")
+            elif kind == "clock":
                 sub[8] = 0
                 sub[16:20] = r.choice([0, 1, 2]).to_bytes(4, "little")
                 timeout = r.choice([0, 0, 1000])

@@ -1159,8 +1159,8 @@ fn put_sub(mem: &mut [u8], at: usize, userdata: u64, tag: u8, a: u32, timeout: u
 
 /// poll_oneoff as wasmtime run 49: a lone relative timer reports nbytes 1; an
 /// undefined clock id is EINVAL even then; with a descriptor ready at once, only
-/// timers already past at the call are reported with it (a zero relative timeout
-/// is not yet).
+/// descriptors are reported (not a zero relative timeout, not even a time long
+/// past); with clocks only, the past ones are.
 #[test]
 fn poll_oneoff_reports_what_wasmtime_does() {
     let mut f = fixture();
@@ -1192,9 +1192,31 @@ fn poll_oneoff_reports_what_wasmtime_does() {
     );
     let mut mem = GuestMemory::new(&mut f.mem);
     poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 3, OUT, Flavor::Preview1).unwrap();
-    assert_eq!(f.u32_at(OUT), 2);
+    assert_eq!(f.u32_at(OUT), 1);
     assert_eq!(f.u64_at(events), 2);
-    assert_eq!(f.u64_at(events + 32), 3);
+    // [absolute monotonic 0 (past), relative 10 s]: the past one.
+    put_sub(
+        &mut f.mem,
+        subs,
+        3,
+        0,
+        CLOCK_MONOTONIC,
+        0,
+        SUBCLOCKFLAGS_ABSTIME,
+    );
+    put_sub(
+        &mut f.mem,
+        subs + 48,
+        4,
+        0,
+        CLOCK_MONOTONIC,
+        10_000_000_000,
+        0,
+    );
+    let mut mem = GuestMemory::new(&mut f.mem);
+    poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 2, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(f.u32_at(OUT), 1);
+    assert_eq!(f.u64_at(events), 3);
 }
 
 /// wasmtime's stdin answers a read into empty buffers with EINTR.
