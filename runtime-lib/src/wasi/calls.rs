@@ -743,6 +743,9 @@ fn write_impl(
     let (ptr, len) = mem.first_nonempty_iovec(iovs, iovs_len)?;
     let data = mem.slice(ptr, len)?;
     match ctx.get_mut(fd)? {
+        // Refused even for an empty write, which the host would accept (wasmtime
+        // checks the descriptor first).
+        Descriptor::File(f) if !f.write => return Err(Errno::BADF),
         Descriptor::File(f) => {
             // Linux pwrite semantics: the offset is ignored in append mode.
             let pos = write_file_all(&f.file, data, f.append, at.unwrap_or(f.position))?;
@@ -1255,8 +1258,16 @@ pub fn path_rename(
     // ENOTDIR (wasmtime), where cap-std would drop the slash and rename. Checked
     // after the parents resolve inside the sandbox, so that escapes stay EPERM.
     if old_path.ends_with('/') || new_path.ends_with('/') {
-        let absolute = old_path.starts_with('/') || new_path.starts_with('/');
-        if !absolute {
+        // Absolute paths and a last component that is empty, "." or ".." are left
+        // to cap-std (EPERM, ENOENT...), as wasmtime answers those first.
+        let plain = |p: &str| {
+            !p.starts_with('/')
+                && !matches!(
+                    p.trim_end_matches('/').rsplit('/').next(),
+                    Some("" | "." | "..")
+                )
+        };
+        if plain(&old_path) && plain(&new_path) {
             old_dir.dir.metadata(parent_of(&old_path))?;
             new_dir.dir.metadata(parent_of(&new_path))?;
             if old_dir

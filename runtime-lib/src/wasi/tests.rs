@@ -1143,6 +1143,8 @@ fn rename_with_a_trailing_slash_needs_a_directory() {
     assert_eq!(rename(&mut f, "hello.txt", "/"), Err(Errno::PERM));
     assert_eq!(rename(&mut f, "hello.txt", "../x/"), Err(Errno::PERM));
     assert_eq!(rename(&mut f, "missing/", "x"), Err(Errno::NOENT));
+    assert_eq!(rename(&mut f, "hello.txt/", ""), Err(Errno::NOENT));
+    assert_eq!(rename(&mut f, "hello.txt/", ".."), Err(Errno::PERM));
     fs::create_dir(f.root.join("d")).unwrap();
     assert_eq!(rename(&mut f, "d/", "e/"), Ok(()));
     assert!(f.root.join("e").is_dir());
@@ -1217,6 +1219,27 @@ fn poll_oneoff_reports_what_wasmtime_does() {
     poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 2, OUT, Flavor::Preview1).unwrap();
     assert_eq!(f.u32_at(OUT), 1);
     assert_eq!(f.u64_at(events), 3);
+}
+
+/// A read-only file refuses even an empty write (the host would accept it).
+#[test]
+fn empty_write_to_a_read_only_file_is_ebadf() {
+    let mut f = fixture();
+    let fd = f.open("hello.txt", 0, 0, READ).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 0).unwrap();
+    assert_eq!(
+        fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT),
+        Err(Errno::BADF)
+    );
+    assert_eq!(
+        fd_pwrite(&mut f.ctx, &mut mem, fd, BUF, 1, 0, OUT),
+        Err(Errno::BADF)
+    );
+    let fd = f.open("hello.txt", 0, 0, RW).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT), Ok(()));
 }
 
 /// wasmtime's stdin answers a read into empty buffers with EINTR.
