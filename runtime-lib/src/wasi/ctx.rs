@@ -33,7 +33,8 @@ pub(crate) struct OpenFile {
     pub position: u64,
     pub append: bool,
     pub nonblock: bool,
-    /// Requested with `FD_READ` / `FD_WRITE` rights: what `fd_fdstat_get` reports.
+    /// The host open mode (from the rights and CREAT/TRUNC, as wasmtime): what
+    /// `fd_fdstat_get` reports as FD_READ / FD_WRITE; writes need `write`.
     pub read: bool,
     pub write: bool,
 }
