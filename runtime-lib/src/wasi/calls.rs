@@ -599,7 +599,14 @@ pub fn fd_filestat_set_times(
     };
     match ctx.get(fd)? {
         Descriptor::File(f) => rustix::fs::futimens(&f.file, &times)?,
-        Descriptor::Dir(d) => rustix::fs::futimens(&d.dir, &times)?,
+        // cap-std holds directories as O_PATH descriptors, which futimens
+        // refuses (EBADF). wasmtime's preopens are O_PATH too (EBADF, kept), but
+        // the directories it opens later are not: "." relative to the directory
+        // is the directory.
+        Descriptor::Dir(d) if d.preopen.is_some() => rustix::fs::futimens(&d.dir, &times)?,
+        Descriptor::Dir(d) => {
+            rustix::fs::utimensat(&d.dir, ".", &times, rustix::fs::AtFlags::empty())?
+        }
         _ => return Err(Errno::BADF),
     }
     Ok(())
@@ -1260,8 +1267,11 @@ pub fn path_rename(
     if old_path.ends_with('/') || new_path.ends_with('/') {
         // Absolute paths and a last component that is empty, "." or ".." are left
         // to cap-std (EPERM, ENOENT...), as wasmtime answers those first.
+        // So are over-long names (ENAMETOOLONG).
         let plain = |p: &str| {
             !p.starts_with('/')
+                && p.len() < 4096
+                && p.split('/').all(|c| c.len() <= 255)
                 && !matches!(
                     p.trim_end_matches('/').rsplit('/').next(),
                     Some("" | "." | "..")

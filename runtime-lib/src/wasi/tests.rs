@@ -1145,6 +1145,8 @@ fn rename_with_a_trailing_slash_needs_a_directory() {
     assert_eq!(rename(&mut f, "missing/", "x"), Err(Errno::NOENT));
     assert_eq!(rename(&mut f, "hello.txt/", ""), Err(Errno::NOENT));
     assert_eq!(rename(&mut f, "hello.txt/", ".."), Err(Errno::PERM));
+    let long = "x".repeat(300);
+    assert_eq!(rename(&mut f, "hello.txt/", &long), Err(Errno::NAMETOOLONG));
     fs::create_dir(f.root.join("d")).unwrap();
     assert_eq!(rename(&mut f, "d/", "e/"), Ok(()));
     assert!(f.root.join("e").is_dir());
@@ -1219,6 +1221,28 @@ fn poll_oneoff_reports_what_wasmtime_does() {
     poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 2, OUT, Flavor::Preview1).unwrap();
     assert_eq!(f.u32_at(OUT), 1);
     assert_eq!(f.u64_at(events), 3);
+}
+
+/// fd_filestat_set_times works on directories the guest opened (cap-std's are
+/// O_PATH, which futimens refuses with EBADF); on a preopen it is EBADF, as in
+/// wasmtime 49 (whose preopens are O_PATH too).
+#[test]
+fn set_times_on_a_directory_descriptor() {
+    let mut f = fixture();
+    let dir = f
+        .open("sub", 0, OFLAGS_DIRECTORY as u32, READ | RIGHT_FD_READDIR)
+        .unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let flags = (FSTFLAGS_ATIM | FSTFLAGS_MTIM) as u32;
+    let (a, m) = (5_000_000_007, 6_000_000_009);
+    fd_filestat_set_times(&mut f.ctx, &mut mem, dir, a, m, flags).unwrap();
+    fd_filestat_get(&mut f.ctx, &mut mem, dir, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(mem.read_u64(OUT + 40).unwrap(), a);
+    assert_eq!(mem.read_u64(OUT + 48).unwrap(), m);
+    assert_eq!(
+        fd_filestat_set_times(&mut f.ctx, &mut mem, 3, a, m, flags),
+        Err(Errno::BADF)
+    );
 }
 
 /// A read-only file refuses even an empty write (the host would accept it).
