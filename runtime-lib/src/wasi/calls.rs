@@ -1267,9 +1267,10 @@ pub fn path_rename(
     if old_path.ends_with('/') || new_path.ends_with('/') {
         // Absolute paths and a last component that is empty, "." or ".." are left
         // to cap-std (EPERM, ENOENT...), as wasmtime answers those first.
-        // So are over-long names (ENAMETOOLONG).
+        // So are over-long names (ENAMETOOLONG) and NUL bytes (EINVAL).
         let plain = |p: &str| {
             !p.starts_with('/')
+                && !p.contains('\0')
                 && p.len() < 4096
                 && p.split('/').all(|c| c.len() <= 255)
                 && !matches!(

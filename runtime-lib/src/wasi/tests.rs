@@ -1147,6 +1147,7 @@ fn rename_with_a_trailing_slash_needs_a_directory() {
     assert_eq!(rename(&mut f, "hello.txt/", ".."), Err(Errno::PERM));
     let long = "x".repeat(300);
     assert_eq!(rename(&mut f, "hello.txt/", &long), Err(Errno::NAMETOOLONG));
+    assert_eq!(rename(&mut f, "hello.txt/", "a\0b"), Err(Errno::INVAL));
     fs::create_dir(f.root.join("d")).unwrap();
     assert_eq!(rename(&mut f, "d/", "e/"), Ok(()));
     assert!(f.root.join("e").is_dir());
