@@ -11,6 +11,7 @@ APT_PACKAGES=(
   musl-tools                                      # x86_64 static (musl) linking
   skopeo umoci                                    # check OCI image archives (--emit oci)
   file binutils
+  python3                                         # fuzz/wasi replay (tests/wasi.rs)
 )
 RUST_TARGETS=(wasm32-wasip1 aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 

@@ -226,3 +226,34 @@ fn environment_comes_only_from_env_options() {
         output.describe()
     );
 }
+
+// ---------------------------------------------------------------- differential fuzzing
+
+/// The WASI differential fuzzer's fixed seeds (fuzz/wasi/, README there): scripts
+/// of raw preview1 calls with hostile arguments, replayed through the fuzzer's
+/// guest compiled by wasmc and compared with wasmtime 49's recorded results
+/// (`fixtures/wasi-fuzz/expected.json`: every errno, output record, byte read,
+/// and the final directory trees). Needs python3, not wasmtime.
+#[test]
+fn wasi_fuzz_recorded_seeds() {
+    let scratch = Scratch::new();
+    let exe = compile_fixture("wasi-fuzz/interp.wasm", &scratch);
+    let root = common::fixtures_dir().join("..");
+    let output = run_command(
+        Command::new("python3")
+            .arg(root.join("fuzz/wasi/fuzz_wasi.py"))
+            .arg("check")
+            .arg("--wasmc-exe")
+            .arg(&exe)
+            .arg("--expected")
+            .arg(common::fixture("wasi-fuzz/expected.json"))
+            .current_dir(scratch.path()),
+        Duration::from_secs(300),
+    );
+    output.assert_code(0);
+    assert!(
+        output.stdout_text().contains(" 0 findings"),
+        "{}",
+        output.describe()
+    );
+}

@@ -16,12 +16,11 @@ use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{
-    DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt,
-    SystemTimeSpec,
+    DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, SystemTimeSpec,
 };
 use cap_std::fs::{FileTypeExt, MetadataExt};
 
-use super::ctx::{Descriptor, OpenDir, OpenFile, WasiCtx};
+use super::ctx::{Descriptor, DirEntry, DirListing, OpenDir, OpenFile, WasiCtx};
 use super::memory::GuestMemory;
 use super::types::*;
 
@@ -179,7 +178,11 @@ pub fn sched_yield(_ctx: &mut WasiCtx, _mem: &mut GuestMemory<'_>) -> WasiResult
 }
 
 /// wasmtime does not deliver signals to the guest: `ENOTSUP`.
-pub fn proc_raise(_ctx: &mut WasiCtx, _mem: &mut GuestMemory<'_>, _sig: u32) -> WasiResult<()> {
+pub fn proc_raise(_ctx: &mut WasiCtx, _mem: &mut GuestMemory<'_>, sig: u32) -> WasiResult<()> {
+    // `signal` defines 0..=30.
+    if sig > 30 {
+        return Err(Errno::INVAL);
+    }
     Err(Errno::NOTSUP)
 }
 
@@ -196,9 +199,10 @@ pub fn sock_accept(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     fd: u32,
-    _flags: u32,
+    flags: u32,
     _out: u32,
 ) -> WasiResult<()> {
+    check_fdflags(flags)?;
     not_a_socket(ctx, fd)
 }
 
@@ -208,10 +212,14 @@ pub fn sock_recv(
     fd: u32,
     _iovs: u32,
     _iovs_len: u32,
-    _flags: u32,
+    flags: u32,
     _nread: u32,
     _oflags: u32,
 ) -> WasiResult<()> {
+    // riflags: RECV_PEEK | RECV_WAITALL.
+    if flags & !3 != 0 {
+        return Err(Errno::INVAL);
+    }
     not_a_socket(ctx, fd)
 }
 
@@ -221,9 +229,13 @@ pub fn sock_send(
     fd: u32,
     _iovs: u32,
     _iovs_len: u32,
-    _flags: u32,
+    flags: u32,
     _nwritten: u32,
 ) -> WasiResult<()> {
+    // siflags defines no flag.
+    if flags & 0xffff != 0 {
+        return Err(Errno::INVAL);
+    }
     not_a_socket(ctx, fd)
 }
 
@@ -231,9 +243,41 @@ pub fn sock_shutdown(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     fd: u32,
-    _how: u32,
+    how: u32,
 ) -> WasiResult<()> {
+    // sdflags: RD | WR.
+    if how & !3 != 0 {
+        return Err(Errno::INVAL);
+    }
     not_a_socket(ctx, fd)
+}
+
+// ---------------------------------------------------------------- argument checks
+
+// wasmtime decodes flags and enums before a call runs and traps on bits or values
+// the witx type does not define; wasmc answers EINVAL instead (the guest keeps
+// running, as with EFAULT for wild pointers), also before any effect.
+
+fn lookupflags(flags: u32) -> WasiResult<FollowSymlinks> {
+    match flags {
+        0 => Ok(FollowSymlinks::No),
+        LOOKUP_SYMLINK_FOLLOW => Ok(FollowSymlinks::Yes),
+        _ => Err(Errno::INVAL),
+    }
+}
+
+fn check_rights(rights: u64) -> WasiResult<()> {
+    if rights & !RIGHTS_ALL != 0 {
+        return Err(Errno::INVAL);
+    }
+    Ok(())
+}
+
+fn check_fdflags(flags: u32) -> WasiResult<u16> {
+    match u16::try_from(flags) {
+        Ok(f) if f & !FDFLAGS_ALL == 0 => Ok(f),
+        _ => Err(Errno::INVAL),
+    }
 }
 
 // ---------------------------------------------------------------- metadata helpers
@@ -268,7 +312,11 @@ fn metadata_hash(meta: &cap_std::fs::Metadata) -> u64 {
     hasher.finish()
 }
 
-fn timestamp(t: io::Result<cap_std::time::SystemTime>) -> WasiResult<u64> {
+/// Nanoseconds since the epoch, as wasmtime 49 reports them (measured on tmpfs,
+/// which stores 64-bit seconds): 0 for a time before the epoch or one the host
+/// cannot give, `EOVERFLOW` past 2554-07-21T23:34:33.709551615Z (u64::MAX ns), so
+/// that the whole stat fails as in wasmtime rather than reporting a wrong time.
+pub(crate) fn timestamp(t: io::Result<cap_std::time::SystemTime>) -> WasiResult<u64> {
     match t {
         Ok(t) => match t.into_std().duration_since(UNIX_EPOCH) {
             Ok(d) => u64::try_from(d.as_nanos()).map_err(|_| Errno::OVERFLOW),
@@ -392,7 +440,7 @@ pub fn fd_fdstat_get(
             if !f.write {
                 rights &= !RIGHT_FD_WRITE;
             }
-            let mut flags = f.sync_flags;
+            let mut flags = 0;
             if f.append {
                 flags |= FDFLAGS_APPEND;
             }
@@ -417,9 +465,9 @@ pub fn fd_fdstat_set_flags(
     fd: u32,
     flags: u32,
 ) -> WasiResult<()> {
+    let flags = check_fdflags(flags)?;
     let file = ctx.file_mut(fd)?;
-    let flags = u16::try_from(flags).map_err(|_| Errno::INVAL)?;
-    if flags & !FDFLAGS_ALL != 0 || flags & (FDFLAGS_DSYNC | FDFLAGS_SYNC | FDFLAGS_RSYNC) != 0 {
+    if flags & (FDFLAGS_DSYNC | FDFLAGS_SYNC | FDFLAGS_RSYNC) != 0 {
         return Err(Errno::INVAL);
     }
     file.append = flags & FDFLAGS_APPEND != 0;
@@ -433,9 +481,11 @@ pub fn fd_fdstat_set_rights(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
     fd: u32,
-    _base: u64,
-    _inheriting: u64,
+    base: u64,
+    inheriting: u64,
 ) -> WasiResult<()> {
+    check_rights(base)?;
+    check_rights(inheriting)?;
     match ctx.get(fd)? {
         Descriptor::File(_) | Descriptor::Dir(_) => Err(Errno::NOTSUP),
         _ => Err(Errno::BADF),
@@ -549,7 +599,14 @@ pub fn fd_filestat_set_times(
     };
     match ctx.get(fd)? {
         Descriptor::File(f) => rustix::fs::futimens(&f.file, &times)?,
-        Descriptor::Dir(d) => rustix::fs::futimens(&d.dir, &times)?,
+        // cap-std holds directories as O_PATH descriptors, which futimens
+        // refuses (EBADF). wasmtime's preopens are O_PATH too (EBADF, kept), but
+        // the directories it opens later are not: "." relative to the directory
+        // is the directory.
+        Descriptor::Dir(d) if d.preopen.is_some() => rustix::fs::futimens(&d.dir, &times)?,
+        Descriptor::Dir(d) => {
+            rustix::fs::utimensat(&d.dir, ".", &times, rustix::fs::AtFlags::empty())?
+        }
         _ => return Err(Errno::BADF),
     }
     Ok(())
@@ -573,6 +630,9 @@ pub fn fd_read(
             f.position = f.position.checked_add(n as u64).ok_or(Errno::OVERFLOW)?;
             n
         }
+        // wasmtime's stdin answers a read of nothing (every iovec empty) with
+        // EINTR.
+        Descriptor::Stdin { .. } if len == 0 => return Err(Errno::INTR),
         Descriptor::Stdin { .. } => {
             let buf = mem.slice_mut(ptr, len)?;
             read_stdin(buf)?
@@ -690,6 +750,9 @@ fn write_impl(
     let (ptr, len) = mem.first_nonempty_iovec(iovs, iovs_len)?;
     let data = mem.slice(ptr, len)?;
     match ctx.get_mut(fd)? {
+        // Refused even for an empty write, which the host would accept (wasmtime
+        // checks the descriptor first).
+        Descriptor::File(f) if !f.write => return Err(Errno::BADF),
         Descriptor::File(f) => {
             // Linux pwrite semantics: the offset is ignored in append mode.
             let pos = write_file_all(&f.file, data, f.append, at.unwrap_or(f.position))?;
@@ -802,8 +865,8 @@ pub fn fd_seek(
     flavor: Flavor,
 ) -> WasiResult<()> {
     mem.check(out, 8)?;
-    let file = ctx.seekable_mut(fd)?;
     let whence = Whence::decode(whence, flavor)?;
+    let file = ctx.seekable_mut(fd)?;
     let pos = match whence {
         Whence::Set => u64::try_from(offset).map_err(|_| Errno::INVAL)?,
         Whence::Cur => file
@@ -825,25 +888,63 @@ pub fn fd_tell(ctx: &mut WasiCtx, mem: &mut GuestMemory<'_>, fd: u32, out: u32) 
     mem.write_u64(out, pos)
 }
 
-/// Directory entries as the guest sees them: ".", "..", then the host's entries in
-/// the host's order. Cookie `n` means "start at entry n"; `d_next` of entry n is n+1.
-fn dir_entries(dir: &cap_std::fs::Dir) -> WasiResult<Vec<(u64, u8, Vec<u8>)>> {
-    let own = metadata_hash(&dir.dir_metadata()?);
-    let mut entries = vec![
-        (own, FILETYPE_DIRECTORY, b".".to_vec()),
-        // wasmtime reports the directory's own inode for ".." too.
-        (own, FILETYPE_DIRECTORY, b"..".to_vec()),
-    ];
+/// The names and types of a directory's entries, in the host's order (one
+/// `getdents` pass, no stat).
+pub(crate) fn list_names(dir: &cap_std::fs::Dir) -> WasiResult<Vec<String>> {
+    let mut names = Vec::new();
     for entry in dir.entries()? {
         let entry = entry?;
+        // wasmtime fails the listing on a name that is not UTF-8.
         let name = entry.file_name().into_string().map_err(|_| Errno::ILSEQ)?;
-        let filetype = filetype_of(entry.file_type()?);
-        let ino = metadata_hash(&dir.symlink_metadata(&name)?);
-        entries.push((ino, filetype, name.into_bytes()));
+        names.push(name);
     }
-    Ok(entries)
+    Ok(names)
 }
 
+/// Stats each listed name once (the inode hash and type, without following
+/// symlinks, as wasmtime). A name that vanished since it was listed (removed or
+/// renamed by someone else meanwhile) is left out instead of failing the whole
+/// listing: the guest sees the directory as it is after the removal.
+pub(crate) fn build_listing(dir: &cap_std::fs::Dir, names: Vec<String>) -> WasiResult<DirListing> {
+    let own = metadata_hash(&dir.dir_metadata()?);
+    let mut entries = Vec::with_capacity(names.len() + 2);
+    entries.push(DirEntry {
+        ino: own,
+        filetype: FILETYPE_DIRECTORY,
+        name: Box::from(&b"."[..]),
+    });
+    // wasmtime reports the directory's own inode for ".." too.
+    entries.push(DirEntry {
+        ino: own,
+        filetype: FILETYPE_DIRECTORY,
+        name: Box::from(&b".."[..]),
+    });
+    for name in names {
+        let meta = match dir.symlink_metadata(&name) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        entries.push(DirEntry {
+            ino: metadata_hash(&meta),
+            filetype: filetype_of(meta.file_type()),
+            name: name.into_bytes().into_boxed_slice(),
+        });
+    }
+    Ok(DirListing { entries })
+}
+
+/// Copies as much of `src` as fits at `dst[*used..]`; false once `dst` is full.
+fn put_truncated(dst: &mut [u8], used: &mut usize, src: &[u8]) -> bool {
+    let n = src.len().min(dst.len() - *used);
+    dst[*used..*used + n].copy_from_slice(&src[..n]);
+    *used += n;
+    *used < dst.len()
+}
+
+/// Entry `n` of the listing has cookie `n` and `d_next` `n + 1`. Cookie 0 starts
+/// a new listing (rewinddir); other cookies continue the descriptor's snapshot,
+/// so each entry is read and stat-ed once per listing however small the buffer.
 pub fn fd_readdir(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -855,29 +956,35 @@ pub fn fd_readdir(
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
     mem.check(buf, buf_len)?;
-    let dir = ctx.dir(fd)?;
-    let entries = dir_entries(&dir.dir)?;
-    // Fill the buffer with (header, name) pairs, truncating the last one that does
-    // not fit: a full buffer tells the guest to call again with a larger one or
-    // the last complete entry's d_next.
+    let dir = ctx.dir_mut(fd)?;
+    if cookie == 0 {
+        dir.listing = None;
+    }
+    let listing = match &mut dir.listing {
+        Some(listing) => listing,
+        slot @ None => slot.insert(build_listing(&dir.dir, list_names(&dir.dir)?)?),
+    };
+    // Fill the buffer with (header, name) pairs in place, truncating the last one
+    // that does not fit: a full buffer tells the guest to call again with a larger
+    // one or the last complete entry's d_next.
     let start = usize::try_from(cookie).unwrap_or(usize::MAX);
-    let mut out_bytes = Vec::new();
-    let cap = buf_len as usize;
-    for (i, (ino, filetype, name)) in entries.iter().enumerate().skip(start) {
-        let mut header = [0u8; DIRENT_SIZE];
-        header[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        header[8..16].copy_from_slice(&ino.to_le_bytes());
-        header[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
-        header[20] = *filetype;
-        out_bytes.extend_from_slice(&header);
-        out_bytes.extend_from_slice(name);
-        if out_bytes.len() >= cap {
-            out_bytes.truncate(cap);
-            break;
+    let dst = mem.slice_mut(buf, buf_len)?;
+    let mut used = 0;
+    if !dst.is_empty() {
+        for (i, entry) in listing.entries.iter().enumerate().skip(start) {
+            let mut header = [0u8; DIRENT_SIZE];
+            header[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            header[8..16].copy_from_slice(&entry.ino.to_le_bytes());
+            header[16..20].copy_from_slice(&(entry.name.len() as u32).to_le_bytes());
+            header[20] = entry.filetype;
+            if !put_truncated(dst, &mut used, &header)
+                || !put_truncated(dst, &mut used, &entry.name)
+            {
+                break;
+            }
         }
     }
-    mem.write_bytes(buf, &out_bytes)?;
-    mem.write_u32(out, out_bytes.len() as u32)
+    mem.write_u32(out, used as u32)
 }
 
 // ---------------------------------------------------------------- path operations
@@ -920,12 +1027,12 @@ pub fn path_filestat_get(
     flavor: Flavor,
 ) -> WasiResult<()> {
     mem.check(out, filestat_size(flavor))?;
+    let follow = lookupflags(flags)?;
     let dir = ctx.dir(fd)?;
     let path = path_arg(mem, path, path_len)?;
-    let meta = if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
-        dir.dir.metadata(&path)?
-    } else {
-        dir.dir.symlink_metadata(&path)?
+    let meta = match follow {
+        FollowSymlinks::Yes => dir.dir.metadata(&path)?,
+        FollowSymlinks::No => dir.dir.symlink_metadata(&path)?,
     };
     mem.write_bytes(out, &filestat_of(&meta)?.encode(flavor))
 }
@@ -941,14 +1048,14 @@ pub fn path_filestat_set_times(
     mtim: u64,
     fst_flags: u32,
 ) -> WasiResult<()> {
+    let follow = lookupflags(flags)?;
     let (a, m) = new_times(atim, mtim, fst_flags)?;
     let dir = ctx.dir(fd)?;
     let path = path_arg(mem, path, path_len)?;
     let (a, m) = (system_time_spec(&a)?, system_time_spec(&m)?);
-    if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
-        dir.dir.set_times(&path, a, m)?;
-    } else {
-        dir.dir.set_symlink_times(&path, a, m)?;
+    match follow {
+        FollowSymlinks::Yes => dir.dir.set_times(&path, a, m)?,
+        FollowSymlinks::No => dir.dir.set_symlink_times(&path, a, m)?,
     }
     Ok(())
 }
@@ -964,12 +1071,13 @@ pub fn path_link(
     new_path: u32,
     new_len: u32,
 ) -> WasiResult<()> {
+    let follow = lookupflags(old_flags)?;
     let old_dir = ctx.dir(old_fd)?;
     let new_dir = ctx.dir(new_fd)?;
     let old_path = path_arg(mem, old_path, old_len)?;
     let new_path = path_arg(mem, new_path, new_len)?;
     // wasmtime refuses to follow a symlink source here.
-    if old_flags & LOOKUP_SYMLINK_FOLLOW != 0 {
+    if follow == FollowSymlinks::Yes {
         return Err(Errno::INVAL);
     }
     old_dir.dir.hard_link(&old_path, &new_dir.dir, &new_path)?;
@@ -985,15 +1093,18 @@ pub fn path_open(
     path_len: u32,
     oflags: u32,
     rights_base: u64,
-    _rights_inheriting: u64,
+    rights_inheriting: u64,
     fdflags: u32,
     out: u32,
 ) -> WasiResult<()> {
     mem.check(out, 4)?;
+    let follow = lookupflags(dirflags)?;
+    check_rights(rights_base)?;
+    check_rights(rights_inheriting)?;
+    let fdflags = check_fdflags(fdflags)?;
     let path = path_arg(mem, path, path_len)?;
     let oflags = u16::try_from(oflags).map_err(|_| Errno::INVAL)?;
-    let fdflags = u16::try_from(fdflags).map_err(|_| Errno::INVAL)?;
-    if oflags & !OFLAGS_ALL != 0 || fdflags & !FDFLAGS_ALL != 0 {
+    if oflags & !OFLAGS_ALL != 0 {
         return Err(Errno::INVAL);
     }
     let dir = match ctx.get(fd)? {
@@ -1001,14 +1112,18 @@ pub fn path_open(
         Descriptor::File(_) => return Err(Errno::NOTDIR),
         _ => return Err(Errno::BADF),
     };
-    let read = rights_base & RIGHT_FD_READ != 0;
-    let write = rights_base & RIGHT_FD_WRITE != 0;
+    // wasmtime does not support the sync flags at open: ENOTSUP, before anything
+    // is created or truncated.
+    if fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
+        return Err(Errno::NOTSUP);
+    }
+    let write_right = rights_base & RIGHT_FD_WRITE != 0;
+    // The host open mode, which is what wasmtime reports back as the descriptor's
+    // FD_READ / FD_WRITE rights: CREAT and TRUNC open for writing, and a
+    // descriptor not opened for writing is opened for reading.
+    let read = rights_base & RIGHT_FD_READ != 0 || !write_right;
+    let write = write_right || oflags & (OFLAGS_CREAT | OFLAGS_TRUNC) != 0;
     let directory = oflags & OFLAGS_DIRECTORY != 0;
-    let follow = if dirflags & LOOKUP_SYMLINK_FOLLOW != 0 {
-        FollowSymlinks::Yes
-    } else {
-        FollowSymlinks::No
-    };
 
     if directory {
         // A directory cannot be created, required new or truncated by path_open;
@@ -1017,17 +1132,28 @@ pub fn path_open(
         if oflags & (OFLAGS_CREAT | OFLAGS_EXCL | OFLAGS_TRUNC) != 0 {
             return Err(Errno::INVAL);
         }
+        // Without SYMLINK_FOLLOW a symlink is ELOOP as in wasmtime (which opens
+        // with O_NOFOLLOW first; O_DIRECTORY | O_NOFOLLOW says ENOTDIR).
+        if follow == FollowSymlinks::No
+            && !path.ends_with('/')
+            && dir
+                .dir
+                .symlink_metadata(&path)
+                .is_ok_and(|m| m.is_symlink())
+        {
+            return Err(Errno::LOOP);
+        }
         // Opened as a directory only (O_DIRECTORY): a regular file, a FIFO or a
         // device is refused by the host with ENOTDIR without being opened.
         let opened = match follow {
             FollowSymlinks::Yes => dir.dir.open_dir(&path),
             FollowSymlinks::No => dir.dir.open_dir_nofollow(&path),
         }?;
-        let new_fd = ctx.push(Descriptor::Dir(OpenDir {
-            dir: opened,
-            preopen: None,
-            read,
-        }))?;
+        // wasmtime opens it for writing as asked, which a directory refuses.
+        if write {
+            return Err(Errno::ISDIR);
+        }
+        let new_fd = ctx.push(Descriptor::Dir(OpenDir::new(opened, None, read)))?;
         return mem.write_u32(out, new_fd);
     }
 
@@ -1047,24 +1173,19 @@ pub fn path_open(
     if write {
         opts.write(true);
     }
-    // A descriptor not opened for writing is opened for reading, so that the host
-    // accepts the open (as wasmtime does).
-    if read || !write {
+    if read {
         opts.read(true);
     }
-    opts.sync(fdflags & FDFLAGS_SYNC != 0);
-    opts.dsync(fdflags & FDFLAGS_DSYNC != 0);
-    opts.rsync(fdflags & FDFLAGS_RSYNC != 0);
     opts.maybe_dir(true);
 
     let file = dir.dir.open_with(&path, &opts)?;
     let is_dir = file.metadata()?.is_dir();
     let desc = if is_dir {
-        Descriptor::Dir(OpenDir {
-            dir: cap_std::fs::Dir::from_std_file(file.into_std()),
-            preopen: None,
+        Descriptor::Dir(OpenDir::new(
+            cap_std::fs::Dir::from_std_file(file.into_std()),
+            None,
             read,
-        })
+        ))
     } else {
         Descriptor::File(OpenFile {
             file,
@@ -1073,7 +1194,6 @@ pub fn path_open(
             nonblock: fdflags & FDFLAGS_NONBLOCK != 0,
             read,
             write,
-            sync_flags: fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC),
         })
     };
     let new_fd = ctx.push(desc)?;
@@ -1118,6 +1238,15 @@ pub fn path_remove_directory(
     Ok(())
 }
 
+/// The directory part of a relative path ("." for a bare name).
+fn parent_of(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((parent, _)) => parent,
+        None => ".",
+    }
+}
+
 pub fn path_rename(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -1132,6 +1261,35 @@ pub fn path_rename(
     let new_dir = ctx.dir(new_fd)?;
     let old_path = path_arg(mem, old_path, old_len)?;
     let new_path = path_arg(mem, new_path, new_len)?;
+    // A trailing slash names a directory: renaming anything else with one is
+    // ENOTDIR (wasmtime), where cap-std would drop the slash and rename. Checked
+    // after the parents resolve inside the sandbox, so that escapes stay EPERM.
+    if old_path.ends_with('/') || new_path.ends_with('/') {
+        // Absolute paths and a last component that is empty, "." or ".." are left
+        // to cap-std (EPERM, ENOENT...), as wasmtime answers those first.
+        // So are over-long names (ENAMETOOLONG) and NUL bytes (EINVAL).
+        let plain = |p: &str| {
+            !p.starts_with('/')
+                && !p.contains('\0')
+                && p.len() < 4096
+                && p.split('/').all(|c| c.len() <= 255)
+                && !matches!(
+                    p.trim_end_matches('/').rsplit('/').next(),
+                    Some("" | "." | "..")
+                )
+        };
+        if plain(&old_path) && plain(&new_path) {
+            old_dir.dir.metadata(parent_of(&old_path))?;
+            new_dir.dir.metadata(parent_of(&new_path))?;
+            if old_dir
+                .dir
+                .symlink_metadata(&old_path)
+                .is_ok_and(|m| !m.is_dir())
+            {
+                return Err(Errno::NOTDIR);
+            }
+        }
+    }
     old_dir.dir.rename(&old_path, &new_dir.dir, &new_path)?;
     Ok(())
 }
@@ -1177,8 +1335,87 @@ enum Sub {
     /// Always ready: regular files and stdout/stderr. `hangup` marks a file read
     /// at or past its end.
     Ready { eventtype: u8, hangup: bool },
+    /// The only subscription is a relative timer: a plain sleep.
+    Sleep(u64),
 }
 
+/// The clock readings a `poll_oneoff` call converts absolute timeouts with, taken
+/// once so that decoding a subscription twice gives the same deadline.
+struct PollClocks {
+    start: Instant,
+    monotonic: u64,
+    realtime: WasiResult<u64>,
+}
+
+/// Decodes the subscription at `at` (its userdata and what it waits for),
+/// straight from guest memory. `lone`: it is the call's only subscription.
+fn decode_sub(
+    ctx: &WasiCtx,
+    mem: &GuestMemory<'_>,
+    at: u32,
+    clocks: &PollClocks,
+    flavor: Flavor,
+    lone: bool,
+) -> WasiResult<(u64, Sub)> {
+    // Offsets of the clock fields within the union (see `subscription_size`).
+    let clock_base = match flavor {
+        Flavor::Preview1 => 16,
+        Flavor::Unstable => 24,
+    };
+    let userdata = mem.read_u64(at)?;
+    let tag = mem.slice(at + 8, 1)?[0];
+    match tag {
+        0 => {
+            let id = mem.read_u32(at + clock_base)?;
+            let timeout = mem.read_u64(at + clock_base + 8)?;
+            let flags = mem.read_u16(at + clock_base + 24)?;
+            // Not a `clockid` (wasmtime traps), or unknown flags.
+            if id > CLOCK_THREAD_CPUTIME || flags & !SUBCLOCKFLAGS_ABSTIME != 0 {
+                return Err(Errno::INVAL);
+            }
+            let absolute = flags & SUBCLOCKFLAGS_ABSTIME != 0;
+            if lone && !absolute {
+                // A lone relative timer is a plain sleep (on any of the four
+                // clocks, as in wasmtime).
+                return Ok((userdata, Sub::Sleep(timeout)));
+            }
+            let wait = match (id, absolute) {
+                (CLOCK_MONOTONIC | CLOCK_REALTIME, false) => timeout,
+                (CLOCK_MONOTONIC, true) => timeout.saturating_sub(clocks.monotonic),
+                (CLOCK_REALTIME, true) => timeout.saturating_sub(clocks.realtime?),
+                _ => return Err(Errno::INVAL),
+            };
+            let deadline = clocks
+                .start
+                .checked_add(Duration::from_nanos(wait))
+                .unwrap_or(clocks.start + Duration::from_secs(u32::MAX as u64));
+            Ok((userdata, Sub::Clock { deadline }))
+        }
+        1 | 2 => {
+            let fd = mem.read_u32(at + 16)?;
+            let sub = match (tag, ctx.get(fd)?) {
+                (1, Descriptor::Stdin { .. }) => Sub::StdinRead,
+                (1, Descriptor::File(f)) => {
+                    let size = f.file.metadata()?.len();
+                    Sub::Ready {
+                        eventtype: EVENTTYPE_FD_READ,
+                        hangup: size <= f.position,
+                    }
+                }
+                (
+                    2,
+                    Descriptor::Stdout { .. } | Descriptor::Stderr { .. } | Descriptor::File(_),
+                ) => Sub::Ready {
+                    eventtype: EVENTTYPE_FD_WRITE,
+                    hangup: false,
+                },
+                _ => return Err(Errno::BADF),
+            };
+            Ok((userdata, sub))
+        }
+        _ => Err(Errno::INVAL),
+    }
+}
 fn write_event(
     mem: &mut GuestMemory<'_>,
     at: u32,
@@ -1196,6 +1433,9 @@ fn write_event(
     mem.write_bytes(at, &rec)
 }
 
+/// Subscriptions are decoded in place, twice (to wait, then to report), rather
+/// than copied: their number is the guest's to choose (up to tens of millions in
+/// a 4 GiB memory) and must not size a host allocation.
 pub fn poll_oneoff(
     ctx: &mut WasiCtx,
     mem: &mut GuestMemory<'_>,
@@ -1216,81 +1456,33 @@ pub fn poll_oneoff(
         events_ptr,
         nsubs.checked_mul(EVENT_SIZE).ok_or(Errno::FAULT)?,
     )?;
-    // Offsets of the clock fields within the union (see `subscription_size`).
-    let clock_base = match flavor {
-        Flavor::Preview1 => 16,
-        Flavor::Unstable => 24,
+    let clocks = PollClocks {
+        start: Instant::now(),
+        monotonic: monotonic_now(ctx),
+        realtime: realtime_now(),
     };
+    let lone = nsubs == 1;
 
-    let now = Instant::now();
-    let mut subs = Vec::with_capacity(nsubs as usize);
+    // Pass 1: validate every subscription and find how long to wait.
+    let mut any_ready = false;
+    let mut wants_stdin = false;
+    let mut earliest: Option<Instant> = None;
     for i in 0..nsubs {
-        let at = subs_ptr + i * sub_size;
-        let userdata = mem.read_u64(at)?;
-        let tag = mem.slice(at + 8, 1)?[0];
-        let sub = match tag {
-            0 => {
-                let id = mem.read_u32(at + clock_base)?;
-                let timeout = mem.read_u64(at + clock_base + 8)?;
-                let flags = mem.read_u16(at + clock_base + 24)?;
-                if flags & !SUBCLOCKFLAGS_ABSTIME != 0 {
-                    return Err(Errno::INVAL);
-                }
-                let absolute = flags & SUBCLOCKFLAGS_ABSTIME != 0;
-                if nsubs == 1 && !absolute {
-                    // A lone relative timer is a plain sleep (whatever the clock id,
-                    // as in wasmtime).
-                    std::thread::sleep(Duration::from_nanos(timeout));
-                    write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 0, 0)?;
-                    return mem.write_u32(nevents_out, 1);
-                }
-                let wait = match (id, absolute) {
-                    (CLOCK_MONOTONIC | CLOCK_REALTIME, false) => timeout,
-                    (CLOCK_MONOTONIC, true) => timeout.saturating_sub(monotonic_now(ctx)),
-                    (CLOCK_REALTIME, true) => timeout.saturating_sub(realtime_now()?),
-                    _ => return Err(Errno::INVAL),
-                };
-                let deadline = now
-                    .checked_add(Duration::from_nanos(wait))
-                    .unwrap_or(now + Duration::from_secs(u32::MAX as u64));
-                (userdata, Sub::Clock { deadline })
+        match decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)? {
+            (userdata, Sub::Sleep(timeout)) => {
+                std::thread::sleep(Duration::from_nanos(timeout));
+                // wasmtime reports nbytes 1 for this event (0 for other clocks).
+                write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 1, 0)?;
+                return mem.write_u32(nevents_out, 1);
             }
-            1 | 2 => {
-                let fd = mem.read_u32(at + 16)?;
-                let sub = match (tag, ctx.get(fd)?) {
-                    (1, Descriptor::Stdin { .. }) => Sub::StdinRead,
-                    (1, Descriptor::File(f)) => {
-                        let size = f.file.metadata()?.len();
-                        Sub::Ready {
-                            eventtype: EVENTTYPE_FD_READ,
-                            hangup: size <= f.position,
-                        }
-                    }
-                    (
-                        2,
-                        Descriptor::Stdout { .. } | Descriptor::Stderr { .. } | Descriptor::File(_),
-                    ) => Sub::Ready {
-                        eventtype: EVENTTYPE_FD_WRITE,
-                        hangup: false,
-                    },
-                    _ => return Err(Errno::BADF),
-                };
-                (userdata, sub)
+            (_, Sub::Clock { deadline }) => {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
             }
-            _ => return Err(Errno::INVAL),
-        };
-        subs.push(sub);
+            (_, Sub::StdinRead) => wants_stdin = true,
+            (_, Sub::Ready { .. }) => any_ready = true,
+        }
     }
 
-    let any_ready = subs.iter().any(|(_, s)| matches!(s, Sub::Ready { .. }));
-    let earliest = subs
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Sub::Clock { deadline } => Some(*deadline),
-            _ => None,
-        })
-        .min();
-    let wants_stdin = subs.iter().any(|(_, s)| matches!(s, Sub::StdinRead));
     let timeout = if any_ready {
         Some(Duration::ZERO)
     } else {
@@ -1305,22 +1497,30 @@ pub fn poll_oneoff(
         false
     };
 
+    // Pass 2: report the ready ones, in subscription order. When a descriptor
+    // is ready at once, wasmtime returns with the descriptors only: its timers,
+    // even ones already past, and stdin (read by a worker thread) are not ready
+    // in that first poll (measured with wasmtime run 49).
     let after = Instant::now();
     let mut count = 0u32;
-    for (userdata, sub) in &subs {
+    for i in 0..nsubs {
+        let (userdata, sub) = decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)?;
         let event = match sub {
-            Sub::Clock { deadline } if *deadline <= after => Some((EVENTTYPE_CLOCK, 0, 0)),
-            Sub::StdinRead if stdin_ready => Some((EVENTTYPE_FD_READ, 1, 0)),
+            Sub::Clock { deadline } if !any_ready && deadline <= after => {
+                Some((EVENTTYPE_CLOCK, 0, 0))
+            }
+            Sub::StdinRead if stdin_ready && !any_ready => Some((EVENTTYPE_FD_READ, 1, 0)),
             Sub::Ready { eventtype, hangup } => {
-                Some((*eventtype, 1, if *hangup { EVENTRWFLAGS_HANGUP } else { 0 }))
+                Some((eventtype, 1, if hangup { EVENTRWFLAGS_HANGUP } else { 0 }))
             }
             _ => None,
         };
         if let Some((eventtype, nbytes, flags)) = event {
+            // count <= i < nsubs: inside the events array checked above.
             write_event(
                 mem,
                 events_ptr + count * EVENT_SIZE,
-                *userdata,
+                userdata,
                 eventtype,
                 nbytes,
                 flags,

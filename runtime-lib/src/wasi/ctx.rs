@@ -31,11 +31,10 @@ pub(crate) struct OpenFile {
     pub position: u64,
     pub append: bool,
     pub nonblock: bool,
-    /// Requested with `FD_READ` / `FD_WRITE` rights: what `fd_fdstat_get` reports.
+    /// The host open mode (from the rights and CREAT/TRUNC, as wasmtime): what
+    /// `fd_fdstat_get` reports as FD_READ / FD_WRITE; writes need `write`.
     pub read: bool,
     pub write: bool,
-    /// The sync fdflags given at open (reported back by `fd_fdstat_get`).
-    pub sync_flags: u16,
 }
 
 pub(crate) struct OpenDir {
@@ -43,6 +42,37 @@ pub(crate) struct OpenDir {
     /// The name the guest sees for a preopen; `None` for directories opened later.
     pub preopen: Option<String>,
     pub read: bool,
+    /// The snapshot `fd_readdir` serves cookies from (see [`DirListing`]).
+    pub listing: Option<DirListing>,
+}
+
+impl OpenDir {
+    pub fn new(dir: cap_std::fs::Dir, preopen: Option<String>, read: bool) -> OpenDir {
+        OpenDir {
+            dir,
+            preopen,
+            read,
+            listing: None,
+        }
+    }
+}
+
+/// The entries of a directory as `fd_readdir` numbers them: ".", "..", then the
+/// host's entries in the host's order; cookie `n` means "start at entry n".
+///
+/// Built once per listing (when a guest starts at cookie 0, or continues on a
+/// descriptor without one) and then served from memory: re-reading and stat-ing
+/// the whole directory on every call, as wasmtime does, costs quadratic time for
+/// a large directory listed through a small buffer.
+pub(crate) struct DirListing {
+    pub entries: Vec<DirEntry>,
+}
+
+pub(crate) struct DirEntry {
+    /// The hash wasmtime reports as the inode number.
+    pub ino: u64,
+    pub filetype: u8,
+    pub name: Box<[u8]>,
 }
 
 /// WASI preview1 state; attached to the instance as its host state.
@@ -113,11 +143,7 @@ impl WasiCtxBuilder {
         for (i, (dir, name)) in self.preopens.into_iter().enumerate() {
             ctx.fds.insert(
                 3 + i as u32,
-                Descriptor::Dir(OpenDir {
-                    dir,
-                    preopen: Some(name),
-                    read: true,
-                }),
+                Descriptor::Dir(OpenDir::new(dir, Some(name), true)),
             );
         }
         ctx
@@ -185,6 +211,13 @@ impl WasiCtx {
     /// A directory, for path operations (`EBADF` otherwise, as wasmtime).
     pub(crate) fn dir(&self, fd: u32) -> WasiResult<&OpenDir> {
         match self.get(fd)? {
+            Descriptor::Dir(d) => Ok(d),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    pub(crate) fn dir_mut(&mut self, fd: u32) -> WasiResult<&mut OpenDir> {
+        match self.get_mut(fd)? {
             Descriptor::Dir(d) => Ok(d),
             _ => Err(Errno::BADF),
         }

@@ -669,3 +669,551 @@ fn resolve_knows_both_modules() {
         assert!(resolve("wasi_snapshot_preview1", name).is_some(), "{name}");
     }
 }
+
+// ---------------------------------------------------------------- hardening (issue 10)
+
+/// Lists `dir` from cookie 0 with `buf_len`-byte buffers (as wasi-libc does),
+/// creating `<root>/big/late` on the host after the first call.
+fn list_all(
+    f: &mut Fixture,
+    dir: u32,
+    buf_len: u32,
+    late: Option<&std::path::Path>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut cookie = 0u64;
+    let mut first = true;
+    loop {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        fd_readdir(&mut f.ctx, &mut mem, dir, BUF, buf_len, cookie, OUT).unwrap();
+        if std::mem::take(&mut first)
+            && let Some(late) = late
+        {
+            fs::write(late, b"").unwrap();
+        }
+        let used = f.u32_at(OUT);
+        let entries = parse_dirents(&f.mem[BUF as usize..(BUF + used) as usize]);
+        for (next, name) in &entries {
+            assert_eq!(*next, cookie + 1);
+            cookie = *next;
+            names.push(name.clone());
+        }
+        if used < buf_len {
+            return names;
+        }
+        assert!(!entries.is_empty());
+    }
+}
+
+/// A listing is read and stat-ed once, then served by cookie: a directory of
+/// 100,000 entries listed through a 4 KiB buffer (hundreds of calls) does not
+/// re-read the directory per call (which was quadratic). Structural check: a
+/// file created after the first call stays out of this listing, and a new
+/// listing (cookie 0) shows it.
+#[test]
+fn readdir_reads_a_directory_once_per_listing() {
+    let mut f = fixture();
+    let big = f.root.join("big");
+    fs::create_dir(&big).unwrap();
+    const N: usize = 100_000;
+    for i in 0..N {
+        fs::File::create(big.join(format!("f{i}"))).unwrap();
+    }
+    let dir = f
+        .open("big", 0, OFLAGS_DIRECTORY as u32, READ | RIGHT_FD_READDIR)
+        .unwrap();
+    let late = big.join("late");
+    let names = list_all(&mut f, dir, 4096, Some(&late));
+    assert_eq!(names.len(), N + 2);
+    assert!(
+        !names.iter().any(|n| n == "late"),
+        "listing was rebuilt mid-way"
+    );
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), N + 2, "no entry twice");
+    // rewinddir (cookie 0) starts a fresh listing.
+    let again = list_all(&mut f, dir, 32768, None);
+    assert_eq!(again.len(), N + 3);
+    assert!(again.iter().any(|n| n == "late"));
+}
+
+/// An entry removed between the directory read and its stat is skipped; it does
+/// not fail the listing with ENOENT.
+#[test]
+fn readdir_skips_an_entry_that_vanished_before_its_stat() {
+    let f = fixture();
+    let dir = cap_std::fs::Dir::open_ambient_dir(&f.root, cap_std::ambient_authority()).unwrap();
+    let mut names = super::calls::list_names(&dir).unwrap();
+    names.sort();
+    assert_eq!(names, ["hello.txt", "sub"]);
+    fs::remove_file(f.root.join("hello.txt")).unwrap();
+    let listing = super::calls::build_listing(&dir, names).unwrap();
+    let got: Vec<&[u8]> = listing.entries.iter().map(|e| &*e.name).collect();
+    assert_eq!(got, [&b"."[..], b"..", b"sub"]);
+    assert_eq!(listing.entries[2].filetype, FILETYPE_DIRECTORY);
+}
+
+/// Timestamps are converted as wasmtime 49 does (measured with `wasmtime run` on
+/// tmpfs, files touched to 1900, 2554-07-21T23:34:33 and 2554-07-21T23:34:34):
+/// before the epoch is 0, the last representable second is exact, one past
+/// u64::MAX nanoseconds fails the stat with EOVERFLOW (wasmtime does not
+/// saturate), an unavailable time is 0.
+#[test]
+fn timestamps_convert_as_in_wasmtime() {
+    use super::calls::timestamp;
+    use std::time::{Duration, UNIX_EPOCH};
+    let at = |d: Duration| Ok(cap_std::time::SystemTime::from_std(UNIX_EPOCH + d));
+    let before = Ok(cap_std::time::SystemTime::from_std(
+        UNIX_EPOCH - Duration::from_secs(2_208_988_800),
+    ));
+    assert_eq!(timestamp(before), Ok(0));
+    assert_eq!(timestamp(at(Duration::from_nanos(1))), Ok(1));
+    assert_eq!(
+        timestamp(at(Duration::from_secs(18_446_744_073))),
+        Ok(18_446_744_073_000_000_000)
+    );
+    assert_eq!(timestamp(at(Duration::from_nanos(u64::MAX))), Ok(u64::MAX));
+    assert_eq!(
+        timestamp(at(Duration::from_nanos(u64::MAX) + Duration::from_nanos(1))),
+        Err(Errno::OVERFLOW)
+    );
+    assert_eq!(
+        timestamp(at(Duration::from_secs(18_446_744_074))),
+        Err(Errno::OVERFLOW)
+    );
+    assert_eq!(
+        timestamp(Err(std::io::Error::other("no birth time"))),
+        Ok(0)
+    );
+}
+
+/// The largest single heap allocation made by this thread while `f` runs: a
+/// counting global allocator (this test binary only), per thread so that tests
+/// running in parallel do not disturb each other.
+mod alloc_probe {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LARGEST: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct Probe;
+
+    fn note(size: usize) {
+        // try_with: the slot may already be gone while a thread exits.
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    }
+
+    // SAFETY: every method forwards to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Probe {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note(new_size);
+            // SAFETY: same contract as ours.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Probe = Probe;
+
+    pub fn largest_allocation_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
+        LARGEST.with(|l| l.set(0));
+        let r = f();
+        (LARGEST.with(|l| l.get()), r)
+    }
+}
+
+/// No allocation sized by a guest-chosen count or length: every call below gets
+/// the largest values its memory allows, and the host allocates no more than
+/// a small bound however large they are.
+#[test]
+fn guest_sized_arguments_do_not_size_host_allocations() {
+    use alloc_probe::largest_allocation_in;
+    const MEM: usize = 96 << 20;
+    const BOUND: usize = 256 << 10;
+    let mut f = fixture();
+    let mut big = vec![0u8; MEM];
+    let nsubs = (MEM as u32 / 2) / 48;
+    let events = MEM as u32 / 2;
+    // poll_oneoff: 1M subscriptions, each an fd_write on stdout (ready at once).
+    for i in 0..nsubs as usize {
+        let at = i * 48;
+        big[at..at + 8].copy_from_slice(&(i as u64).to_le_bytes());
+        big[at + 8] = 2; // FD_WRITE
+        big[at + 16..at + 20].copy_from_slice(&1u32.to_le_bytes());
+    }
+    let out = MEM as u32 - 8;
+    let (largest, r) = largest_allocation_in(|| {
+        let mut mem = GuestMemory::new(&mut big);
+        poll_oneoff(
+            &mut f.ctx,
+            &mut mem,
+            0,
+            events,
+            nsubs,
+            out,
+            Flavor::Preview1,
+        )
+    });
+    r.unwrap();
+    assert_eq!(
+        u32::from_le_bytes(big[out as usize..][..4].try_into().unwrap()),
+        nsubs
+    );
+    let last = events as usize + (nsubs as usize - 1) * 32;
+    assert_eq!(
+        u64::from_le_bytes(big[last..last + 8].try_into().unwrap()),
+        nsubs as u64 - 1
+    );
+    assert!(largest < BOUND, "poll_oneoff allocated {largest} bytes");
+
+    // The other calls that take counts and lengths, with the largest ones.
+    big.fill(0);
+    let len = MEM as u32 - 4096;
+    let (largest, _) = largest_allocation_in(|| {
+        let mut mem = GuestMemory::new(&mut big);
+        let ctx = &mut f.ctx;
+        let _ = fd_write(ctx, &mut mem, 1, 0, len / 8, out);
+        let _ = fd_read(ctx, &mut mem, 3, 0, len / 8, out);
+        let _ = fd_pread(ctx, &mut mem, 3, 0, len / 8, 0, out);
+        let _ = fd_pwrite(ctx, &mut mem, 3, 0, len / 8, 0, out);
+        let _ = fd_readdir(ctx, &mut mem, 3, 0, len, 0, out);
+        let _ = random_get(ctx, &mut mem, 0, len);
+        let _ = path_open(ctx, &mut mem, 3, 0, 0, len, 0, READ, READ, 0, out);
+        let _ = path_filestat_get(ctx, &mut mem, 3, 0, 0, len, out, Flavor::Preview1);
+        let _ = path_readlink(ctx, &mut mem, 3, 0, len, 0, len, out);
+        let _ = path_rename(ctx, &mut mem, 3, 0, len, 3, 0, len);
+        let _ = path_symlink(ctx, &mut mem, 0, len, 3, 0, len);
+        let _ = path_link(ctx, &mut mem, 3, 0, 0, len, 3, 0, len);
+        let _ = fd_prestat_dir_name(ctx, &mut mem, 3, 0, len);
+        let _ = args_get(ctx, &mut mem, 0, 4096);
+        let _ = environ_get(ctx, &mut mem, 0, 4096);
+    });
+    assert!(largest < BOUND, "a call allocated {largest} bytes");
+}
+
+// ---------------------------------------------------------------- found by fuzz/wasi
+
+/// Undefined flag bits and enum values (on which wasmtime traps) are EINVAL
+/// before anything happens: no file created, linked or touched, and EINVAL wins
+/// over a bad descriptor.
+#[test]
+fn undefined_flags_are_einval_before_any_effect() {
+    let mut f = fixture();
+    let creat = OFLAGS_CREAT as u32;
+    // path_open: lookupflags, rights (base and inheriting) and fdflags.
+    let len = f.put(PATH, b"new.txt");
+    for (dirflags, base, inheriting, fdflags) in [
+        (2, READ, READ, 0),
+        (LOOKUP_SYMLINK_FOLLOW | 4, READ, READ, 0),
+        (0, READ | (1 << 30), READ, 0),
+        (0, READ, u64::MAX, 0),
+        (0, READ, READ, 0x20),
+        (0, READ, READ, 0x1_0000),
+    ] {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        let r = path_open(
+            &mut f.ctx, &mut mem, 3, dirflags, PATH, len, creat, base, inheriting, fdflags, OUT,
+        );
+        assert_eq!(
+            r,
+            Err(Errno::INVAL),
+            "{dirflags} {base:x} {inheriting:x} {fdflags:x}"
+        );
+    }
+    assert!(!f.root.join("new.txt").exists());
+    let len = f.put(PATH, b"hello.txt");
+    let len2 = f.put(BUF, b"link.txt");
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let ctx = &mut f.ctx;
+    assert_eq!(
+        path_link(ctx, &mut mem, 3, 2, PATH, len, 3, BUF, len2),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        path_filestat_set_times(ctx, &mut mem, 3, 4, PATH, len, 5, 5, FSTFLAGS_MTIM as u32),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        path_filestat_get(ctx, &mut mem, 3, 2, PATH, len, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    // An undefined whence beats a bad descriptor; flags are checked before the fd.
+    assert_eq!(
+        fd_seek(ctx, &mut mem, 99, 0, 3, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        fd_fdstat_set_flags(ctx, &mut mem, 99, 0x20),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(
+        fd_fdstat_set_rights(ctx, &mut mem, 3, 1 << 40, 0),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(proc_raise(ctx, &mut mem, 31), Err(Errno::INVAL));
+    assert_eq!(proc_raise(ctx, &mut mem, 15), Err(Errno::NOTSUP));
+    assert_eq!(sock_shutdown(ctx, &mut mem, 3, 4), Err(Errno::INVAL));
+    assert_eq!(sock_shutdown(ctx, &mut mem, 3, 3), Err(Errno::NOTSOCK));
+    assert_eq!(sock_send(ctx, &mut mem, 3, 0, 0, 1, OUT), Err(Errno::INVAL));
+    assert_eq!(
+        sock_recv(ctx, &mut mem, 3, 0, 0, 4, OUT, OUT),
+        Err(Errno::INVAL)
+    );
+    assert_eq!(sock_accept(ctx, &mut mem, 3, 0x20, OUT), Err(Errno::INVAL));
+    assert!(!f.root.join("link.txt").exists());
+    let mtime = fs::metadata(f.root.join("hello.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_ne!(
+        mtime,
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(5)
+    );
+}
+
+/// wasmtime refuses the sync fdflags at open with ENOTSUP; wasmc created the file
+/// (with O_SYNC) and opened it.
+#[test]
+fn path_open_sync_flags_are_enotsup_and_create_nothing() {
+    let mut f = fixture();
+    let len = f.put(PATH, b"new.txt");
+    for sync in [FDFLAGS_SYNC, FDFLAGS_DSYNC, FDFLAGS_RSYNC] {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        let r = path_open(
+            &mut f.ctx,
+            &mut mem,
+            3,
+            0,
+            PATH,
+            len,
+            (OFLAGS_CREAT | OFLAGS_TRUNC) as u32,
+            RW,
+            RW,
+            sync as u32,
+            OUT,
+        );
+        assert_eq!(r, Err(Errno::NOTSUP));
+    }
+    assert!(!f.root.join("new.txt").exists());
+    // A bad directory descriptor is still EBADF first.
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let r = path_open(&mut f.ctx, &mut mem, 99, 0, PATH, len, 0, RW, RW, 0x10, OUT);
+    assert_eq!(r, Err(Errno::BADF));
+}
+
+/// FD_READ / FD_WRITE in fd_fdstat_get follow the host open mode, as wasmtime:
+/// CREAT or TRUNC open for writing, and no FD_WRITE right opens for reading.
+#[test]
+fn fdstat_rights_follow_the_open_mode() {
+    let mut f = fixture();
+    let rights_of = |f: &mut Fixture, fd: u32| {
+        let mut mem = GuestMemory::new(&mut f.mem);
+        fd_fdstat_get(&mut f.ctx, &mut mem, fd, OUT).unwrap();
+        f.u64_at(OUT + 8)
+    };
+    let fd = f.open("created", 0, OFLAGS_CREAT as u32, 0).unwrap();
+    let r = rights_of(&mut f, fd);
+    assert_eq!(
+        r & (RIGHT_FD_READ | RIGHT_FD_WRITE),
+        RIGHT_FD_READ | RIGHT_FD_WRITE
+    );
+    let fd = f.open("hello.txt", 0, 0, RIGHT_FD_WRITE).unwrap();
+    let r = rights_of(&mut f, fd);
+    assert_eq!(r & (RIGHT_FD_READ | RIGHT_FD_WRITE), RIGHT_FD_WRITE);
+    let fd = f.open("hello.txt", 0, 0, 0).unwrap();
+    let r = rights_of(&mut f, fd);
+    assert_eq!(r & (RIGHT_FD_READ | RIGHT_FD_WRITE), RIGHT_FD_READ);
+}
+
+/// DIRECTORY without SYMLINK_FOLLOW on a symlink is ELOOP (wasmtime), and a
+/// directory asked for FD_WRITE is EISDIR.
+#[test]
+fn path_open_directory_symlink_and_write() {
+    let mut f = fixture();
+    let dir = OFLAGS_DIRECTORY as u32;
+    std::os::unix::fs::symlink("sub", f.root.join("ldir")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", f.root.join("lfile")).unwrap();
+    assert_eq!(f.open("ldir", 0, dir, READ), Err(Errno::LOOP));
+    assert_eq!(f.open("lfile", 0, dir, READ), Err(Errno::LOOP));
+    assert!(f.open("ldir", LOOKUP_SYMLINK_FOLLOW, dir, READ).is_ok());
+    assert_eq!(f.open("sub", 0, dir, RIGHT_FD_WRITE), Err(Errno::ISDIR));
+    assert_eq!(f.open("sub", 0, dir, RW), Err(Errno::ISDIR));
+}
+
+fn rename(f: &mut Fixture, from: &str, to: &str) -> WasiResult<()> {
+    let a = f.put(PATH, from.as_bytes());
+    let b = f.put(BUF, to.as_bytes());
+    let mut mem = GuestMemory::new(&mut f.mem);
+    path_rename(&mut f.ctx, &mut mem, 3, PATH, a, 3, BUF, b)
+}
+
+/// A trailing slash names a directory: renaming a file with one is ENOTDIR and
+/// moves nothing (cap-std dropped the slash and renamed); escapes stay EPERM.
+#[test]
+fn rename_with_a_trailing_slash_needs_a_directory() {
+    let mut f = fixture();
+    assert_eq!(rename(&mut f, "hello.txt", "moved/"), Err(Errno::NOTDIR));
+    assert_eq!(rename(&mut f, "hello.txt/", "moved"), Err(Errno::NOTDIR));
+    assert_eq!(rename(&mut f, "hello.txt", "sub/"), Err(Errno::NOTDIR));
+    assert!(f.root.join("hello.txt").exists());
+    assert_eq!(rename(&mut f, "hello.txt", "/"), Err(Errno::PERM));
+    assert_eq!(rename(&mut f, "hello.txt", "../x/"), Err(Errno::PERM));
+    assert_eq!(rename(&mut f, "missing/", "x"), Err(Errno::NOENT));
+    assert_eq!(rename(&mut f, "hello.txt/", ""), Err(Errno::NOENT));
+    assert_eq!(rename(&mut f, "hello.txt/", ".."), Err(Errno::PERM));
+    let long = "x".repeat(300);
+    assert_eq!(rename(&mut f, "hello.txt/", &long), Err(Errno::NAMETOOLONG));
+    assert_eq!(rename(&mut f, "hello.txt/", "a\0b"), Err(Errno::INVAL));
+    fs::create_dir(f.root.join("d")).unwrap();
+    assert_eq!(rename(&mut f, "d/", "e/"), Ok(()));
+    assert!(f.root.join("e").is_dir());
+}
+
+fn put_sub(mem: &mut [u8], at: usize, userdata: u64, tag: u8, a: u32, timeout: u64, flags: u16) {
+    mem[at..at + 48].fill(0);
+    mem[at..at + 8].copy_from_slice(&userdata.to_le_bytes());
+    mem[at + 8] = tag;
+    mem[at + 16..at + 20].copy_from_slice(&a.to_le_bytes());
+    mem[at + 24..at + 32].copy_from_slice(&timeout.to_le_bytes());
+    mem[at + 40..at + 42].copy_from_slice(&flags.to_le_bytes());
+}
+
+/// poll_oneoff as wasmtime run 49: a lone relative timer reports nbytes 1; an
+/// undefined clock id is EINVAL even then; with a descriptor ready at once, only
+/// descriptors are reported (not a zero relative timeout, not even a time long
+/// past); with clocks only, the past ones are.
+#[test]
+fn poll_oneoff_reports_what_wasmtime_does() {
+    let mut f = fixture();
+    let subs = BUF as usize;
+    let events = BUF + 1024;
+    put_sub(&mut f.mem, subs, 42, 0, CLOCK_MONOTONIC, 1000, 0);
+    let mut mem = GuestMemory::new(&mut f.mem);
+    poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 1, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(f.u32_at(OUT), 1);
+    assert_eq!(f.u64_at(events), 42);
+    assert_eq!(f.u64_at(events + 16), 1, "nbytes");
+    put_sub(&mut f.mem, subs, 42, 0, 9, 1000, 0);
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(
+        poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 1, OUT, Flavor::Preview1),
+        Err(Errno::INVAL)
+    );
+    // [relative 0 on realtime, stdout writable, absolute monotonic 0 (past)].
+    put_sub(&mut f.mem, subs, 1, 0, CLOCK_REALTIME, 0, 0);
+    put_sub(&mut f.mem, subs + 48, 2, 2, 1, 0, 0);
+    put_sub(
+        &mut f.mem,
+        subs + 96,
+        3,
+        0,
+        CLOCK_MONOTONIC,
+        0,
+        SUBCLOCKFLAGS_ABSTIME,
+    );
+    let mut mem = GuestMemory::new(&mut f.mem);
+    poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 3, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(f.u32_at(OUT), 1);
+    assert_eq!(f.u64_at(events), 2);
+    // [absolute monotonic 0 (past), relative 10 s]: the past one.
+    put_sub(
+        &mut f.mem,
+        subs,
+        3,
+        0,
+        CLOCK_MONOTONIC,
+        0,
+        SUBCLOCKFLAGS_ABSTIME,
+    );
+    put_sub(
+        &mut f.mem,
+        subs + 48,
+        4,
+        0,
+        CLOCK_MONOTONIC,
+        10_000_000_000,
+        0,
+    );
+    let mut mem = GuestMemory::new(&mut f.mem);
+    poll_oneoff(&mut f.ctx, &mut mem, BUF, events, 2, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(f.u32_at(OUT), 1);
+    assert_eq!(f.u64_at(events), 3);
+}
+
+/// fd_filestat_set_times works on directories the guest opened (cap-std's are
+/// O_PATH, which futimens refuses with EBADF); on a preopen it is EBADF, as in
+/// wasmtime 49 (whose preopens are O_PATH too).
+#[test]
+fn set_times_on_a_directory_descriptor() {
+    let mut f = fixture();
+    let dir = f
+        .open("sub", 0, OFLAGS_DIRECTORY as u32, READ | RIGHT_FD_READDIR)
+        .unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    let flags = (FSTFLAGS_ATIM | FSTFLAGS_MTIM) as u32;
+    let (a, m) = (5_000_000_007, 6_000_000_009);
+    fd_filestat_set_times(&mut f.ctx, &mut mem, dir, a, m, flags).unwrap();
+    fd_filestat_get(&mut f.ctx, &mut mem, dir, OUT, Flavor::Preview1).unwrap();
+    assert_eq!(mem.read_u64(OUT + 40).unwrap(), a);
+    assert_eq!(mem.read_u64(OUT + 48).unwrap(), m);
+    assert_eq!(
+        fd_filestat_set_times(&mut f.ctx, &mut mem, 3, a, m, flags),
+        Err(Errno::BADF)
+    );
+}
+
+/// A read-only file refuses even an empty write (the host would accept it).
+#[test]
+fn empty_write_to_a_read_only_file_is_ebadf() {
+    let mut f = fixture();
+    let fd = f.open("hello.txt", 0, 0, READ).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 0).unwrap();
+    assert_eq!(
+        fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT),
+        Err(Errno::BADF)
+    );
+    assert_eq!(
+        fd_pwrite(&mut f.ctx, &mut mem, fd, BUF, 1, 0, OUT),
+        Err(Errno::BADF)
+    );
+    let fd = f.open("hello.txt", 0, 0, RW).unwrap();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    assert_eq!(fd_write(&mut f.ctx, &mut mem, fd, BUF, 1, OUT), Ok(()));
+}
+
+/// wasmtime's stdin answers a read into empty buffers with EINTR.
+#[test]
+fn empty_read_of_stdin_is_eintr() {
+    let mut f = fixture();
+    let mut mem = GuestMemory::new(&mut f.mem);
+    mem.write_u32(BUF, BUF + 64).unwrap();
+    mem.write_u32(BUF + 4, 0).unwrap();
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, 0, BUF, 1, OUT),
+        Err(Errno::INTR)
+    );
+    assert_eq!(
+        fd_read(&mut f.ctx, &mut mem, 0, BUF, 0, OUT),
+        Err(Errno::INTR)
+    );
+}
