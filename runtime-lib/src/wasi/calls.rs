@@ -312,17 +312,16 @@ fn metadata_hash(meta: &cap_std::fs::Metadata) -> u64 {
     hasher.finish()
 }
 
-/// Nanoseconds since the epoch, as wasmtime 49 reports them (measured on tmpfs,
-/// which stores 64-bit seconds): 0 for a time before the epoch or one the host
-/// cannot give, `EOVERFLOW` past 2554-07-21T23:34:33.709551615Z (u64::MAX ns), so
-/// that the whole stat fails as in wasmtime rather than reporting a wrong time.
-pub(crate) fn timestamp(t: io::Result<cap_std::time::SystemTime>) -> WasiResult<u64> {
-    match t {
-        Ok(t) => match t.into_std().duration_since(UNIX_EPOCH) {
-            Ok(d) => u64::try_from(d.as_nanos()).map_err(|_| Errno::OVERFLOW),
-            Err(_) => Ok(0),
-        },
-        Err(_) => Ok(0),
+/// Nanoseconds since the epoch: 0 for a time before the epoch or one the host cannot
+/// give, and `u64::MAX` for a time past 2554-07-21T23:34:33.709551615Z (saturated).
+/// wasmtime 49 fails the whole stat with `EOVERFLOW` there instead, so that one odd
+/// timestamp (a file touched with a date in 2600, possible on tmpfs, XFS, btrfs)
+/// makes a directory listing or `stat` of an otherwise fine file fail; saturating
+/// keeps every other field usable. An intended difference (docs/ARCHITECTURE.md).
+pub(crate) fn timestamp(t: io::Result<cap_std::time::SystemTime>) -> u64 {
+    match t.map(|t| t.into_std().duration_since(UNIX_EPOCH)) {
+        Ok(Ok(d)) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Ok(Err(_)) | Err(_) => 0,
     }
 }
 
@@ -333,10 +332,10 @@ fn filestat_of(meta: &cap_std::fs::Metadata) -> WasiResult<Filestat> {
         filetype: filetype_of(meta.file_type()),
         nlink: meta.nlink(),
         size: meta.len(),
-        atim: timestamp(meta.accessed())?,
-        mtim: timestamp(meta.modified())?,
+        atim: timestamp(meta.accessed()),
+        mtim: timestamp(meta.modified()),
         // wasmtime fills the status-change time from the creation (birth) time.
-        ctim: timestamp(meta.created())?,
+        ctim: timestamp(meta.created()),
     })
 }
 
