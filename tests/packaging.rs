@@ -34,6 +34,15 @@ fn build(fixture_name: &str, scratch: &Scratch, name: &str, args: &[&str]) -> Pa
     exe
 }
 
+/// The number in the second word of stdout ("grew 7 of 64 MiB", "allocated 20 of ...").
+fn second_number(output: &Output) -> u32 {
+    let text = output.stdout_text();
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no count in the output\n{}", output.describe()))
+}
+
 fn lines(output: &Output) -> Vec<String> {
     output.stdout_text().lines().map(str::to_owned).collect()
 }
@@ -259,23 +268,11 @@ fn memory_limit_baked_and_tightened_at_run_time() {
     let exe = build(PROBE, &scratch, "tool", &["--max-memory", "16M"]);
     let out = run(&exe, &["grow", "64"], scratch.path());
     out.assert_code(0);
-    let grew: u32 = out
-        .stdout_text()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let grew: u32 = second_number(&out);
     assert!((14..16).contains(&grew), "{}", out.describe());
 
     let out = run(&exe, &["--max-memory=8M", "grow", "64"], scratch.path());
-    let tighter: u32 = out
-        .stdout_text()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let tighter: u32 = second_number(&out);
     assert!((6..8).contains(&tighter), "{}", out.describe());
 
     // Looser than baked: refused, naming the baked value.
@@ -291,13 +288,7 @@ fn memory_limit_baked_and_tightened_at_run_time() {
         scratch.path(),
     );
     out.assert_code(0);
-    let got: u32 = out
-        .stdout_text()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let got: u32 = second_number(&out);
     assert!((20..32).contains(&got), "{}", out.describe());
     let out = run(&rust, &["alloc", "100"], scratch.path());
     assert_eq!(lines(&out), ["allocated 100 of 100 MiB"]);
@@ -956,12 +947,6 @@ fn timeout_stack_and_memory_limits_work_on_aarch64() {
         out.describe()
     );
     let out = run_arm(&["--max-memory", "8M", "grow", "64"]);
-    let grew: u32 = out
-        .stdout_text()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let grew: u32 = second_number(&out);
     assert!((6..8).contains(&grew), "{}", out.describe());
 }

@@ -105,14 +105,32 @@ fn run_on_this_thread(module: Arc<Module>, config: RunConfig) -> i32 {
         },
         None => None,
     };
-    let code = instantiate_and_start(module, ctx, &limits);
-    // Disarm before the outcome is final: if the watchdog is already reporting the
-    // interrupt, this never returns and the process ends with its report.
+    let outcome = instantiate_and_start(module, ctx, &limits);
+    // Disarm before reporting: if the watchdog is already reporting the interrupt,
+    // this never returns and the process ends with that one report.
     drop(timeout);
-    code
+    match outcome {
+        Outcome::Finished => 0,
+        Outcome::Trapped(trap) => report_trap(&trap),
+        Outcome::Failed(message) => {
+            print_error(message);
+            1
+        }
+    }
 }
 
-fn instantiate_and_start(module: Arc<Module>, ctx: crate::wasi::WasiCtx, limits: &Limits) -> i32 {
+/// How a run ended, reported only once the timeout is disarmed.
+enum Outcome {
+    Finished,
+    Trapped(TrapInfo),
+    Failed(String),
+}
+
+fn instantiate_and_start(
+    module: Arc<Module>,
+    ctx: crate::wasi::WasiCtx,
+    limits: &Limits,
+) -> Outcome {
     let mut resolver = |import: &Import| match import.kind {
         ImportKind::Func { .. } => {
             crate::wasi::resolve(&import.module, &import.name).map(Extern::HostFunc)
@@ -122,29 +140,26 @@ fn instantiate_and_start(module: Arc<Module>, ctx: crate::wasi::WasiCtx, limits:
     let instance =
         match InstanceHandle::new_with_limits(module, &mut resolver, Some(Box::new(ctx)), limits) {
             Ok(instance) => instance,
-            Err(InstantiationError::Trap(trap)) => return report_trap(&trap),
-            Err(e) => {
-                print_error(format_args!("cannot instantiate the module: {e}"));
-                return 1;
-            }
+            Err(InstantiationError::Trap(trap)) => return Outcome::Trapped(trap),
+            Err(e) => return Outcome::Failed(format!("cannot instantiate the module: {e}")),
         };
     let Some(start) = instance.export_func("_start") else {
         // A reactor: initialize it as wasmtime does, but there is nothing to run.
         if let Some(init) = instance.export_func("_initialize")
             && let Err(trap) = init.call(&[])
         {
-            return report_trap(&trap);
+            return Outcome::Trapped(trap);
         }
-        print_error("the module has no `_start` function export (it is not a WASI command)");
-        return 1;
+        return Outcome::Failed(
+            "the module has no `_start` function export (it is not a WASI command)".into(),
+        );
     };
     if !start.ty().params.is_empty() || !start.ty().results.is_empty() {
-        print_error("the module's `_start` export must take and return nothing");
-        return 1;
+        return Outcome::Failed("the module's `_start` export must take and return nothing".into());
     }
     match start.call(&[]) {
-        Ok(_) => 0,
-        Err(trap) => report_trap(&trap),
+        Ok(_) => Outcome::Finished,
+        Err(trap) => Outcome::Trapped(trap),
     }
 }
 
