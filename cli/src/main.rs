@@ -116,6 +116,15 @@ struct Cli {
     #[arg(long)]
     explicit_bounds_checks: bool,
 
+    /// Leave out the Spectre guards: by default every explicitly bounds-checked access
+    /// (memory64, large static offsets, all accesses with --explicit-bounds-checks,
+    /// and table accesses such as call_indirect) computes its address with a
+    /// branch-free select, so that a mispredicted check cannot read memory the
+    /// index chose. Leaving them out saves a few percent where checks are frequent,
+    /// at the cost of that protection against untrusted code.
+    #[arg(long)]
+    no_spectre_guards: bool,
+
     /// List the targets this installation can build for (runtime embedded and linker
     /// found), with their linker; targets that cannot be built are listed on stderr
     /// with what is missing.
@@ -288,6 +297,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         triple: target.lexicon_triple(),
         opt_level: cli.opt_level,
         explicit_bounds_checks: cli.explicit_bounds_checks,
+        spectre_guards: !cli.no_spectre_guards,
         fuel_metering: cli.policy.fuel.is_some(),
         policy: Some(policy),
     };
