@@ -887,3 +887,58 @@ fn spectre_guards_leave_guard_page_code_unchanged() {
         }
     }
 }
+
+/// memory64: a guarded access's condition includes the overflow of
+/// `index + offset + size` (a wrapped sum passes the length compare, and the
+/// unguarded address would then be just below the base); unguarded code keeps the
+/// trapping add.
+#[test]
+fn memory64_guard_covers_overflow() {
+    use cranelift_codegen::ir::Opcode;
+    let wasm = read_input(
+        b"(module (memory i64 1) (func (param i64) (result i32) (i32.load offset=8 (local.get 0))))",
+    )
+    .unwrap();
+    for spectre_guards in [true, false] {
+        let o = CompileOptions {
+            spectre_guards,
+            ..opts("x86_64-unknown-linux-gnu")
+        };
+        let func = &crate::translate::translate_to_ir(&wasm, &o).unwrap()[0];
+        let def = |v| func.dfg.value_def(v).inst().expect("an instruction result");
+        let insts: Vec<_> = func
+            .layout
+            .blocks()
+            .flat_map(|b| func.layout.block_insts(b))
+            .collect();
+        let opcode_count = |op| {
+            insts
+                .iter()
+                .filter(|i| func.dfg.insts[**i].opcode() == op)
+                .count()
+        };
+        if !spectre_guards {
+            assert_eq!(opcode_count(Opcode::UaddOverflowTrap), 1);
+            assert_eq!(opcode_count(Opcode::SelectSpectreGuard), 0);
+            continue;
+        }
+        assert_eq!(opcode_count(Opcode::UaddOverflowTrap), 0);
+        let guard = insts
+            .iter()
+            .find(|i| func.dfg.insts[**i].opcode() == Opcode::SelectSpectreGuard)
+            .expect("a guard");
+        let cond = def(func.dfg.inst_args(*guard)[0]);
+        assert_eq!(
+            func.dfg.insts[cond].opcode(),
+            Opcode::Bor,
+            "{}",
+            func.display()
+        );
+        let from_overflow = func
+            .dfg
+            .inst_args(cond)
+            .iter()
+            .any(|a| func.dfg.insts[def(*a)].opcode() == Opcode::UaddOverflow);
+        assert!(from_overflow, "{}", func.display());
+    }
+}

@@ -884,6 +884,8 @@ fn spectre_guards_keep_results_and_trap_codes() {
             ok("load64", &[Val::I64(65520)], &[Val::I64(-2)]);
             t("load64", &[Val::I64(65521)], Trap::MemoryOutOfBounds);
             t("load64", &[Val::I64(-8)], Trap::MemoryOutOfBounds);
+            // index + offset fits, + size wraps: the address would be below the base.
+            t("load64", &[Val::I64(-12)], Trap::MemoryOutOfBounds);
             t(
                 "store64",
                 &[Val::I64(65536), Val::I64(1)],

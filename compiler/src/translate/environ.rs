@@ -794,19 +794,31 @@ impl SimdEnv for FuncEnv<'_> {
                 let length = self.memory_length(builder, mem);
                 // For a 32-bit memory `index + end` cannot overflow (index < 2^32,
                 // end < 2^64 - 2^32 is checked below); for a 64-bit one use a trapping add.
-                let limit = if !memory64 && end <= u64::MAX - u64::from(u32::MAX) {
-                    builder.ins().iadd_imm_u(index, end as i64)
+                let (limit, overflow) = if !memory64 && end <= u64::MAX - u64::from(u32::MAX) {
+                    (builder.ins().iadd_imm_u(index, end as i64), None)
+                } else if self.spectre_guards {
+                    // A wrapped sum passes the compare below: the guard's condition
+                    // must include the overflow, or a speculative access could reach
+                    // the bytes just below the base (`base + index + offset` wraps).
+                    let end_v = builder.ins().iconst(types::I64, end as i64);
+                    let (sum, overflow) = builder.ins().uadd_overflow(index, end_v);
+                    (sum, Some(overflow))
                 } else {
                     let end_v = builder.ins().iconst(types::I64, end as i64);
-                    builder.ins().uadd_overflow_trap(
+                    let sum = builder.ins().uadd_overflow_trap(
                         index,
                         end_v,
                         trap_code(Trap::MemoryOutOfBounds),
-                    )
+                    );
+                    (sum, None)
                 };
-                let oob = builder
+                let beyond = builder
                     .ins()
                     .icmp(IntCC::UnsignedGreaterThan, limit, length);
+                let oob = match overflow {
+                    Some(overflow) => builder.ins().bor(beyond, overflow),
+                    None => beyond,
+                };
                 builder
                     .ins()
                     .trapnz(oob, trap_code(Trap::MemoryOutOfBounds));
