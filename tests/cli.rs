@@ -460,28 +460,34 @@ fn opt_levels_are_accepted() {
     output.assert_code(2);
 }
 
+/// With and without Spectre guards (`--no-spectre-guards` reaches the compiler: the
+/// executables differ).
 #[test]
 fn explicit_bounds_checks_still_trap_out_of_bounds() {
     let scratch = Scratch::new();
     let input = fixture("traps/memory-oob.wat");
-    let exe = scratch.path().join("oob");
-    let output = wasmc(
-        &[
+    let mut executables = Vec::new();
+    for extra in [&[][..], &[OsStr::new("--no-spectre-guards")][..]] {
+        let exe = scratch.path().join(format!("oob{}", executables.len()));
+        let mut args = vec![
             input.as_os_str(),
             OsStr::new("--explicit-bounds-checks"),
             OsStr::new("-o"),
             exe.as_os_str(),
-        ],
-        scratch.path(),
-    );
-    output.assert_code(0);
-    let run = common::run::<&str>(&exe, &[], scratch.path());
-    run.assert_code(134);
-    assert!(
-        run.stderr_text().contains("out of bounds memory access"),
-        "{}",
-        run.describe()
-    );
+        ];
+        args.extend_from_slice(extra);
+        let output = wasmc(&args, scratch.path());
+        output.assert_code(0);
+        let run = common::run::<&str>(&exe, &[], scratch.path());
+        run.assert_code(134);
+        assert!(
+            run.stderr_text().contains("out of bounds memory access"),
+            "{}",
+            run.describe()
+        );
+        executables.push(fs::read(&exe).unwrap());
+    }
+    assert!(executables[0] != executables[1]);
 }
 
 #[test]

@@ -45,6 +45,12 @@ pub struct CompileOptions {
     /// Check every memory access against the memory's length instead of relying on
     /// guard pages.
     pub explicit_bounds_checks: bool,
+    /// Spectre guards: where an explicit bounds check (memory or table) precedes an
+    /// access, compute the access address with `select_spectre_guard`, so that an
+    /// access executed speculatively past a mispredicted check reads address 0
+    /// instead of memory chosen by the index. Guard-page accesses have no check and
+    /// are unaffected. On by default; off trades that protection for a little speed.
+    pub spectre_guards: bool,
     /// Count executed operators in `VMRuntimeState::fuel_consumed` and trap when the
     /// budget is spent (`--fuel`). Costs run time, so only when asked for.
     pub fuel_metering: bool,
@@ -58,6 +64,7 @@ impl Default for CompileOptions {
             triple: Triple::host(),
             opt_level: OptLevel::Speed,
             explicit_bounds_checks: false,
+            spectre_guards: true,
             fuel_metering: false,
             policy: None,
         }

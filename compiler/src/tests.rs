@@ -698,3 +698,247 @@ fn fuel_checks_at_entry_and_loop_headers() {
     let dead = checks("(module (func (block (br 0) (loop (br 0)))))");
     assert_eq!(fuel_code(&dead).1, 1);
 }
+
+/// The Spectre guards of one function's IR, checked for their shape: each selects
+/// 0 when the condition of a `trapnz` that precedes it holds (so the address 0 is
+/// never accessed architecturally) and its result is the address of a load or store.
+fn guards_in(func: &cranelift_codegen::ir::Function) -> usize {
+    use cranelift_codegen::ir::{InstructionData, Opcode};
+    let mut trapped_on = Vec::new();
+    let mut guards = 0;
+    for block in func.layout.blocks() {
+        for inst in func.layout.block_insts(block) {
+            let data = &func.dfg.insts[inst];
+            if let InstructionData::CondTrap {
+                opcode: Opcode::Trapnz,
+                arg,
+                ..
+            } = data
+            {
+                trapped_on.push(*arg);
+            }
+            if data.opcode() != Opcode::SelectSpectreGuard {
+                continue;
+            }
+            guards += 1;
+            let args = func.dfg.inst_args(inst);
+            assert!(
+                trapped_on.contains(&args[0]),
+                "guard without a trap on its condition before it:\n{}",
+                func.display()
+            );
+            let null = func
+                .dfg
+                .value_def(args[1])
+                .inst()
+                .map(|i| &func.dfg.insts[i]);
+            assert!(
+                matches!(null, Some(InstructionData::UnaryImm { opcode: Opcode::Iconst, imm })
+                    if imm.bits() == 0),
+                "guard does not select 0:\n{}",
+                func.display()
+            );
+            let addr = func.dfg.first_result(inst);
+            let used_as_address = func.layout.blocks().any(|b| {
+                func.layout.block_insts(b).any(|i| match func.dfg.insts[i] {
+                    InstructionData::Load { arg, .. } => arg == addr,
+                    InstructionData::Store { args, .. } => args[1] == addr,
+                    _ => false,
+                })
+            });
+            assert!(used_as_address, "unused guard:\n{}", func.display());
+        }
+    }
+    guards
+}
+
+/// (module, explicit bounds checks, Spectre guards expected in each function).
+const SPECTRE_SAMPLES: [(&str, bool, &[usize]); 5] = [
+    // memory64 is always checked explicitly.
+    (
+        r#"(module (memory i64 1)
+            (func (param i64) (result i32) (i32.load offset=8 (local.get 0)))
+            (func (param i64) (v128.store (local.get 0) (v128.load (local.get 0)))))"#,
+        false,
+        &[1, 2],
+    ),
+    // A static offset beyond the guard region is checked even with guard pages.
+    (
+        r#"(module (memory 1)
+            (func (param i32) (result i32) (i32.load offset=0x80000000 (local.get 0)))
+            (func (param i32) (result i32) (i32.load offset=16 (local.get 0))))"#,
+        false,
+        &[1, 0],
+    ),
+    // With explicit checks, every access.
+    (
+        r#"(module (memory 1)
+            (func (param i32 i32)
+              (i64.store16 (local.get 0) (i64.load8_s offset=3 (local.get 1)))
+              (v128.store32_lane 1 (local.get 0) (v128.load64_splat (local.get 1)))))"#,
+        true,
+        &[4],
+    ),
+    // Table accesses, with or without explicit memory checks.
+    (
+        r#"(module (type $t (func (result i32))) (table 2 funcref)
+            (func (param i32) (result i32) (call_indirect (type $t) (local.get 0)))
+            (func (param i32) (result i32) (return_call_indirect (type $t) (local.get 0)))
+            (func (param i32) (table.set (local.get 0) (table.get (local.get 0)))))"#,
+        false,
+        &[1, 1, 2],
+    ),
+    (
+        r#"(module (type $t (func)) (table i64 2 funcref) (memory 1)
+            (func (param i64) (call_indirect (type $t) (local.get 0))))"#,
+        true,
+        &[1],
+    ),
+];
+
+/// Every explicitly checked memory access and every indexed table access gets a
+/// Spectre guard, also after Cranelift's optimizer has run; guard-page accesses get
+/// none, and with `spectre_guards` off nothing gets one.
+#[test]
+fn spectre_guards_where_bounds_are_checked() {
+    use cranelift_codegen::control::ControlPlane;
+    use cranelift_codegen::ir::Opcode;
+    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        for (wat, explicit, expected) in SPECTRE_SAMPLES {
+            let wasm = read_input(wat.as_bytes()).unwrap();
+            for spectre_guards in [true, false] {
+                let o = CompileOptions {
+                    explicit_bounds_checks: explicit,
+                    spectre_guards,
+                    ..opts(triple)
+                };
+                let isa = crate::isa::build(&o).unwrap();
+                let funcs = crate::translate::translate_to_ir(&wasm, &o).unwrap();
+                assert_eq!(funcs.len(), expected.len());
+                for (func, &n) in funcs.into_iter().zip(expected) {
+                    let n = if spectre_guards { n } else { 0 };
+                    assert_eq!(guards_in(&func), n, "{triple}:\n{}", func.display());
+                    let mut ctx = cranelift_codegen::Context::for_function(func);
+                    ctx.optimize(&*isa, &mut ControlPlane::default()).unwrap();
+                    let optimized = ctx
+                        .func
+                        .layout
+                        .blocks()
+                        .flat_map(|b| ctx.func.layout.block_insts(b))
+                        .filter(|i| ctx.func.dfg.insts[*i].opcode() == Opcode::SelectSpectreGuard)
+                        .count();
+                    // The optimizer may merge guards of the same address, never drop all.
+                    assert_eq!(optimized == 0, n == 0, "{triple}:\n{}", ctx.func.display());
+                }
+            }
+        }
+    }
+}
+
+/// Guard-page accesses have no bounds check and so no guard: a module without tables
+/// and without explicit checks compiles to the same machine code with guards on and
+/// off. Tables and explicit checks do change it (the option is not ignored).
+#[test]
+fn spectre_guards_leave_guard_page_code_unchanged() {
+    use object::ObjectSection;
+    let text = |wat: &str, o: &CompileOptions| {
+        let m = compile_wat(wat, o).unwrap();
+        let file = object::File::parse(&*m.object).unwrap();
+        let text = file.section_by_name(".text").expect(".text");
+        (text.data().unwrap().to_vec(), m.info.funcs)
+    };
+    let guard_pages = r#"(module
+        (memory 1 100)
+        (global $g (mut i32) (i32.const 0))
+        (func $f (export "f") (param i32 i64) (result i64)
+          (i32.store8 offset=7 (local.get 0) (i32.load16_u (local.get 0)))
+          (i64.store offset=65536 (local.get 0) (i64.load32_s offset=3 (local.get 0)))
+          (f64.store (local.get 0) (f64.load offset=1 (local.get 0)))
+          (v128.store offset=32 (local.get 0) (v128.load8x8_s (local.get 0)))
+          (v128.store8_lane 3 (local.get 0) (v128.load32_zero (local.get 0)))
+          (memory.fill (local.get 0) (i32.const 0) (i32.const 8))
+          (memory.copy (local.get 0) (i32.const 8) (i32.const 8))
+          (global.set $g (i32.add (memory.size) (memory.grow (i32.const 1))))
+          (block (block (br_table 0 1 (local.get 0))))
+          (i64.add (local.get 1) (call $f (local.get 0) (local.get 1)))))"#;
+    for triple in TRIPLES {
+        let on = opts(triple);
+        let off = CompileOptions {
+            spectre_guards: false,
+            ..opts(triple)
+        };
+        let (a, a_funcs) = text(guard_pages, &on);
+        let (b, b_funcs) = text(guard_pages, &off);
+        assert!(
+            a == b,
+            "{triple}: guard-page code differs with spectre_guards"
+        );
+        assert_eq!(format!("{a_funcs:?}"), format!("{b_funcs:?}"));
+        for (wat, explicit, _) in SPECTRE_SAMPLES {
+            let on = CompileOptions {
+                explicit_bounds_checks: explicit,
+                ..on.clone()
+            };
+            let off = CompileOptions {
+                explicit_bounds_checks: explicit,
+                ..off.clone()
+            };
+            assert!(text(wat, &on).0 != text(wat, &off).0, "{triple}: {wat}");
+        }
+    }
+}
+
+/// memory64: a guarded access's condition includes the overflow of
+/// `index + offset + size` (a wrapped sum passes the length compare, and the
+/// unguarded address would then be just below the base); unguarded code keeps the
+/// trapping add.
+#[test]
+fn memory64_guard_covers_overflow() {
+    use cranelift_codegen::ir::Opcode;
+    let wasm = read_input(
+        b"(module (memory i64 1) (func (param i64) (result i32) (i32.load offset=8 (local.get 0))))",
+    )
+    .unwrap();
+    for spectre_guards in [true, false] {
+        let o = CompileOptions {
+            spectre_guards,
+            ..opts("x86_64-unknown-linux-gnu")
+        };
+        let func = &crate::translate::translate_to_ir(&wasm, &o).unwrap()[0];
+        let def = |v| func.dfg.value_def(v).inst().expect("an instruction result");
+        let insts: Vec<_> = func
+            .layout
+            .blocks()
+            .flat_map(|b| func.layout.block_insts(b))
+            .collect();
+        let opcode_count = |op| {
+            insts
+                .iter()
+                .filter(|i| func.dfg.insts[**i].opcode() == op)
+                .count()
+        };
+        if !spectre_guards {
+            assert_eq!(opcode_count(Opcode::UaddOverflowTrap), 1);
+            assert_eq!(opcode_count(Opcode::SelectSpectreGuard), 0);
+            continue;
+        }
+        assert_eq!(opcode_count(Opcode::UaddOverflowTrap), 0);
+        let guard = insts
+            .iter()
+            .find(|i| func.dfg.insts[**i].opcode() == Opcode::SelectSpectreGuard)
+            .expect("a guard");
+        let cond = def(func.dfg.inst_args(*guard)[0]);
+        assert_eq!(
+            func.dfg.insts[cond].opcode(),
+            Opcode::Bor,
+            "{}",
+            func.display()
+        );
+        let from_overflow = func
+            .dfg
+            .inst_args(cond)
+            .iter()
+            .any(|a| func.dfg.insts[def(*a)].opcode() == Opcode::UaddOverflow);
+        assert!(from_overflow, "{}", func.display());
+    }
+}

@@ -809,3 +809,115 @@ fn command_entry_exit_statuses() {
         USAGE_EXIT_STATUS
     );
 }
+
+/// Spectre guards change how an explicitly checked address is computed, not what an
+/// access does: in-bounds accesses read and write the same bytes, and out-of-bounds
+/// ones trap with the same code (the check's trap, before the guarded access), for
+/// every kind of checked access, with guards on and off, with and without explicit
+/// memory checks. A guarded access that ran architecturally at address 0 would
+/// instead be reported as a wasmc bug and kill the test process.
+#[test]
+fn spectre_guards_keep_results_and_trap_codes() {
+    const WAT: &str = r#"(module
+      (type $i (func (result i32)))
+      (memory $m 1)
+      (memory $m64 i64 1)
+      (table $t 3 funcref)
+      (table $t64 i64 2 funcref)
+      (elem (table $t) (i32.const 1) func $seven $eight)
+      (elem (table $t64) (i64.const 0) func $eight)
+      (func $seven (result i32) (i32.const 7))
+      (func $eight (result i32) (i32.const 8))
+      (func (export "store") (param i32 i32) (i32.store offset=4 (local.get 0) (local.get 1)))
+      (func (export "load") (param i32) (result i32) (i32.load offset=4 (local.get 0)))
+      (func (export "load_far") (param i32) (result i32)
+        (i32.load offset=0x80000000 (local.get 0)))
+      (func (export "v128_load") (param i32) (result i64)
+        (i64x2.extract_lane 1 (v128.load (local.get 0))))
+      (func (export "store64") (param i64 i64) (i64.store $m64 (local.get 0) (local.get 1)))
+      (func (export "load64") (param i64) (result i64) (i64.load $m64 offset=8 (local.get 0)))
+      (func (export "grow64") (result i64) (memory.grow $m64 (i64.const 1)))
+      (func (export "call") (param i32) (result i32) (call_indirect $t (type $i) (local.get 0)))
+      (func (export "tail") (param i32) (result i32)
+        (return_call_indirect $t (type $i) (local.get 0)))
+      (func (export "call64") (param i64) (result i32)
+        (call_indirect $t64 (type $i) (local.get 0)))
+      (func (export "copy_entry") (param i32 i32)
+        (table.set $t (local.get 1) (table.get $t (local.get 0)))))"#;
+    for explicit_bounds_checks in [false, true] {
+        for spectre_guards in [true, false] {
+            let opts = CompileOptions {
+                explicit_bounds_checks,
+                spectre_guards,
+                ..CompileOptions::default()
+            };
+            let what = format!("explicit={explicit_bounds_checks} guards={spectre_guards}");
+            let m = load_with(WAT, &opts);
+            let i = instantiate(&m, &[]).unwrap();
+            let ok = |name: &str, args: &[Val], want: &[Val]| {
+                assert_eq!(call(&i, name, args), Ok(want.to_vec()), "{name} {what}");
+            };
+            let t = |name: &str, args: &[Val], trap: Trap| {
+                assert_eq!(trap_of(&i, name, args).trap, trap, "{name} {args:?} {what}");
+            };
+
+            // 32-bit memory: the last valid address and the first invalid ones.
+            ok("store", &[Val::I32(65528), Val::I32(0x1234_5678)], &[]);
+            ok("load", &[Val::I32(65528)], &[Val::I32(0x1234_5678)]);
+            ok(
+                "v128_load",
+                &[Val::I32(65520)],
+                &[Val::I64(0x1234_5678 << 32)],
+            );
+            t("load", &[Val::I32(65529)], Trap::MemoryOutOfBounds);
+            t("load", &[Val::I32(-1)], Trap::MemoryOutOfBounds);
+            t(
+                "store",
+                &[Val::I32(65529), Val::I32(1)],
+                Trap::MemoryOutOfBounds,
+            );
+            t("v128_load", &[Val::I32(65521)], Trap::MemoryOutOfBounds);
+            t("load_far", &[Val::I32(0)], Trap::MemoryOutOfBounds);
+
+            // memory64, before and after growing (the guard uses the current length).
+            ok("store64", &[Val::I64(65528), Val::I64(-2)], &[]);
+            ok("load64", &[Val::I64(65520)], &[Val::I64(-2)]);
+            t("load64", &[Val::I64(65521)], Trap::MemoryOutOfBounds);
+            t("load64", &[Val::I64(-8)], Trap::MemoryOutOfBounds);
+            // index + offset fits, + size wraps: the address would be below the base.
+            t("load64", &[Val::I64(-12)], Trap::MemoryOutOfBounds);
+            t(
+                "store64",
+                &[Val::I64(65536), Val::I64(1)],
+                Trap::MemoryOutOfBounds,
+            );
+            ok("grow64", &[], &[Val::I64(1)]);
+            ok("store64", &[Val::I64(131064), Val::I64(5)], &[]);
+            ok("load64", &[Val::I64(131056)], &[Val::I64(5)]);
+            t("load64", &[Val::I64(131057)], Trap::MemoryOutOfBounds);
+
+            // Tables: calls, tail calls, table.get/set.
+            ok("call", &[Val::I32(2)], &[Val::I32(8)]);
+            ok("tail", &[Val::I32(1)], &[Val::I32(7)]);
+            ok("call64", &[Val::I64(0)], &[Val::I32(8)]);
+            t("call", &[Val::I32(3)], Trap::OutOfBoundsElement);
+            t("call", &[Val::I32(-1)], Trap::OutOfBoundsElement);
+            t("tail", &[Val::I32(3)], Trap::OutOfBoundsElement);
+            t("call64", &[Val::I64(2)], Trap::OutOfBoundsElement);
+            t("call64", &[Val::I64(-1)], Trap::OutOfBoundsElement);
+            t("call", &[Val::I32(0)], Trap::IndirectCallToNull);
+            ok("copy_entry", &[Val::I32(1), Val::I32(0)], &[]);
+            ok("call", &[Val::I32(0)], &[Val::I32(7)]);
+            t(
+                "copy_entry",
+                &[Val::I32(3), Val::I32(0)],
+                Trap::TableOutOfBounds,
+            );
+            t(
+                "copy_entry",
+                &[Val::I32(0), Val::I32(3)],
+                Trap::TableOutOfBounds,
+            );
+        }
+    }
+}

@@ -13,6 +13,18 @@
 //! the `HEAP_OUT_OF_BOUNDS` trap code, which makes it a recorded trap site. In every
 //! other case (static offset too large, 64-bit memory, or explicit checks requested)
 //! the access is compared against the current `length` first.
+//!
+//! # Spectre guards
+//! A bounds check is a branch, and a mispredicted branch lets the access after it
+//! run speculatively with an out-of-bounds index, leaving a cache trace of memory
+//! the index chose. With `spectre_guards` (the default) every explicitly checked
+//! address (memories and table elements) is computed as
+//! `select_spectre_guard(oob, 0, addr)`: a data dependency on the compare, which
+//! the CPU does not speculate on, so a speculative out-of-bounds access reads
+//! address 0. The `trapnz` on the same condition stays in front of it, so the
+//! address 0 is never accessed architecturally and the trap (code and site) is the
+//! one the check raised before; the runtime's fault classification never sees it.
+//! Guard-page accesses have no branch to mispredict and get no guard.
 
 use std::collections::HashMap;
 
@@ -93,6 +105,8 @@ pub(crate) struct FuncEnv<'m> {
     /// Cranelift function ids (`UserExternalName` indices) of the defined functions.
     func_ids: &'m [u32],
     explicit_bounds_checks: bool,
+    /// Guard explicitly checked addresses against speculation (see the module doc).
+    spectre_guards: bool,
     /// The ISA's C calling convention, for builtins.
     host_call_conv: CallConv,
     /// The function's own `vmctx` parameter.
@@ -118,6 +132,7 @@ impl<'m> FuncEnv<'m> {
         info: &'m ModuleInfo,
         func_ids: &'m [u32],
         explicit_bounds_checks: bool,
+        spectre_guards: bool,
         host_call_conv: CallConv,
         vmctx: Value,
     ) -> Self {
@@ -126,6 +141,7 @@ impl<'m> FuncEnv<'m> {
             layout: info.layout(),
             func_ids,
             explicit_bounds_checks,
+            spectre_guards,
             host_call_conv,
             vmctx,
             sig_refs: HashMap::new(),
@@ -198,6 +214,16 @@ impl<'m> FuncEnv<'m> {
         if let Some(fuel) = &mut self.fuel {
             fuel.reload(builder, vmctx);
         }
+    }
+
+    /// `addr`, or 0 when `oob` is set, without a branch the CPU could mispredict
+    /// (see "Spectre guards" in the module doc). `oob` has already been trapped on.
+    fn spectre_guard(&self, builder: &mut FunctionBuilder, oob: Value, addr: Value) -> Value {
+        if !self.spectre_guards {
+            return addr;
+        }
+        let null = builder.ins().iconst(types::I64, 0);
+        builder.ins().select_spectre_guard(oob, null, addr)
     }
 
     fn vmctx_load(&self, builder: &mut FunctionBuilder, offset: i32) -> Value {
@@ -278,6 +304,9 @@ impl<'m> FuncEnv<'m> {
     }
 
     /// Address of element `index` of `table`, trapping with `trap` when out of range.
+    /// Every indexed table access (`table.get`/`set`, `call_indirect` and
+    /// `return_call_indirect`) goes through here, so all of them get the Spectre
+    /// guard; the bulk operations check their ranges in the runtime.
     fn table_entry_addr(
         &self,
         builder: &mut FunctionBuilder,
@@ -299,7 +328,8 @@ impl<'m> FuncEnv<'m> {
             .ins()
             .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_BASE);
         let scaled = builder.ins().ishl_imm_u(index, 3);
-        builder.ins().iadd(base, scaled)
+        let addr = builder.ins().iadd(base, scaled);
+        self.spectre_guard(builder, oob, addr)
     }
 
     pub fn table_get(&self, builder: &mut FunctionBuilder, table: u32, index: Value) -> Value {
@@ -747,6 +777,8 @@ impl SimdEnv for FuncEnv<'_> {
             && !memory64
             && end.is_some_and(|end| end <= wasmc_abi::GUARD_SIZE);
         let index = to_u64(builder, index);
+        // The bounds check's condition, when there is one, for the Spectre guard.
+        let mut checked = None;
         match end {
             _ if guarded => {}
             // offset + size overflows u64: no index can make this access valid.
@@ -762,22 +794,35 @@ impl SimdEnv for FuncEnv<'_> {
                 let length = self.memory_length(builder, mem);
                 // For a 32-bit memory `index + end` cannot overflow (index < 2^32,
                 // end < 2^64 - 2^32 is checked below); for a 64-bit one use a trapping add.
-                let limit = if !memory64 && end <= u64::MAX - u64::from(u32::MAX) {
-                    builder.ins().iadd_imm_u(index, end as i64)
+                let (limit, overflow) = if !memory64 && end <= u64::MAX - u64::from(u32::MAX) {
+                    (builder.ins().iadd_imm_u(index, end as i64), None)
+                } else if self.spectre_guards {
+                    // A wrapped sum passes the compare below: the guard's condition
+                    // must include the overflow, or a speculative access could reach
+                    // the bytes just below the base (`base + index + offset` wraps).
+                    let end_v = builder.ins().iconst(types::I64, end as i64);
+                    let (sum, overflow) = builder.ins().uadd_overflow(index, end_v);
+                    (sum, Some(overflow))
                 } else {
                     let end_v = builder.ins().iconst(types::I64, end as i64);
-                    builder.ins().uadd_overflow_trap(
+                    let sum = builder.ins().uadd_overflow_trap(
                         index,
                         end_v,
                         trap_code(Trap::MemoryOutOfBounds),
-                    )
+                    );
+                    (sum, None)
                 };
-                let oob = builder
+                let beyond = builder
                     .ins()
                     .icmp(IntCC::UnsignedGreaterThan, limit, length);
+                let oob = match overflow {
+                    Some(overflow) => builder.ins().bor(beyond, overflow),
+                    None => beyond,
+                };
                 builder
                     .ins()
                     .trapnz(oob, trap_code(Trap::MemoryOutOfBounds));
+                checked = Some(oob);
             }
         }
         let ptr = self.memory_ptr(builder, mem);
@@ -788,10 +833,16 @@ impl SimdEnv for FuncEnv<'_> {
             .ins()
             .load(types::I64, frozen(), ptr, VMContextLayout::MEMORY_BASE);
         let addr = builder.ins().iadd(base, index);
-        if offset == 0 {
+        let addr = if offset == 0 {
             addr
         } else {
             builder.ins().iadd_imm_u(addr, offset as i64)
+        };
+        // Guard the final address (offset included), so that a speculative
+        // out-of-bounds access touches the first bytes of address 0 only.
+        match checked {
+            Some(oob) => self.spectre_guard(builder, oob, addr),
+            None => addr,
         }
     }
 

@@ -308,6 +308,7 @@ fn translate_body(
         info,
         raw_ids,
         opts.explicit_bounds_checks,
+        opts.spectre_guards,
         isa.default_call_conv(),
         vmctx,
     );
