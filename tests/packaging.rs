@@ -22,8 +22,8 @@ const PROBE_RUST: &str = "packaging/probe_rust.wasm";
 /// `wasmc FIXTURE -o DIR/NAME ARGS...`, which must succeed.
 fn build(fixture_name: &str, scratch: &Scratch, name: &str, args: &[&str]) -> PathBuf {
     let exe = scratch.path().join(name);
-    let mut all: Vec<&OsStr> = vec![fixture(fixture_name).into_os_string().leak()];
-    all.extend([OsStr::new("-o"), exe.as_os_str()]);
+    let input = fixture(fixture_name);
+    let mut all: Vec<&OsStr> = vec![input.as_os_str(), OsStr::new("-o"), exe.as_os_str()];
     all.extend(args.iter().map(OsStr::new));
     let output = wasmc(&all, scratch.path());
     assert!(
