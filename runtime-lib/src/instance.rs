@@ -1454,7 +1454,9 @@ fn check_minimums(info: &ModuleInfo, limits: &Limits) -> Result<(), String> {
         let first = info.num_imported_memories as usize;
         for (i, ty) in info.memories.iter().enumerate().skip(first) {
             // Bytes as u128: a memory64 minimum in pages can exceed u64 in bytes.
-            let bytes = u128::from(ty.minimum) << ty.page_size_log2;
+            let bytes = u128::from(ty.minimum)
+                .checked_shl(u32::from(ty.page_size_log2))
+                .unwrap_or(u128::MAX);
             if bytes > u128::from(max) {
                 return Err(format!(
                     "memory {i} needs at least {} but --max-memory is {}",
