@@ -25,37 +25,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    Output, Reference, Scratch, TreeEntry, fixtures_dir, run_command, snapshot_tree, wasmc,
+    Output, Reference, Scratch, TreeEntry, find_in_path, fixtures_dir, require, run_command,
+    runner, snapshot_tree, wasmc,
 };
 
 const BASELINE: &str = "x86_64-unknown-linux-gnu";
 /// qemu is slower than native; still, every fixture finishes in seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-const AARCH64_GNU_SYSROOT: &str = "/usr/aarch64-linux-gnu";
-
-/// A program on PATH.
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-}
-
-/// Skips (returns None) when a tool is missing, except in CI where that is a failure.
-fn require(available: bool, what: &str) -> Option<()> {
-    if available {
-        return Some(());
-    }
-    if in_ci() {
-        panic!("CI=true but {what}; scripts/setup.sh should have installed it");
-    }
-    eprintln!("SKIPPED: {what}");
-    None
-}
 
 /// Targets this wasmc can build (first column of `--print-targets`).
 fn buildable_targets() -> Vec<String> {
@@ -67,31 +43,6 @@ fn buildable_targets() -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect()
-}
-
-/// How to run an executable of `target` on this (x86_64) machine.
-fn runner(target: &str) -> Option<Vec<String>> {
-    if target.starts_with("x86_64") {
-        require(
-            cfg!(target_arch = "x86_64"),
-            "this test runs x86_64 executables natively",
-        )?;
-        return Some(vec![]);
-    }
-    let qemu = find_in_path("qemu-aarch64").or_else(|| find_in_path("qemu-aarch64-static"));
-    require(
-        qemu.is_some(),
-        "qemu-aarch64 not found (Debian package qemu-user)",
-    )?;
-    let mut cmd = vec![qemu.unwrap().display().to_string()];
-    if target.ends_with("-gnu") {
-        require(
-            Path::new(AARCH64_GNU_SYSROOT).join("lib").is_dir(),
-            "/usr/aarch64-linux-gnu/lib is missing (Debian package libc6-dev-arm64-cross)",
-        )?;
-        cmd.extend(["-L".to_owned(), AARCH64_GNU_SYSROOT.to_owned()]);
-    }
-    Some(cmd)
 }
 
 /// Fixtures (relative to `fixtures/`) whose every recorded case runs on every target.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Output, Scratch, fixture, run, run_command, wasmc};
+use common::{Output, Scratch, find_in_path, fixture, require, run, run_command, runner, wasmc};
 
 const PROBE: &str = "packaging/probe.wasm";
 const PROBE_RUST: &str = "packaging/probe_rust.wasm";
@@ -484,29 +484,6 @@ fn fuel_stops_at_a_deterministic_point() {
     assert_eq!(lines(&out), ["spinning"]);
 }
 
-/// How to run an aarch64 executable here, or None (with a message) when qemu is
-/// missing outside CI.
-fn qemu_aarch64(target: &str) -> Option<Vec<String>> {
-    let find = |name: &str| {
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    };
-    let Some(qemu) = find("qemu-aarch64").or_else(|| find("qemu-aarch64-static")) else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "CI=true but qemu-aarch64 is missing; scripts/setup.sh installs it"
-        );
-        eprintln!("SKIPPED: qemu-aarch64 not found");
-        return None;
-    };
-    let mut cmd = vec![qemu.display().to_string()];
-    if target.ends_with("-gnu") {
-        cmd.extend(["-L".into(), "/usr/aarch64-linux-gnu".into()]);
-    }
-    Some(cmd)
-}
-
 #[test]
 fn fuel_results_are_identical_on_x86_64_and_aarch64() {
     let scratch = Scratch::new();
@@ -522,7 +499,7 @@ fn fuel_results_are_identical_on_x86_64_and_aarch64() {
             "aarch64-unknown-linux-musl",
         ],
     );
-    let Some(runner) = qemu_aarch64("aarch64-unknown-linux-musl") else {
+    let Some(runner) = runner("aarch64-unknown-linux-musl") else {
         return;
     };
     for fuel in ["3000000", "1234567", "77"] {
@@ -692,19 +669,6 @@ fn wasmc_policy_reads_executables_of_every_target() {
     assert_error(&out, 1, "/nonexistent");
 }
 
-fn require_tool(name: &str) -> bool {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|d| d.join(name).is_file());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "CI=true but {name} is missing; scripts/setup.sh installs it"
-        );
-        eprintln!("SKIPPED: {name} not found (Debian package {name})");
-    }
-    found
-}
-
 #[test]
 fn oci_image_archive_is_accepted_by_skopeo_and_umoci_and_runs() {
     let scratch = Scratch::new();
@@ -741,8 +705,11 @@ fn oci_image_archive_is_accepted_by_skopeo_and_umoci_and_runs() {
     assert_error(&out, 1, "musl");
     assert!(!scratch.path().join("gnu.tar").exists());
 
-    if !require_tool("skopeo") || !require_tool("umoci") {
-        return;
+    for tool in ["skopeo", "umoci"] {
+        let found = find_in_path(tool).is_some();
+        if require(found, &format!("{tool} not found (Debian package {tool})")).is_none() {
+            return;
+        }
     }
     let reference = format!("oci-archive:{}", archive.display());
     let out = run_command(
@@ -916,7 +883,7 @@ fn timeout_stack_and_memory_limits_work_on_aarch64() {
         "arm",
         &["--target", "aarch64-unknown-linux-musl", "--timeout", "1s"],
     );
-    let Some(runner) = qemu_aarch64("aarch64-unknown-linux-musl") else {
+    let Some(runner) = runner("aarch64-unknown-linux-musl") else {
         return;
     };
     let run_arm = |args: &[&str]| {
