@@ -322,6 +322,15 @@ fn proc_exit_sets_the_exit_code() {
 }
 
 #[test]
+fn reachable_exceptions_survive_collection() {
+    // Collections run while exceptions are held in every kind of root (see the
+    // fixture); a lost one traps.
+    let (reference, output) = Reference::check("traps", "exception-roots");
+    assert_eq!(reference.exit, 0);
+    output.assert_stderr(b"");
+}
+
+#[test]
 fn module_without_start_is_a_clear_error() {
     // wasmc may refuse it at compile time (better) or the executable may refuse to
     // run; either way the user gets one clear message naming `_start`, no trap, no

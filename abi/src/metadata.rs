@@ -118,6 +118,19 @@ impl ValType {
         }
     }
 
+    /// Whether values of this type may point at exception objects (`exnref`, nullable
+    /// or not), which the exception collector must see as roots. `nullexnref` holds
+    /// only null.
+    pub fn is_exnref(self) -> bool {
+        matches!(
+            self,
+            ValType::Ref(RefType {
+                heap: HeapType::Exn,
+                ..
+            })
+        )
+    }
+
     /// Subtyping (`self <: other`) between types whose concrete heap types are
     /// canonical ids, for types without declared supertypes (all wasmc supports):
     /// `(ref $t) <: (ref null $t) <: funcref`, `nofunc` below every function type,
@@ -286,6 +299,20 @@ pub struct FuncInfo {
     /// Exception handlers of the calls inside `try_table`s, sorted by return offset
     /// (empty for functions without `try_table`).
     pub handlers: Vec<HandlerSite>,
+    /// The calls across which exception references are live, sorted by return
+    /// offset (empty for functions that keep none across a call).
+    pub stack_maps: Vec<StackMapSite>,
+}
+
+/// A call site with exception references live across it: the roots of this frame
+/// for the exception collector while the call runs (Cranelift user stack maps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackMapSite {
+    /// Return-address offset of the call, from the function start.
+    pub ret: u32,
+    /// Byte offsets, from the stack pointer at the call, of the 8-byte slots that
+    /// hold live `exnref` values (null or a `*const VMException`).
+    pub slots: Vec<u32>,
 }
 
 /// A call site with an exception handler: when an exception unwinds to the return

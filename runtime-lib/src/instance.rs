@@ -494,6 +494,10 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             f.handlers.windows(2).all(|w| w[0].ret < w[1].ret),
             "exception handlers not sorted",
         )?;
+        check(
+            f.stack_maps.windows(2).all(|w| w[0].ret < w[1].ret),
+            "stack maps not sorted",
+        )?;
     }
     Ok(())
 }
@@ -769,7 +773,7 @@ impl TableHandle {
             return Err("table initial value does not match the element type".into());
         }
         Ok(TableHandle {
-            table: Rc::new(Table::new(&ty, init.to_raw() as usize)?),
+            table: track_table(Rc::new(Table::new(&ty, init.to_raw() as usize)?)),
             _owner: None,
         })
     }
@@ -839,12 +843,7 @@ impl GlobalHandle {
             return Err("global initial value does not match its type".into());
         }
         Ok(GlobalHandle {
-            global: Rc::new(Global {
-                value: UnsafeCell::new(VMGlobal {
-                    value: value.to_raw(),
-                }),
-                ty,
-            }),
+            global: Global::new(ty, value.to_raw()),
             _owner: None,
         })
     }
@@ -882,6 +881,33 @@ impl GlobalHandle {
 
     fn vmglobal(&self) -> *mut VMGlobal {
         self.global.value.get()
+    }
+}
+
+/// Makes the exceptions a table of `exnref` holds roots of the exception collector.
+fn track_table(table: Rc<Table>) -> Rc<Table> {
+    if table.declared_type().element.is_exnref() {
+        crate::exceptions::track_table(Rc::downgrade(&table));
+    }
+    table
+}
+
+impl Global {
+    fn new(ty: GlobalType, value: ValRaw) -> Rc<Global> {
+        let global = Rc::new(Global {
+            value: UnsafeCell::new(VMGlobal { value }),
+            ty,
+        });
+        if ty.content.is_exnref() {
+            crate::exceptions::track_global(Rc::downgrade(&global));
+        }
+        global
+    }
+
+    /// The pointer-sized value (a reference's word) held by the global.
+    pub(crate) fn raw_word(&self) -> usize {
+        // SAFETY: read while generated code on this thread is stopped in a builtin.
+        unsafe { (*self.value.get()).value as usize }
     }
 }
 
@@ -951,12 +977,12 @@ impl Instance {
         self.module.info.layout()
     }
 
-    /// Identity word and number of parameters of tag `index`.
-    pub fn tag_identity_and_arity(&self, index: u32) -> Option<(usize, usize)> {
+    /// Identity word and parameter types of tag `index`.
+    pub fn tag_identity_and_params(&self, index: u32) -> Option<(usize, &[ValType])> {
         let tag = self.tags.get(index as usize)?;
         let info = &self.module.info;
         let ty = info.types.get(*info.tags.get(index as usize)? as usize)?;
-        Some((tag.tag.identity, ty.params.len()))
+        Some((tag.tag.identity, &ty.params))
     }
 
     pub fn module(&self) -> &Arc<Module> {
@@ -1249,13 +1275,13 @@ impl InstanceHandle {
             )
             .map_err(InstantiationError::Resource)?;
             let handle = GlobalHandle {
-                global: Rc::new(Global {
-                    value: UnsafeCell::new(VMGlobal { value }),
-                    ty: GlobalType {
+                global: Global::new(
+                    GlobalType {
                         content: module.canonical(defined.ty.content),
                         mutable: defined.ty.mutable,
                     },
-                }),
+                    value,
+                ),
                 _owner: None,
             };
             globals.push(handle);
@@ -1292,7 +1318,7 @@ impl InstanceHandle {
             let table = Table::with_limit(&ty, init as usize, limits.max_table_elements)
                 .map_err(InstantiationError::Resource)?;
             tables.push(TableHandle {
-                table: Rc::new(table),
+                table: track_table(Rc::new(table)),
                 _owner: None,
             });
         }

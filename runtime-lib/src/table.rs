@@ -118,6 +118,14 @@ impl Table {
         Some(unsafe { self.base().add(index as usize) })
     }
 
+    /// Every element (for the exception collector's roots).
+    pub fn elements(&self) -> &[usize] {
+        // SAFETY: `base` points at `size()` initialised elements (see `publish`).
+        // Callers hold the slice only while no table operation can run (from a
+        // builtin, with generated code stopped at its call).
+        unsafe { std::slice::from_raw_parts(self.base(), self.size() as usize) }
+    }
+
     pub fn get(&self, index: u64) -> Option<usize> {
         let p = self.range(index, 1)?;
         // SAFETY: in bounds.

@@ -198,6 +198,13 @@ impl CodeMap {
         Some(handlers[i])
     }
 
+    /// The stack map of the call whose return address is at `offset` in `func`.
+    fn stack_map_at(&self, func: u32, offset: u32) -> Option<&crate::abi::StackMapSite> {
+        let maps = &self.info.funcs[func as usize].stack_maps;
+        let i = maps.binary_search_by_key(&offset, |m| m.ret).ok()?;
+        Some(&maps[i])
+    }
+
     fn frame_name(&self, func: u32) -> String {
         let module = self.info.name.as_deref().unwrap_or("wasm");
         match &self.info.funcs[func as usize].name {
@@ -335,6 +342,9 @@ struct CallState {
 thread_local! {
     /// The innermost active `catch_traps` of this thread, or null.
     static CURRENT: Cell<*mut CallState> = const { Cell::new(std::ptr::null_mut()) };
+    /// How many `catch_traps` calls are active on this thread (wasm activations,
+    /// possibly with host frames between them).
+    static ACTIVATIONS: Cell<u32> = const { Cell::new(0) };
     /// `(lowest, highest)` address of this thread's stack; (0, 0) until prepared.
     static STACK_BOUNDS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// This thread's runtime state, pointed at by every `VMContext` created on it.
@@ -1103,6 +1113,61 @@ extern "C" fn throw_impl(_vmctx: *mut u8, exn: *const VMException, fp: usize, re
     }
 }
 
+/// Calls `visit` with the address of every stack slot that holds a live exception
+/// reference in the wasm frames of this thread, from the frame that called a
+/// builtin (frame pointer `fp`, return address `ret`, stack pointer at the call
+/// `sp`) outwards; each frame's slots come from the stack map of its call site
+/// (`abi::StackMapSite`). Returns false, having visited nothing reliable, when the
+/// frames cannot all be seen: wasm entered more than once on this thread (host
+/// frames, which keep no frame records wasmc can follow, may hide older wasm
+/// frames) or a frame chain that leaves this thread's stack.
+pub(crate) fn visit_stack_roots(
+    fp: usize,
+    ret: usize,
+    sp: usize,
+    mut visit: impl FnMut(*const usize),
+) -> bool {
+    if ACTIVATIONS.get() != 1 {
+        return false;
+    }
+    let (low, high) = STACK_BOUNDS.get();
+    let registry = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let (mut fp, mut ret, mut sp) = (fp, ret, sp);
+    loop {
+        // A return address outside wasm code: the walk has reached the host frames
+        // that entered wasm (the array trampoline's caller).
+        let Some(map) = find_code(&registry, ret.wrapping_sub(1)) else {
+            return true;
+        };
+        let Some((func, offset)) = map.func_at(ret.wrapping_sub(1)) else {
+            return true;
+        };
+        if let Some(site) = map.stack_map_at(func, offset + 1) {
+            for &slot in &site.slots {
+                let addr = sp.saturating_add(slot as usize);
+                if addr < low || addr.saturating_add(8) > high || !addr.is_multiple_of(8) {
+                    return false;
+                }
+                visit(addr as *const usize);
+            }
+        }
+        // The caller's frame: its record is at `fp`, and its stack pointer at the
+        // call was just above that record (`fp + 16` on both targets).
+        if fp < low || fp.saturating_add(16) > high || !fp.is_multiple_of(8) {
+            return false;
+        }
+        // SAFETY: `fp` is 8-aligned and [fp, fp + 16) lies inside this thread's stack.
+        let (next, next_ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        // The stack grows down: a caller's record is always higher.
+        if next <= fp {
+            return false;
+        }
+        sp = fp + 16;
+        ret = next_ret;
+        fp = next;
+    }
+}
+
 /// Continues at a handler: restores sp and fp and passes the exception in the
 /// first payload register (rax).
 #[cfg(target_arch = "x86_64")]
@@ -1155,6 +1220,7 @@ pub fn catch_traps<R>(f: impl FnOnce() -> R) -> Result<R, TrapInfo> {
     let state_ptr: *mut CallState = &mut state;
     let mut payload: Payload<_, R> = (Some(f), None);
     let previous = CURRENT.replace(state_ptr);
+    ACTIVATIONS.set(ACTIVATIONS.get() + 1);
     // SAFETY: `state_ptr` points at a live CallState whose `regs` start at offset 0;
     // `call_closure::<F, R>` matches the payload type.
     let rc = unsafe {
@@ -1164,6 +1230,7 @@ pub fn catch_traps<R>(f: impl FnOnce() -> R) -> Result<R, TrapInfo> {
             &mut payload as *mut Payload<_, R> as *mut u8,
         )
     };
+    ACTIVATIONS.set(ACTIVATIONS.get() - 1);
     CURRENT.set(previous);
     if rc == 0 {
         return match payload.1 {
@@ -1387,6 +1454,7 @@ mod tests {
                     code_len: *len,
                     traps: traps.clone(),
                     handlers: Vec::new(),
+                    stack_maps: Vec::new(),
                 })
                 .collect(),
             guard_pages: true,

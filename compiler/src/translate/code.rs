@@ -686,7 +686,7 @@ fn translate_else(builder: &mut FunctionBuilder, state: &mut State) {
     *has_else = true;
     let else_block = *else_block;
     let params = params.clone();
-    state.stack.truncate(original);
+    state.truncate(original);
     state.stack.extend(params);
     builder.switch_to_block(else_block);
     // The `if` itself was reachable (its frame exists), so the else arm is.
@@ -720,7 +720,7 @@ fn translate_end(builder: &mut FunctionBuilder, state: &mut State, env: &mut Fun
         }
         _ => {}
     }
-    state.stack.truncate(frame.original_stack_size);
+    state.truncate(frame.original_stack_size);
     // Every branch to the destination is inside the frame, so all are known now.
     builder.seal_block(frame.destination);
     if frame.exit_reachable {
@@ -762,6 +762,8 @@ fn translate_try_table(
     let destination = block_with_params(builder, &results);
     let dispatch = builder.create_block();
     let exn = builder.append_block_param(dispatch, types::I64);
+    // A root while the dispatch code runs (see `translate::ExnrefTracking`).
+    builder.declare_value_needs_stack_map(exn);
     // The body continues in a fresh block: the current one must be terminated before
     // the builder switches to the dispatch block.
     let body = builder.create_block();

@@ -71,6 +71,10 @@ pub(crate) struct State {
     pub num_results: usize,
     /// Dispatch blocks of the open `try_table` frames, innermost last.
     pub handlers: Vec<Block>,
+    /// Lowest operand stack height reached while translating the current operator:
+    /// the values it pushed are the ones above it (see `translate::track_exnrefs`).
+    /// Pops through [`State::pop`], [`State::popn`] and [`State::truncate`] lower it.
+    pub low_water: usize,
 }
 
 impl State {
@@ -83,6 +87,7 @@ impl State {
             locals: Vec::new(),
             num_results,
             handlers: Vec::new(),
+            low_water: 0,
         }
     }
 
@@ -91,9 +96,12 @@ impl State {
     }
 
     pub fn pop(&mut self) -> Value {
-        self.stack
+        let v = self
+            .stack
             .pop()
-            .expect("operand stack underflow despite validation")
+            .expect("operand stack underflow despite validation");
+        self.low_water = self.low_water.min(self.stack.len());
+        v
     }
 
     pub fn pop2(&mut self) -> (Value, Value) {
@@ -114,7 +122,15 @@ impl State {
     }
 
     pub fn popn(&mut self, n: usize) -> Vec<Value> {
-        self.stack.split_off(self.stack.len() - n)
+        let values = self.stack.split_off(self.stack.len() - n);
+        self.low_water = self.low_water.min(self.stack.len());
+        values
+    }
+
+    /// Drops the operand stack down to `height` values.
+    pub fn truncate(&mut self, height: usize) {
+        self.stack.truncate(height);
+        self.low_water = self.low_water.min(self.stack.len());
     }
 
     /// The frame a branch of `depth` targets.

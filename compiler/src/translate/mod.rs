@@ -18,7 +18,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::ModuleReloc;
 use rayon::prelude::*;
-use wasmc_abi::{FuncInfo, HandlerSite, ModuleInfo, VMContextLayout, ValType};
+use wasmc_abi::{FuncInfo, HandlerSite, ModuleInfo, StackMapSite, VMContextLayout, ValType};
 use wasmparser::{FuncValidator, FuncValidatorAllocations, Operator, ValidatorResources};
 
 use crate::module_env::{FunctionBody, val_type};
@@ -147,6 +147,15 @@ fn compile_one(
         .collect();
     traps.sort_by_key(|(offset, _)| *offset);
     let handlers = handler_sites(buffer, func_index, body.body.range().start as usize)?;
+    // Pushed by Cranelift in increasing return-address order.
+    let stack_maps = buffer
+        .user_stack_maps()
+        .iter()
+        .map(|(ret, _span, map)| StackMapSite {
+            ret: *ret,
+            slots: map.entries().map(|(_ty, offset)| offset).collect(),
+        })
+        .collect();
     let bytes = buffer.data().to_vec();
     let relocs = buffer
         .relocs()
@@ -160,6 +169,7 @@ fn compile_one(
             code_len: bytes.len() as u32,
             traps,
             handlers,
+            stack_maps,
         },
         bytes,
         relocs,
@@ -268,8 +278,13 @@ fn translate_body(
     builder.func.stack_limit = Some(stack_limit);
 
     let mut state = State::new(ty.results.len());
+    let mut exnrefs = ExnrefTracking::for_module(info);
     for (param, value) in ty.params.iter().zip(&params[1..]) {
         let var = builder.declare_var(ir_type(*param));
+        if param.is_exnref() {
+            builder.declare_var_needs_stack_map(var);
+            exnrefs.enabled = true;
+        }
         builder.def_var(var, *value);
         state.locals.push(var);
     }
@@ -284,6 +299,10 @@ fn translate_body(
         let zero = zero_value(&mut builder, local_ty);
         for _ in 0..count {
             let var = builder.declare_var(ir_type(local_ty));
+            if local_ty.is_exnref() {
+                builder.declare_var_needs_stack_map(var);
+                exnrefs.enabled = true;
+            }
             builder.def_var(var, zero);
             state.locals.push(var);
         }
@@ -334,7 +353,15 @@ fn translate_body(
                 "operators remaining after end of function",
             ));
         }
+        if matches!(op, Operator::TryTable { .. }) {
+            // `catch_ref`/`catch_all_ref` produce exception references in any module.
+            exnrefs.enabled = true;
+        }
+        state.low_water = state.stack.len();
         code::translate_operator(&op, offset, &mut builder, &mut state, &mut env)?;
+        if exnrefs.enabled {
+            exnrefs.declare_pushed(&mut builder, &state, validator, offset)?;
+        }
     }
     reader.finish().map_err(malformed)?;
     if !state.frames.is_empty() {
@@ -346,6 +373,80 @@ fn translate_body(
     }
     builder.finalize(isa.frontend_config());
     Ok(())
+}
+
+/// Marks every SSA value holding an exception reference as a GC root, so that
+/// Cranelift keeps it in a stack slot across calls and records the slot in the
+/// call's user stack map (`abi::StackMapSite`); the exception collector reads those
+/// slots (runtime `exceptions.rs`). Without this an exception referenced only from
+/// a live local or operand would look unreachable.
+///
+/// Variables (params and locals of type `exnref`) are declared where they are
+/// created. Operand-stack values are declared as they are pushed: after each
+/// operator, the values above the stack's low-water mark are the ones it pushed,
+/// and the validator, which has just checked the same operator, knows their types.
+/// Exception references only exist in modules that mention `exnref` in a type, or
+/// in functions with a `try_table` (`catch_ref`/`catch_all_ref`); other code is not
+/// scanned and compiles exactly as before.
+struct ExnrefTracking {
+    enabled: bool,
+}
+
+impl ExnrefTracking {
+    fn for_module(info: &ModuleInfo) -> ExnrefTracking {
+        let in_types = info
+            .types
+            .iter()
+            .any(|t| t.params.iter().chain(&t.results).any(|v| v.is_exnref()));
+        let in_globals = info.globals.iter().any(|g| g.content.is_exnref());
+        let in_tables = info.tables.iter().any(|t| t.element.is_exnref());
+        ExnrefTracking {
+            enabled: in_types || in_globals || in_tables,
+        }
+    }
+
+    fn declare_pushed(
+        &self,
+        builder: &mut FunctionBuilder,
+        state: &State,
+        validator: &FuncValidator<ValidatorResources>,
+        offset: usize,
+    ) -> Result<(), CompileError> {
+        if !state.reachable {
+            return Ok(());
+        }
+        let height = state.stack.len();
+        if validator.operand_stack_height() as usize != height {
+            // The translator's operand stack mirrors the validator's in reachable
+            // code; if it ever did not, roots could be missed: refuse to compile.
+            return Err(CompileError::new(
+                CompileErrorKind::Target,
+                Some(offset),
+                format!(
+                    "internal compiler error: operand stack height {height} differs from the validator's {}",
+                    validator.operand_stack_height()
+                ),
+            ));
+        }
+        for (i, &value) in state.stack.iter().enumerate().skip(state.low_water) {
+            if builder.func.dfg.value_type(value) != types::I64 {
+                continue;
+            }
+            let depth = height - 1 - i;
+            if let Some(Some(wasmparser::ValType::Ref(r))) = validator.get_operand_type(depth)
+                && matches!(
+                    r.heap_type(),
+                    wasmparser::HeapType::Abstract {
+                        ty: wasmparser::AbstractHeapType::Exn,
+                        ..
+                    }
+                )
+            {
+                builder.declare_value_needs_stack_map(value);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The Cranelift IR of every defined function of `wasm`, before code generation
