@@ -66,16 +66,14 @@ impl Proposal {
             | Proposal::RelaxedSimd
             | Proposal::FunctionReferences
             | Proposal::ExceptionHandling
+            | Proposal::LegacyExceptions
+            | Proposal::WideArithmetic
+            | Proposal::CustomPageSizes
             | Proposal::Annotations => None,
             Proposal::Gc => Some("the GC proposal is not supported by wasmc"),
-            Proposal::LegacyExceptions => {
-                Some("legacy exception handling is not supported by wasmc")
-            }
             Proposal::Threads => {
                 Some("threads (shared memory, atomics) are not supported by wasmc")
             }
-            Proposal::WideArithmetic => Some("wide arithmetic is not supported by wasmc"),
-            Proposal::CustomPageSizes => Some("custom page sizes are not supported by wasmc"),
             Proposal::CustomDescriptors => {
                 Some("custom descriptors (a GC extension) are not supported by wasmc")
             }

@@ -618,6 +618,11 @@ fn translate_reachable_operator(
         O::I64Extend16S => extend_from!(types::I16, types::I64),
         O::I64Extend32S => extend_from!(types::I32, types::I64),
 
+        // ------------------------------------------------------------ wide arithmetic
+        O::I64Add128 | O::I64Sub128 | O::I64MulWideS | O::I64MulWideU => {
+            translate_wide_arithmetic(op, builder, state)
+        }
+
         // ------------------------------------------------------------ SIMD (simd.rs)
         other => {
             let handled = translate_simd_operator(other, builder, &mut state.stack, env)
@@ -874,6 +879,40 @@ fn block_types(
             )
         }
     })
+}
+
+/// Wide arithmetic: 128-bit integers as (low, high) pairs of i64 on the operand
+/// stack, low half first. Cranelift's i128 add/sub lower to add-with-carry pairs, and
+/// the 64x64 -> 128 multiplications to a plain multiply for the low half and a
+/// high-half multiply (`smulhi`/`umulhi`).
+fn translate_wide_arithmetic(op: &Operator, builder: &mut FunctionBuilder, state: &mut State) {
+    let (lo, hi) = match op {
+        Operator::I64Add128 | Operator::I64Sub128 => {
+            let (b_lo, b_hi) = state.pop2();
+            let (a_lo, a_hi) = state.pop2();
+            let a = builder.ins().iconcat(a_lo, a_hi);
+            let b = builder.ins().iconcat(b_lo, b_hi);
+            let r = if matches!(op, Operator::I64Add128) {
+                builder.ins().iadd(a, b)
+            } else {
+                builder.ins().isub(a, b)
+            };
+            builder.ins().isplit(r)
+        }
+        Operator::I64MulWideS | Operator::I64MulWideU => {
+            let (a, b) = state.pop2();
+            let lo = builder.ins().imul(a, b);
+            let hi = if matches!(op, Operator::I64MulWideS) {
+                builder.ins().smulhi(a, b)
+            } else {
+                builder.ins().umulhi(a, b)
+            };
+            (lo, hi)
+        }
+        _ => unreachable!("not a wide-arithmetic operator"),
+    };
+    state.push(lo);
+    state.push(hi);
 }
 
 fn reinterpret(builder: &mut FunctionBuilder, state: &mut State, to: Type) {
