@@ -28,6 +28,7 @@ mod code;
 mod control;
 pub(crate) mod environ;
 mod fuel;
+mod legacy_eh;
 pub(crate) mod simd;
 
 use control::{ControlFrame, FrameKind, State};
