@@ -12,12 +12,13 @@
 //! Within a function the counter lives in a Cranelift variable. Costs of straight-line
 //! operators are summed at compile time (`pending`) and added to the variable in one
 //! `iadd` wherever control flow can leave the current block (branches, `if`, `else`,
-//! `end`, `loop`, `try_table`, the legacy `try` and its clauses). The variable is written back to memory before control
-//! leaves the function (calls, tail calls, returns, throws, `unreachable`) and
-//! read again after a call returns, and at the start of a `try_table`'s (or legacy
-//! `try`'s) dispatch block (an exception arrives there after the thrower stored its count). Builtins
-//! (memory and table operations, `exn_new`) neither read fuel nor run wasm, so they
-//! need no write-back.
+//! `end`, `loop`, `try_table`, the legacy `try` and its clauses). The variable is
+//! written back to memory before control leaves the function (calls, tail calls,
+//! returns, throws, `unreachable`) and read again after a call returns, and at the
+//! start of a `try_table`'s (or legacy `try`'s) dispatch block (an exception
+//! arrives there after the thrower stored its count). Builtins (memory and table
+//! operations, `exn_new`) neither read fuel nor run wasm, so they need no
+//! write-back.
 //!
 //! Operators whose work grows with an operand also cost one unit per byte
 //! (`memory.fill`/`copy`/`init`), element (`table.fill`/`copy`/`init`/`grow`) or
