@@ -57,6 +57,9 @@ clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-debug \
   rustc --edition 2024 --target wasm32-wasip1 -O -C debuginfo=0 -C strip=debuginfo \
     probe_rust.rs -o probe_rust.wasm)
 
+step "sjlj (clang-19 -mllvm -wasm-enable-sjlj: legacy exception handling, and exnref)"
+"$fixtures/sjlj/build.sh"
+
 step "bad inputs"
 # A real module cut short in the middle of its code section.
 head -c 1024 "$fixtures/copy/copy.wasm" > "$fixtures/bad/truncated.wasm"

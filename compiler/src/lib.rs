@@ -256,10 +256,10 @@ pub fn module_info(wasm: &[u8]) -> Result<wasmc_abi::ModuleInfo, CompileError> {
 /// * `Unsupported`: translation stops at the first construct wasmc does not compile,
 ///   possibly before a later part of the module that is invalid. An invalid module
 ///   must be reported as invalid, so the whole module is validated first.
-/// * `Invalid`: wasmc validates against WebAssembly 3.0 (see `module_env::features`).
-///   A module rejected only because it uses a proposal beyond that (wide arithmetic,
-///   custom page sizes, ...) is valid wasm that wasmc does not support: report it as
-///   such rather than as invalid.
+/// * `Invalid`: wasmc validates against WebAssembly 3.0 plus the proposals it
+///   compiles beyond it (see `module_env::features`). A module rejected only because
+///   it uses another proposal (shared-everything threads, ...) is valid wasm that
+///   wasmc does not support: report it as such rather than as invalid.
 fn classify(mut err: CompileError, wasm: &[u8]) -> CompileError {
     match err.kind {
         CompileErrorKind::Unsupported => {

@@ -33,11 +33,16 @@ use crate::{CompileError, CompileErrorKind};
 /// * threads: shared memories and atomic operators;
 ///
 /// Relaxed SIMD is compiled with one fixed, deterministic choice per operator (see
-/// `translate::simd`). Anything beyond 3.0 (wide arithmetic, stack
-/// switching, custom page sizes, ...) fails validation and is then reported as
-/// unsupported too, because it validates with every feature enabled.
+/// `translate::simd`). Beyond 3.0, wasmc also compiles wide arithmetic, custom page
+/// sizes and legacy exception handling (`try`/`catch`/`delegate`/`rethrow`, what
+/// LLVM 19 and older emit for C++ exceptions and setjmp/longjmp). Anything else
+/// (stack switching, ...) fails validation and is then reported as unsupported,
+/// because it validates with every feature enabled.
 pub(crate) fn features() -> WasmFeatures {
     WasmFeatures::WASM3
+        | WasmFeatures::WIDE_ARITHMETIC
+        | WasmFeatures::CUSTOM_PAGE_SIZES
+        | WasmFeatures::LEGACY_EXCEPTIONS
 }
 
 /// Validates the whole module (every section and every function body) without
@@ -463,7 +468,7 @@ fn memory_type(m: &wasmparser::MemoryType, offset: usize) -> Result<MemoryType, 
         maximum: m.maximum,
         memory64: m.memory64,
         shared: m.shared,
-        // Custom page sizes are not enabled, so this is always the default.
+        // Validation allows only 1-byte and 64 KiB pages (custom-page-sizes).
         page_size_log2: m.page_size_log2.map_or(16, |l| l as u8),
     })
 }

@@ -365,20 +365,62 @@ fn validates_with_wasm3_rules() {
     )
     .unwrap_err();
     assert_eq!(e.kind, CompileErrorKind::Invalid, "{e}");
-    // Beyond 3.0: valid with every feature, so unsupported rather than invalid.
-    let e = compile_wat(
+    // Beyond 3.0: valid with every feature (here shared-everything threads), so
+    // unsupported rather than invalid.
+    let e = compile_wat("(module (type (shared (func))))", &d).unwrap_err();
+    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+    // Beyond 3.0 and compiled: wide arithmetic, custom page sizes, legacy exceptions.
+    for wat in [
         "(module (func (param i64 i64 i64 i64) (result i64 i64)
            (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))",
-        &d,
-    )
-    .unwrap_err();
-    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
+        "(module (memory 1 (pagesize 1)))",
+        "(module (tag $e) (func try throw $e catch $e catch_all end))",
+    ] {
+        compile_wat(wat, &d).unwrap_or_else(|e| panic!("{wat}: {e}"));
+    }
     // A frame-opening operator in unreachable code must keep `end`s paired.
     compile_wat(
         "(module (func (result i32) (unreachable) (try_table (result i32) (i32.const 0)) (drop) (i32.const 1)))",
         &d,
     )
     .unwrap();
+    // Also a legacy `try`, closed by `end` or by `delegate` (which ends a frame
+    // without `end`), and the clauses of a reachable `try` whose body is not.
+    compile_wat(
+        "(module (tag $e (param i32))
+           (func (result i32)
+             unreachable
+             try (result i32) i32.const 0 catch $e catch_all i32.const 1 end drop
+             try (result i32) i32.const 0 delegate 0 drop
+             i32.const 1)
+           (func (result i32)
+             try (result i32) i32.const 7 throw $e catch $e catch_all unreachable end))",
+        &d,
+    )
+    .unwrap();
+}
+
+/// Legacy `try`: calls in its body get a handler site, calls in its catch arms
+/// (which it does not protect) and after a `delegate` to the caller do not.
+#[test]
+fn legacy_try_handler_sites() {
+    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        let m = compile_wat(
+            r#"(module (tag $t) (func $f (throw $t))
+                 (func
+                   try (call $f) (call $f) catch $t (call $f) catch_all (call $f) end)
+                 (func
+                   try (call $f) delegate 0 (call $f)))"#,
+            &opts(triple),
+        )
+        .unwrap();
+        assert_eq!(
+            m.info.funcs[1].handlers.len(),
+            2,
+            "{triple}: body calls only"
+        );
+        assert_eq!(m.info.funcs[2].handlers.len(), 1, "{triple}");
+    }
 }
 
 /// Typed function references: typed value types in signatures, locals, globals and

@@ -86,6 +86,20 @@ const MODULE: &str = r#"
     (i32.and (local.get $ok)
       (i32.eq (call $value (local.get $inner)) (i32.const 44))))
 
+  ;; A legacy catch arm that throws n more before rethrowing its own exception,
+  ;; which only the arm holds meanwhile.
+  (func (export "legacy") (param $n i32) (result i32)
+    (block $h (result i32)
+      (try_table (catch $e $h)
+        try
+          (throw $e (i32.const 77))
+        catch $e
+          drop
+          (drop (call $churn (local.get $n)))
+          rethrow 0
+        end)
+      unreachable))
+
   ;; d nested frames, each holding an exception of payload d in a local, churning
   ;; at the bottom; 1 when every frame reads its own back.
   (func $deep (export "deep") (param $d i32) (param $n i32) (result i32)
@@ -144,5 +158,14 @@ fn roots_in_every_frame_survive_collections() {
     assert_eq!(
         call(&instance, "deep", &[Val::I32(200), Val::I32(20_000)]),
         [Val::I32(1)]
+    );
+}
+
+#[test]
+fn a_legacy_catch_keeps_its_exception_for_rethrow() {
+    let instance = instance();
+    assert_eq!(
+        call(&instance, "legacy", &[Val::I32(20_000)]),
+        [Val::I32(77)]
     );
 }

@@ -276,6 +276,57 @@ fn boundaries_match_wasmtime() {
     }
 }
 
+/// Legacy exception handling, which wasmtime does not run: `try` costs 1 like
+/// `try_table`, the clause markers nothing, so a legacy `try` stops exactly where
+/// the equivalent `try_table` (boundaries measured with wasmtime above) does.
+#[test]
+fn legacy_try_costs_what_try_table_costs() {
+    let legacy: &[(&str, &str)] = &[
+        (
+            "exception_caught_by_caller",
+            r#"(module
+              (tag $t)
+              (func $thrower (local i32)
+                (loop (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+                  (br_if 0 (i32.lt_u (local.get 0) (i32.const 100))))
+                (throw $t))
+              (func (export "_start") (local i32)
+                try call $thrower catch $t end
+                (loop (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+                  (br_if 0 (i32.lt_u (local.get 0) (i32.const 10))))))"#,
+        ),
+        (
+            "exception_last_check_in_thrower",
+            r#"(module
+              (tag $t)
+              (func $thrower (local i32)
+                (loop (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+                  (br_if 0 (i32.lt_u (local.get 0) (i32.const 100))))
+                (throw $t))
+              (func (export "_start")
+                try call $thrower catch_all end))"#,
+        ),
+        (
+            "exception_in_function",
+            r#"(module
+              (tag $t (param i32))
+              (func (export "_start") (local i32)
+                (loop
+                  try (result i32)
+                    (throw $t (local.get 0)) (i32.const 0)
+                  catch $t
+                  end
+                  (drop)
+                  (br_if 0 (i32.lt_u (local.tee 0 (i32.add (local.get 0) (i32.const 1)))
+                    (i32.const 5))))))"#,
+        ),
+    ];
+    for (name, wat) in legacy {
+        let (_, _, expected) = CASES.iter().find(|(n, _, _)| n == name).unwrap();
+        assert_eq!(boundary(&load(wat)), *expected, "{name}");
+    }
+}
+
 /// Bulk operations cost one more per byte, element or page; beyond 128 units the
 /// charge comes with a check; grows that fail are free unless their size is a
 /// constant of at most 128 (wasmtime 49.0.3's measured behaviour, same modules).

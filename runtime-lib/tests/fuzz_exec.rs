@@ -231,6 +231,9 @@ fn generated_modules_run_without_host_crashes() {
             // Only deterministic results can be compared.
             config.canonicalize_nans = true;
             config.relaxed_simd_enabled = false;
+            // Not among the features fuzz/diff_wasmtime.py turns on in wasmtime.
+            config.wide_arithmetic_enabled = false;
+            config.custom_page_sizes_enabled = false;
         }
         let Ok(mut module) = wasm_smith::Module::new(config, &mut u) else {
             continue;

@@ -95,6 +95,42 @@ fn memory_grow_beyond_the_limit_returns_minus_one() {
     assert_eq!(call(&free, "grow", &[Val::I32(100)]), Ok(vec![Val::I32(1)]));
 }
 
+/// A memory of 1-byte pages (custom-page-sizes): sizes, grows and limits count
+/// bytes, and every access is bounds-checked at byte granularity although the
+/// runtime can only make whole OS pages accessible (no guard-page elision).
+#[test]
+fn one_byte_pages_count_and_check_bytes() {
+    let m = load(
+        r#"(module
+          (memory (export "mem") 10 (pagesize 1))
+          (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+          (func (export "size") (result i32) (memory.size))
+          (func (export "store") (param i32) (i32.store8 (local.get 0) (i32.const 1)))
+          (func (export "load16") (param i32) (result i32) (i32.load16_u (local.get 0))))"#,
+    );
+    let i = instantiate_with(&m, &[], &memory_limit(100)).unwrap();
+    assert_eq!(call(&i, "size", &[]), Ok(vec![Val::I32(10)]));
+    assert_eq!(call(&i, "store", &[Val::I32(9)]), Ok(vec![]));
+    for oob in [10, 11, 4095, 4096, -1] {
+        let trap = call(&i, "store", &[Val::I32(oob)]).unwrap_err();
+        assert_eq!(trap.trap, Trap::MemoryOutOfBounds, "store at {oob}");
+    }
+    // A two-byte load whose second byte is one past the end.
+    let trap = call(&i, "load16", &[Val::I32(9)]).unwrap_err();
+    assert_eq!(trap.trap, Trap::MemoryOutOfBounds);
+    assert_eq!(call(&i, "grow", &[Val::I32(1)]), Ok(vec![Val::I32(10)]));
+    assert_eq!(call(&i, "load16", &[Val::I32(9)]), Ok(vec![Val::I32(1)]));
+    // --max-memory 100 allows exactly 100 one-byte pages.
+    assert_eq!(call(&i, "grow", &[Val::I32(89)]), Ok(vec![Val::I32(11)]));
+    assert_eq!(call(&i, "grow", &[Val::I32(0)]), Ok(vec![Val::I32(100)]));
+    assert_eq!(call(&i, "grow", &[Val::I32(1)]), Ok(vec![Val::I32(-1)]));
+    assert_eq!(call(&i, "store", &[Val::I32(99)]), Ok(vec![]));
+    let trap = call(&i, "store", &[Val::I32(100)]).unwrap_err();
+    assert_eq!(trap.trap, Trap::MemoryOutOfBounds);
+    let msg = error_message(instantiate_with(&m, &[], &memory_limit(9)));
+    assert_eq!(msg, "memory 0 needs at least 10 but --max-memory is 9");
+}
+
 #[test]
 fn memory_minimum_above_the_limit_fails_to_instantiate() {
     let m = load(r#"(module (memory 20))"#);

@@ -66,16 +66,14 @@ impl Proposal {
             | Proposal::RelaxedSimd
             | Proposal::FunctionReferences
             | Proposal::ExceptionHandling
+            | Proposal::LegacyExceptions
+            | Proposal::WideArithmetic
+            | Proposal::CustomPageSizes
             | Proposal::Annotations => None,
             Proposal::Gc => Some("the GC proposal is not supported by wasmc"),
-            Proposal::LegacyExceptions => {
-                Some("legacy exception handling is not supported by wasmc")
-            }
             Proposal::Threads => {
                 Some("threads (shared memory, atomics) are not supported by wasmc")
             }
-            Proposal::WideArithmetic => Some("wide arithmetic is not supported by wasmc"),
-            Proposal::CustomPageSizes => Some("custom page sizes are not supported by wasmc"),
             Proposal::CustomDescriptors => {
                 Some("custom descriptors (a GC extension) are not supported by wasmc")
             }
@@ -224,7 +222,10 @@ mod tests {
             }
             Proposal::Gc => "(module (type (struct (field i32))))",
             Proposal::ExceptionHandling => "(module (tag) (func throw 0))",
-            Proposal::LegacyExceptions | Proposal::CustomDescriptors => return None,
+            Proposal::LegacyExceptions => {
+                "(module (tag $e) (func try throw $e catch $e catch_all end))"
+            }
+            Proposal::CustomDescriptors => return None,
             Proposal::RelaxedSimd => {
                 "(module (func (param v128 v128 v128) (result v128)
                    (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))))"
@@ -298,5 +299,13 @@ mod tests {
         assert_eq!(class("load2.wast"), Proposal::MultiMemory);
         assert_eq!(class("simd_i32x4_arith2.wast"), Proposal::Core2);
         assert_eq!(class("try_table.wast"), Proposal::ExceptionHandling);
+        assert_eq!(
+            class("proposals/wide-arithmetic/wide-arithmetic.wast"),
+            Proposal::WideArithmetic
+        );
+        assert_eq!(
+            class("proposals/custom-page-sizes/memory_max.wast"),
+            Proposal::CustomPageSizes
+        );
     }
 }

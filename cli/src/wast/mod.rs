@@ -10,6 +10,8 @@
 //!   line per file and the totals (the exit status is non-zero if anything failed);
 //! * [`script`]: a worker: parses one script and runs its directives;
 //! * [`features`]: which proposal a file belongs to, and which proposals are skipped;
+//! * [`legacy_text`]: the folded legacy exception-handling syntax (`legacy/` files),
+//!   rewritten into flat instructions the parser reads;
 //! * [`loader`]: compile, link, `dlopen`;
 //! * [`spectest`]: the `spectest` host module;
 //! * [`values`]: script values and result matching;
@@ -26,6 +28,7 @@
 
 mod driver;
 mod features;
+mod legacy_text;
 mod loader;
 mod protocol;
 mod script;

@@ -44,6 +44,22 @@ pub fn run(path: &Path, scratch: Option<&Path>) {
         }
     };
     let skip = features::classify(path).unsupported_reason();
+    // The legacy exception-handling files use a folded syntax the parser no longer
+    // reads (see `legacy_text`); their quoted modules are rewritten when encoded.
+    let legacy = features::classify(path) == features::Proposal::LegacyExceptions;
+    let text = if legacy {
+        match super::legacy_text::unfold(&text) {
+            Ok(unfolded) => unfolded,
+            Err(e) => {
+                Record::Total(1).emit();
+                Record::Fail(format!("the script does not parse: {e}")).emit();
+                Record::Done.emit();
+                return;
+            }
+        }
+    } else {
+        text
+    };
     // The lexer's "confusing unicode" check is a lint for hand-written sources, not a
     // rule of the text format: `names.wast` deliberately uses such characters.
     let mut lexer = Lexer::new(&text);
@@ -64,7 +80,10 @@ pub fn run(path: &Path, scratch: Option<&Path>) {
         return;
     }
     match Script::new(path, &text, scratch) {
-        Ok(mut script) => script.run(wast.directives),
+        Ok(mut script) => {
+            script.legacy_text = legacy;
+            script.run(wast.directives)
+        }
         Err(e) => {
             for _ in 0..wast.directives.len().max(1) {
                 Record::Fail(format!("harness setup failed: {e}")).emit();
@@ -132,6 +151,8 @@ struct Script<'t> {
     current_error: Option<String>,
     definitions: HashMap<String, Arc<Module>>,
     last_definition: Option<Arc<Module>>,
+    /// Quoted modules are in the folded legacy exception-handling syntax.
+    legacy_text: bool,
 }
 
 impl<'t> Script<'t> {
@@ -163,6 +184,7 @@ impl<'t> Script<'t> {
             current_error: None,
             definitions: HashMap::new(),
             last_definition: None,
+            legacy_text: false,
         })
     }
 
@@ -216,7 +238,7 @@ impl<'t> Script<'t> {
                 } => (ModuleRef::Wat(module), true),
                 _ => continue,
             };
-            match module.encode() {
+            match module.encode(self.legacy_text) {
                 Ok(wasm) => jobs.push(Job { index, wasm, link }),
                 Err(e) => {
                     self.prepared.insert(index, Prepared::Encode(e));
@@ -620,12 +642,17 @@ enum ModuleRef<'a, 'b> {
 }
 
 impl ModuleRef<'_, '_> {
-    fn encode(self) -> Result<Vec<u8>, String> {
+    /// The binary; `legacy_text`: a quoted module's text may use the folded legacy
+    /// exception-handling syntax.
+    fn encode(self, legacy_text: bool) -> Result<Vec<u8>, String> {
         let result = match self {
             ModuleRef::Quote(QuoteWat::QuoteComponent(..))
             | ModuleRef::Quote(QuoteWat::Wat(Wat::Component(_)))
             | ModuleRef::Wat(Wat::Component(_)) => {
                 return Err("components are not supported".into());
+            }
+            ModuleRef::Quote(q @ QuoteWat::QuoteModule(..)) if legacy_text => {
+                return encode_legacy_quote(q);
             }
             ModuleRef::Quote(q) => q.encode(),
             ModuleRef::Wat(w) => w.encode(),
@@ -633,6 +660,20 @@ impl ModuleRef<'_, '_> {
         // The error's own rendering names the position inside the quoted text.
         result.map_err(|e| e.message())
     }
+}
+
+/// A quoted module of a legacy exception-handling script: unfolded, then parsed.
+fn encode_legacy_quote(quote: &mut QuoteWat<'_>) -> Result<Vec<u8>, String> {
+    let text = match quote.to_test().map_err(|e| e.message())? {
+        wast::QuoteWatTest::Text(bytes) => {
+            String::from_utf8(bytes).map_err(|_| "malformed UTF-8 encoding".to_string())?
+        }
+        wast::QuoteWatTest::Binary(bytes) => return Ok(bytes),
+    };
+    let text = super::legacy_text::unfold(&text)?;
+    let buf = ParseBuffer::new(&text).map_err(|e| e.message())?;
+    let mut wat = parser::parse::<Wat<'_>>(&buf).map_err(|e| e.message())?;
+    wat.encode().map_err(|e| e.message())
 }
 
 /// Why an invocation did not return values.

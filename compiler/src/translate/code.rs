@@ -15,6 +15,7 @@ use wasmparser::{BlockType, MemArg, Operator};
 
 use super::control::{ControlFrame, FrameKind, State};
 use super::environ::{FuncEnv, ir_type, to_u64, trap_code};
+use super::legacy_eh::{end_legacy_try, translate_catch, translate_delegate, translate_legacy_eh};
 use super::operator_name;
 use super::simd::{SimdEnv, translate_simd_operator};
 use crate::CompileError;
@@ -172,6 +173,9 @@ fn translate_reachable_operator(
                 .trapz(exn, trap_code(Trap::NullExceptionReference));
             env.throw(builder, exn, state.handlers.last().copied());
             state.reachable = false;
+        }
+        O::Try { .. } | O::Catch { .. } | O::CatchAll | O::Delegate { .. } | O::Rethrow { .. } => {
+            translate_legacy_eh(op, offset, builder, state, env)?
         }
         O::Else => translate_else(builder, state),
         O::End => translate_end(builder, state, env),
@@ -618,6 +622,11 @@ fn translate_reachable_operator(
         O::I64Extend16S => extend_from!(types::I16, types::I64),
         O::I64Extend32S => extend_from!(types::I32, types::I64),
 
+        // ------------------------------------------------------------ wide arithmetic
+        O::I64Add128 | O::I64Sub128 | O::I64MulWideS | O::I64MulWideU => {
+            translate_wide_arithmetic(op, builder, state)
+        }
+
         // ------------------------------------------------------------ SIMD (simd.rs)
         other => {
             let handled = translate_simd_operator(other, builder, &mut state.stack, env)
@@ -646,10 +655,27 @@ fn translate_unreachable_operator(
         Operator::Block { .. }
         | Operator::Loop { .. }
         | Operator::If { .. }
-        | Operator::TryTable { .. } => {
+        | Operator::TryTable { .. }
+        | Operator::Try { .. } => {
             state.unreachable_depth += 1;
         }
         Operator::Else if state.unreachable_depth == 0 => translate_else(builder, state),
+        // A clause of a reachable legacy `try` whose body ended unreachable: the
+        // clause is reached through the dispatch block.
+        Operator::Catch { tag_index } if state.unreachable_depth == 0 => {
+            translate_catch(Some(*tag_index), builder, state, env)
+        }
+        Operator::CatchAll if state.unreachable_depth == 0 => {
+            translate_catch(None, builder, state, env)
+        }
+        // `delegate` ends its `try` like `end`.
+        Operator::Delegate { relative_depth } => {
+            if state.unreachable_depth > 0 {
+                state.unreachable_depth -= 1;
+            } else {
+                translate_delegate(*relative_depth, builder, state, env);
+            }
+        }
         Operator::End => {
             if state.unreachable_depth > 0 {
                 state.unreachable_depth -= 1;
@@ -695,11 +721,7 @@ fn translate_else(builder: &mut FunctionBuilder, state: &mut State) {
 
 fn translate_end(builder: &mut FunctionBuilder, state: &mut State, env: &mut FuncEnv) {
     let mut frame = state.frames.pop().expect("end closes a frame");
-    if state.reachable {
-        let results = state.peekn(frame.num_results).to_vec();
-        jump(builder, frame.destination, &results);
-        frame.exit_reachable = true;
-    }
+    leave_frame(builder, state, &mut frame);
     match &frame.kind {
         FrameKind::If {
             else_block,
@@ -718,8 +740,29 @@ fn translate_end(builder: &mut FunctionBuilder, state: &mut State, env: &mut Fun
             builder.seal_block(*dispatch);
             state.handlers.pop();
         }
+        FrameKind::LegacyTry { .. } => end_legacy_try(&frame, builder, state, env),
         _ => {}
     }
+    continue_after_frame(builder, state, env, frame);
+}
+
+/// Falls through to the frame's continuation with its results, if reachable.
+pub(super) fn leave_frame(builder: &mut FunctionBuilder, state: &State, frame: &mut ControlFrame) {
+    if state.reachable {
+        let results = state.peekn(frame.num_results).to_vec();
+        jump(builder, frame.destination, &results);
+        frame.exit_reachable = true;
+    }
+}
+
+/// After a frame has been closed: continues in its destination (with the results
+/// on the stack) if anything reaches it; returns at the end of the function body.
+pub(super) fn continue_after_frame(
+    builder: &mut FunctionBuilder,
+    state: &mut State,
+    env: &mut FuncEnv,
+    frame: ControlFrame,
+) {
     state.truncate(frame.original_stack_size);
     // Every branch to the destination is inside the frame, so all are known now.
     builder.seal_block(frame.destination);
@@ -772,24 +815,11 @@ fn translate_try_table(
     builder.switch_to_block(dispatch);
     // The thrower (this function or a callee) stored its fuel count before throwing.
     env.fuel_reload(builder);
-    let flags = MemFlagsData::trusted().with_readonly();
     let mut matched_all = false;
     for catch in &try_table.catches {
         match *catch {
             Catch::One { tag, label } | Catch::OneRef { tag, label } => {
-                let thrown =
-                    builder
-                        .ins()
-                        .load(types::I64, flags, exn, VMContextLayout::EXCEPTION_TAG);
-                let ours = env.tag_identity(builder, tag);
-                let same = builder.ins().icmp(IntCC::Equal, thrown, ours);
-                let matched = builder.create_block();
-                let next = builder.create_block();
-                builder.ins().brif(same, matched, &[], next, &[]);
-                builder.seal_block(matched);
-                builder.seal_block(next);
-                builder.switch_to_block(matched);
-                let mut values = env.exn_payload(builder, exn, tag);
+                let (mut values, next) = test_tag(builder, env, exn, tag);
                 if matches!(catch, Catch::OneRef { .. }) {
                     values.push(exn);
                 }
@@ -826,6 +856,31 @@ fn translate_try_table(
     Ok(())
 }
 
+/// Tests whether the exception `exn` carries this instance's tag `tag` (shared by
+/// `try_table` and the legacy `catch`). On a match, continues in a new block and
+/// returns the payload loaded there; also returns the (sealed, not yet current)
+/// block where execution goes when the tag differs.
+pub(super) fn test_tag(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    exn: Value,
+    tag: u32,
+) -> (Vec<Value>, Block) {
+    let flags = MemFlagsData::trusted().with_readonly();
+    let thrown = builder
+        .ins()
+        .load(types::I64, flags, exn, VMContextLayout::EXCEPTION_TAG);
+    let ours = env.tag_identity(builder, tag);
+    let same = builder.ins().icmp(IntCC::Equal, thrown, ours);
+    let matched = builder.create_block();
+    let next = builder.create_block();
+    builder.ins().brif(same, matched, &[], next, &[]);
+    builder.seal_block(matched);
+    builder.seal_block(next);
+    builder.switch_to_block(matched);
+    (env.exn_payload(builder, exn, tag), next)
+}
+
 /// The block a branch of `depth` jumps to; marks the target frame's exit as
 /// reachable (for branches whose values do not come from the operand stack).
 fn mark_branch_target(state: &mut State, depth: u32) -> Block {
@@ -847,12 +902,12 @@ fn branch_args(state: &mut State, depth: u32) -> (Block, Vec<Value>) {
     (target, state.peekn(n).to_vec())
 }
 
-fn jump(builder: &mut FunctionBuilder, block: Block, args: &[Value]) {
+pub(super) fn jump(builder: &mut FunctionBuilder, block: Block, args: &[Value]) {
     let args: Vec<BlockArg> = args.iter().copied().map(BlockArg::Value).collect();
     builder.ins().jump(block, &args);
 }
 
-fn block_with_params(builder: &mut FunctionBuilder, types: &[Type]) -> Block {
+pub(super) fn block_with_params(builder: &mut FunctionBuilder, types: &[Type]) -> Block {
     let block = builder.create_block();
     for ty in types {
         builder.append_block_param(block, *ty);
@@ -860,7 +915,7 @@ fn block_with_params(builder: &mut FunctionBuilder, types: &[Type]) -> Block {
     block
 }
 
-fn block_types(
+pub(super) fn block_types(
     env: &FuncEnv,
     blockty: BlockType,
     offset: usize,
@@ -876,6 +931,40 @@ fn block_types(
             )
         }
     })
+}
+
+/// Wide arithmetic: 128-bit integers as (low, high) pairs of i64 on the operand
+/// stack, low half first. Cranelift's i128 add/sub lower to add-with-carry pairs, and
+/// the 64x64 -> 128 multiplications to a plain multiply for the low half and a
+/// high-half multiply (`smulhi`/`umulhi`).
+fn translate_wide_arithmetic(op: &Operator, builder: &mut FunctionBuilder, state: &mut State) {
+    let (lo, hi) = match op {
+        Operator::I64Add128 | Operator::I64Sub128 => {
+            let (b_lo, b_hi) = state.pop2();
+            let (a_lo, a_hi) = state.pop2();
+            let a = builder.ins().iconcat(a_lo, a_hi);
+            let b = builder.ins().iconcat(b_lo, b_hi);
+            let r = if matches!(op, Operator::I64Add128) {
+                builder.ins().iadd(a, b)
+            } else {
+                builder.ins().isub(a, b)
+            };
+            builder.ins().isplit(r)
+        }
+        Operator::I64MulWideS | Operator::I64MulWideU => {
+            let (a, b) = state.pop2();
+            let lo = builder.ins().imul(a, b);
+            let hi = if matches!(op, Operator::I64MulWideS) {
+                builder.ins().smulhi(a, b)
+            } else {
+                builder.ins().umulhi(a, b)
+            };
+            (lo, hi)
+        }
+        _ => unreachable!("not a wide-arithmetic operator"),
+    };
+    state.push(lo);
+    state.push(hi);
 }
 
 fn reinterpret(builder: &mut FunctionBuilder, state: &mut State, to: Type) {

@@ -30,6 +30,25 @@ pub(crate) enum FrameKind {
     TryTable {
         dispatch: Block,
     },
+    /// A legacy `try` (`try`/`catch`/`catch_all`/`delegate`, see `legacy_eh.rs`).
+    /// Like a `try_table`, its body throws to `dispatch`; the clauses are translated
+    /// as they come, one tag test after the other, starting in `dispatch`.
+    LegacyTry {
+        dispatch: Block,
+        /// The exception `dispatch` received: what `rethrow` in a clause rethrows.
+        exn: Value,
+        clauses: LegacyClauses,
+    },
+}
+
+/// Where a legacy `try` is in its text: the body, or the catch clauses.
+pub(crate) enum LegacyClauses {
+    /// Still in the body, which `dispatch` protects.
+    Body,
+    /// In a `catch`/`catch_all` arm (no longer protected by this `try`).
+    /// `next_test` is where the next clause's tag test goes, `None` after
+    /// `catch_all` (nothing is left to test).
+    Catching { next_test: Option<Block> },
 }
 
 pub(crate) struct ControlFrame {
@@ -69,7 +88,8 @@ pub(crate) struct State {
     pub locals: Vec<Variable>,
     /// Number of results of the function (for `return`).
     pub num_results: usize,
-    /// Dispatch blocks of the open `try_table` frames, innermost last.
+    /// Dispatch blocks of the open `try_table` frames and of the legacy `try`
+    /// frames still in their body, innermost last.
     pub handlers: Vec<Block>,
     /// Lowest operand stack height reached while translating the current operator:
     /// the values it pushed are the ones above it (see `translate::track_exnrefs`).
@@ -137,5 +157,22 @@ impl State {
     pub fn frame_at(&mut self, depth: u32) -> &mut ControlFrame {
         let i = self.frames.len() - 1 - depth as usize;
         &mut self.frames[i]
+    }
+
+    /// The dispatch block an exception thrown directly inside the frame of `depth`
+    /// goes to (what `delegate` needs): that of the innermost frame at or outside it
+    /// whose body is protected, a `try_table` or a legacy `try` still in its body;
+    /// `None` when the exception leaves the function.
+    pub fn handler_at(&self, depth: u32) -> Option<Block> {
+        let i = self.frames.len() - 1 - depth as usize;
+        self.frames[..=i].iter().rev().find_map(|f| match f.kind {
+            FrameKind::TryTable { dispatch }
+            | FrameKind::LegacyTry {
+                dispatch,
+                clauses: LegacyClauses::Body,
+                ..
+            } => Some(dispatch),
+            _ => None,
+        })
     }
 }

@@ -11,8 +11,9 @@
 //! `base + 4 GiB + GUARD_SIZE`: an out-of-bounds access always lands in inaccessible
 //! pages and faults. That fault is reported as a trap because the load/store carries
 //! the `HEAP_OUT_OF_BOUNDS` trap code, which makes it a recorded trap site. In every
-//! other case (static offset too large, 64-bit memory, or explicit checks requested)
-//! the access is compared against the current `length` first.
+//! other case (static offset too large, 64-bit memory, a memory of 1-byte pages
+//! whose accessible region the runtime rounds up to an OS page, or explicit checks
+//! requested) the access is compared against the current `length` first.
 //!
 //! # Spectre guards
 //! A bounds check is a branch, and a mispredicted branch lets the access after it
@@ -773,8 +774,13 @@ impl SimdEnv for FuncEnv<'_> {
         let memory64 = self.memory64(mem);
         let offset = memarg.offset;
         let end = offset.checked_add(u64::from(access_size));
+        // Guard pages catch an access only where the accessible region ends exactly
+        // at the memory's end: with 64 KiB wasm pages (a multiple of every OS page
+        // size) it does; with 1-byte pages (custom-page-sizes) the runtime rounds
+        // it up to a whole OS page, so such memories are always checked explicitly.
         let guarded = !self.explicit_bounds_checks
             && !memory64
+            && self.info.memories[mem as usize].page_size_log2 == 16
             && end.is_some_and(|end| end <= wasmc_abi::GUARD_SIZE);
         let index = to_u64(builder, index);
         // The bounds check's condition, when there is one, for the Spectre guard.

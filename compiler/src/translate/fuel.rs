@@ -12,12 +12,13 @@
 //! Within a function the counter lives in a Cranelift variable. Costs of straight-line
 //! operators are summed at compile time (`pending`) and added to the variable in one
 //! `iadd` wherever control flow can leave the current block (branches, `if`, `else`,
-//! `end`, `loop`, `try_table`). The variable is written back to memory before control
-//! leaves the function (calls, tail calls, returns, throws, `unreachable`) and
-//! read again after a call returns, and at the start of a `try_table`'s dispatch
-//! block (an exception arrives there after the thrower stored its count). Builtins
-//! (memory and table operations, `exn_new`) neither read fuel nor run wasm, so they
-//! need no write-back.
+//! `end`, `loop`, `try_table`, the legacy `try` and its clauses). The variable is
+//! written back to memory before control leaves the function (calls, tail calls,
+//! returns, throws, `unreachable`) and read again after a call returns, and at the
+//! start of a `try_table`'s (or legacy `try`'s) dispatch block (an exception
+//! arrives there after the thrower stored its count). Builtins (memory and table
+//! operations, `exn_new`) neither read fuel nor run wasm, so they need no
+//! write-back.
 //!
 //! Operators whose work grows with an operand also cost one unit per byte
 //! (`memory.fill`/`copy`/`init`), element (`table.fill`/`copy`/`init`/`grow`) or
@@ -46,6 +47,10 @@ pub(crate) fn cost(op: &Operator) -> i64 {
         | Operator::Return
         | Operator::Else
         | Operator::End => 0,
+        // Legacy exception handling (wasmtime does not run it, so the choice is
+        // ours): the clause markers only structure control flow, like `else`/`end`;
+        // `try` and `rethrow` cost 1 like `try_table` and `throw_ref`.
+        Operator::Catch { .. } | Operator::CatchAll | Operator::Delegate { .. } => 0,
         _ => 1,
     }
 }
@@ -85,7 +90,8 @@ impl Fuel {
             | Operator::ReturnCallIndirect { .. }
             | Operator::ReturnCallRef { .. }
             | Operator::Throw { .. }
-            | Operator::ThrowRef => self.flush(builder, vmctx),
+            | Operator::ThrowRef
+            | Operator::Rethrow { .. } => self.flush(builder, vmctx),
             // The current block ends (or splits): settle the costs on this path.
             Operator::Loop { .. }
             | Operator::If { .. }
@@ -96,7 +102,11 @@ impl Fuel {
             | Operator::BrTable { .. }
             | Operator::BrOnNull { .. }
             | Operator::BrOnNonNull { .. }
-            | Operator::TryTable { .. } => self.settle(builder),
+            | Operator::TryTable { .. }
+            | Operator::Try { .. }
+            | Operator::Catch { .. }
+            | Operator::CatchAll
+            | Operator::Delegate { .. } => self.settle(builder),
             _ => {}
         }
     }

@@ -28,6 +28,7 @@ mod code;
 mod control;
 pub(crate) mod environ;
 mod fuel;
+mod legacy_eh;
 pub(crate) mod simd;
 
 use control::{ControlFrame, FrameKind, State};
@@ -353,8 +354,9 @@ fn translate_body(
                 "operators remaining after end of function",
             ));
         }
-        if matches!(op, Operator::TryTable { .. }) {
-            // `catch_ref`/`catch_all_ref` produce exception references in any module.
+        if matches!(op, Operator::TryTable { .. } | Operator::Try { .. }) {
+            // `catch_ref`/`catch_all_ref` produce exception references in any module,
+            // and a legacy `try` keeps its exception for `rethrow`.
             exnrefs.enabled = true;
         }
         state.low_water = state.stack.len();
@@ -386,8 +388,9 @@ fn translate_body(
 /// operator, the values above the stack's low-water mark are the ones it pushed,
 /// and the validator, which has just checked the same operator, knows their types.
 /// Exception references only exist in modules that mention `exnref` in a type, or
-/// in functions with a `try_table` (`catch_ref`/`catch_all_ref`); other code is not
-/// scanned and compiles exactly as before.
+/// in functions with a `try_table` (`catch_ref`/`catch_all_ref`) or a legacy `try`
+/// (its exception, kept for `rethrow`, is declared where the `try` creates it);
+/// other code is not scanned and compiles exactly as before.
 struct ExnrefTracking {
     enabled: bool,
 }

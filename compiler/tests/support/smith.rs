@@ -10,9 +10,10 @@ use wasm_smith::{Config, Module};
 
 /// A wasm-smith configuration drawn from `u` (so sizes and instruction mixes vary),
 /// restricted to what wasmc supports: WebAssembly 2.0 + SIMD + relaxed SIMD + tail
-/// calls + extended const + multi-memory + memory64. Proposals wasmc reports as
-/// unsupported (GC, exceptions, threads, wide arithmetic, custom page sizes, ...)
-/// are switched off so every generated module must compile.
+/// calls + extended const + multi-memory + memory64 + wide arithmetic + custom page
+/// sizes. Proposals wasmc reports as unsupported (GC, threads, ...) are switched
+/// off so every generated module must compile; so are exceptions (a module that
+/// throws out of every export would exercise little else).
 pub fn config(u: &mut Unstructured<'_>) -> Result<Config> {
     let mut c: Config = u.arbitrary()?;
     c.simd_enabled = true;
@@ -29,8 +30,8 @@ pub fn config(u: &mut Unstructured<'_>) -> Result<Config> {
     c.exceptions_enabled = false;
     c.threads_enabled = false;
     c.shared_everything_threads_enabled = false;
-    c.wide_arithmetic_enabled = false;
-    c.custom_page_sizes_enabled = false;
+    c.wide_arithmetic_enabled = true;
+    c.custom_page_sizes_enabled = true;
     c.custom_descriptors_enabled = false;
     c.compact_imports_enabled = false;
     c.acquire_release_atomics_enabled = false;
