@@ -30,14 +30,13 @@ use crate::{CompileError, CompileErrorKind};
 /// the module is known to be valid (see `crate::classify`):
 /// * GC: struct/array types, recursive type groups, declared subtyping, the `any`,
 ///   `eq`, `i31`, `struct`, `array`, `none` heap types and their operators;
-/// * threads: shared memories and atomic operators;
 ///
 /// Relaxed SIMD is compiled with one fixed, deterministic choice per operator (see
 /// `translate::simd`). Anything beyond 3.0 (wide arithmetic, stack
 /// switching, custom page sizes, ...) fails validation and is then reported as
 /// unsupported too, because it validates with every feature enabled.
 pub(crate) fn features() -> WasmFeatures {
-    WasmFeatures::WASM3
+    WasmFeatures::WASM3 | WasmFeatures::THREADS
 }
 
 /// Validates the whole module (every section and every function body) without
@@ -451,13 +450,7 @@ fn table_type(t: &wasmparser::TableType, offset: usize) -> Result<TableType, Com
     })
 }
 
-fn memory_type(m: &wasmparser::MemoryType, offset: usize) -> Result<MemoryType, CompileError> {
-    if m.shared {
-        return Err(CompileError::unsupported(
-            Some(offset),
-            "shared memories (threads proposal) are not supported",
-        ));
-    }
+fn memory_type(m: &wasmparser::MemoryType, _offset: usize) -> Result<MemoryType, CompileError> {
     Ok(MemoryType {
         minimum: m.initial,
         maximum: m.maximum,

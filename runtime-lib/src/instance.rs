@@ -707,17 +707,18 @@ impl FuncHandle {
     }
 }
 
-/// A memory; keeps it alive.
+/// A memory; keeps it alive. `Send`: a shared memory is used by several threads
+/// (see `crate::threads`).
 #[derive(Debug, Clone)]
 pub struct MemoryHandle {
-    memory: Rc<Memory>,
+    memory: Arc<Memory>,
 }
 
 impl MemoryHandle {
     /// A new host-owned memory (for example `spectest`'s).
     pub fn new(ty: MemoryType) -> Result<MemoryHandle, String> {
         Ok(MemoryHandle {
-            memory: Rc::new(Memory::new(&ty)?),
+            memory: Arc::new(Memory::new(&ty)?),
         })
     }
 
@@ -1276,7 +1277,7 @@ impl InstanceHandle {
             let memory =
                 Memory::with_limit(ty, limits.max_memory).map_err(InstantiationError::Resource)?;
             memories.push(MemoryHandle {
-                memory: Rc::new(memory),
+                memory: Arc::new(memory),
             });
         }
         for defined in &info.defined_tables {

@@ -13,6 +13,7 @@ use cranelift_frontend::FunctionBuilder;
 use wasmc_abi::{Builtin, Trap, VMContextLayout};
 use wasmparser::{BlockType, MemArg, Operator};
 
+use super::atomics::translate_atomic_operator;
 use super::control::{ControlFrame, FrameKind, State};
 use super::environ::{FuncEnv, ir_type, to_u64, trap_code};
 use super::operator_name;
@@ -617,6 +618,9 @@ fn translate_reachable_operator(
         O::I64Extend8S => extend_from!(types::I8, types::I64),
         O::I64Extend16S => extend_from!(types::I16, types::I64),
         O::I64Extend32S => extend_from!(types::I32, types::I64),
+
+        // ------------------------------------------------------------ threads (atomics.rs)
+        other if translate_atomic_operator(other, builder, state, env) => {}
 
         // ------------------------------------------------------------ SIMD (simd.rs)
         other => {

@@ -400,6 +400,9 @@ impl<'m> FuncEnv<'m> {
             Builtin::RaiseTrap => (&[I64, I32], None),
             Builtin::ExnNew => (&[I64, I32, I64], Some(I64)),
             Builtin::ThrowRef => (&[I64, I64], None),
+            Builtin::MemoryAtomicWait32 => (&[I64, I32, I64, I64, I32, I64], Some(I32)),
+            Builtin::MemoryAtomicWait64 => (&[I64, I32, I64, I64, I64, I64], Some(I32)),
+            Builtin::MemoryAtomicNotify => (&[I64, I32, I64, I64, I32], Some(I64)),
         };
         let mut sig = Signature::new(self.host_call_conv);
         sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
