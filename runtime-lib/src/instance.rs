@@ -722,6 +722,14 @@ impl MemoryHandle {
         })
     }
 
+    /// A handle owning `memory` (for example a shared memory the runtime creates
+    /// for a threaded program, see `crate::threads`).
+    pub fn from_memory(memory: Memory) -> MemoryHandle {
+        MemoryHandle {
+            memory: Arc::new(memory),
+        }
+    }
+
     /// The memory's type with its current size as minimum.
     pub fn ty(&self) -> MemoryType {
         self.memory.current_type()

@@ -7,3 +7,4 @@
 //! share between threads (see `crate::memory`).
 
 pub(crate) mod parking;
+pub mod spawn;
