@@ -94,7 +94,11 @@ fn stress_without_lost_wakeups() {
         output.assert_code(0);
         let stdout = output.stdout_text();
         assert!(stdout.ends_with("all ok\n"), "{}", output.describe());
-        assert!(stdout.contains("passes=14400 ok=true"), "{}", output.describe());
+        assert!(
+            stdout.contains("passes=14400 ok=true"),
+            "{}",
+            output.describe()
+        );
     }
 }
 

@@ -2,10 +2,12 @@
 //! evaluates initializers, and calls exports.
 //!
 //! # Ownership
-//! An [`Instance`] lives in an `Rc` ([`InstanceHandle`]); instances, memories,
-//! tables and globals are `!Send`, so everything stays on the thread that created
-//! it, which is also the thread whose `VMRuntimeState` (stack limit) the context
-//! points at. Handles to exported entities keep their owner alive: a function handle
+//! An [`Instance`] lives in an `Rc` ([`InstanceHandle`]); instances, tables and
+//! globals are `!Send`, so everything stays on the thread that created it, which is
+//! also the thread whose `VMRuntimeState` (stack limit) the context points at.
+//! Memories are the exception: a shared memory is used by the instances of every
+//! thread of a wasi-threads program (see `crate::threads`), so [`MemoryHandle`] is
+//! an `Arc` of a thread-safe `Memory`. Handles to exported entities keep their owner alive: a function handle
 //! holds its instance, a table or global handle holds the instance that exported it
 //! (the table may contain that instance's function references).
 //!
