@@ -125,6 +125,23 @@ fn spawned_threads_exit_and_trap_for_the_whole_process() {
     output.assert_code(42);
 }
 
+/// A thread sleeping in `poll_oneoff` does not hold the shared WASI state: the main
+/// thread writes and exits long before the 3 s sleep ends.
+#[test]
+fn a_sleeping_thread_does_not_block_the_others_wasi_calls() {
+    let scratch = Scratch::new();
+    let exe = compile_fixture("threads/sleeper.wat", &scratch);
+    let started = std::time::Instant::now();
+    let output = run_with(&[], &exe, &[], scratch.path());
+    let took = started.elapsed();
+    output.assert_code(0);
+    output.assert_stdout(b"main done\n");
+    assert!(
+        took < Duration::from_millis(2500),
+        "the main thread waited for the other's sleep ({took:?})"
+    );
+}
+
 fn compile_wat(wat: &str, scratch: &Scratch) -> (common::Output, PathBuf) {
     let input = scratch.path().join("module.wat");
     fs::write(&input, wat).unwrap();

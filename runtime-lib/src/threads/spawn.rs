@@ -11,7 +11,12 @@
 //!   same shared memory. The module must import its memory: a memory it defined
 //!   would be a new one in every instance.
 //! * The WASI state (descriptors, arguments, environment, clocks) is one
-//!   `WasiCtx` behind a mutex; each WASI call holds it for the call's duration.
+//!   `WasiCtx` behind a mutex; each WASI call holds it for the call's duration,
+//!   except for a plain sleep (a lone relative clock in `poll_oneoff`, what
+//!   `std::thread::sleep` and `nanosleep` produce), which is deferred until the
+//!   lock is released (see [`sleep_outside_wasi_lock`]) so that a sleeping thread
+//!   does not hold up the others' WASI calls. Other blocking calls (a read from a
+//!   terminal or pipe, a poll on stdin) still hold it while they block.
 //! * A trap in any thread prints the report and ends the process with status 134,
 //!   `proc_exit` in any thread ends it with that status, as if the main thread had
 //!   done it; returning from the main thread's `_start` ends the process with 0
@@ -21,8 +26,10 @@
 //!   not get one from here); `thread-spawn` returns a negative value when no thread
 //!   can be started (ids exhausted, the OS refuses a thread).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::abi::policy::Limits;
 use crate::abi::{FuncType, Import, ImportKind, ValType};
@@ -80,10 +87,36 @@ pub struct ThreadHost {
 }
 
 impl ThreadHost {
-    /// The WASI state, locked for one call. A thread that panicked while holding
-    /// it ended the process, so a poisoned lock is simply taken over.
-    pub(crate) fn wasi(&self) -> MutexGuard<'_, WasiCtx> {
-        self.shared.wasi.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs one WASI call with the shared state locked, then performs the sleep it
+    /// deferred, if any, without the lock. A thread that panicked while holding
+    /// the lock ended the process, so a poisoned lock is simply taken over.
+    pub(crate) fn with_wasi<R>(&self, call: impl FnOnce(&mut WasiCtx) -> R) -> R {
+        let result = {
+            let mut ctx = self.shared.wasi.lock().unwrap_or_else(|e| e.into_inner());
+            DEFERRED_SLEEP.set(Some(Duration::ZERO));
+            call(&mut ctx)
+        };
+        if let Some(sleep) = DEFERRED_SLEEP.take() {
+            std::thread::sleep(sleep);
+        }
+        result
+    }
+}
+
+thread_local! {
+    /// `Some` while this thread runs a WASI call under the shared lock: the sleep
+    /// to perform once the lock is released.
+    static DEFERRED_SLEEP: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Sleeps for `duration`, or, during a WASI call of a threaded program, arranges
+/// for the sleep to happen right after the call releases the shared WASI lock and
+/// before it returns to wasm. For a call that only sleeps and then writes its
+/// result: the guest is blocked in the call either way, so it cannot tell.
+pub(crate) fn sleep_outside_wasi_lock(duration: Duration) {
+    match DEFERRED_SLEEP.get() {
+        Some(pending) => DEFERRED_SLEEP.set(Some(pending.saturating_add(duration))),
+        None => std::thread::sleep(duration),
     }
 }
 

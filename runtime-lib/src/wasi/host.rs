@@ -39,7 +39,7 @@ unsafe fn dispatch(
         call(ctx, &mut mem)
     } else if let Some(host) = caller.host_state::<crate::threads::spawn::ThreadHost>() {
         // A threaded program: every thread's instance shares one WASI state.
-        call(&mut host.wasi(), &mut mem)
+        host.with_wasi(|ctx| call(ctx, &mut mem))
     } else {
         // The instance was created without WASI state (e.g. by `wasmc wast`).
         return Errno::NOSYS.0 as i32;
