@@ -142,6 +142,40 @@ fn a_sleeping_thread_does_not_block_the_others_wasi_calls() {
     );
 }
 
+/// `--timeout` ends a program whose main thread waits forever in
+/// `memory.atomic.wait32` (host code: the watchdog reports and exits).
+#[test]
+fn a_wait_forever_is_ended_by_the_timeout() {
+    let scratch = Scratch::new();
+    let input = scratch.path().join("hang.wat");
+    fs::write(
+        &input,
+        r#"(module (import "env" "memory" (memory 1 1 shared))
+             (func (export "_start")
+               (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))))"#,
+    )
+    .unwrap();
+    let exe = scratch.path().join("hang");
+    let output = wasmc(
+        &[
+            input.as_os_str(),
+            OsStr::new("--timeout"),
+            OsStr::new("300ms"),
+            OsStr::new("-o"),
+            exe.as_os_str(),
+        ],
+        scratch.path(),
+    );
+    output.assert_code(0);
+    let run = run_with(&[], &exe, &[], scratch.path());
+    run.assert_code(134);
+    assert!(
+        run.stderr_text().starts_with("wasm trap: interrupt"),
+        "{}",
+        run.describe()
+    );
+}
+
 fn compile_wat(wat: &str, scratch: &Scratch) -> (common::Output, PathBuf) {
     let input = scratch.path().join("module.wat");
     fs::write(&input, wat).unwrap();

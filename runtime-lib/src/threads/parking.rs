@@ -123,10 +123,12 @@ unsafe fn instance<'a>(vmctx: *mut u8) -> &'a Instance {
 }
 
 /// The native address of the `size`-byte word at `index + offset` of memory `mem`,
-/// if it is in bounds. Alignment was checked by generated code.
+/// if it is in bounds. Generated code traps on a misaligned address before calling;
+/// checked again here because the atomic accesses below require alignment.
 fn word_address(memory: &Memory, index: u64, offset: u64, size: u64) -> Option<usize> {
     let ea = index.checked_add(offset)?;
-    memory.checked_range(ea, size).map(|p| p as usize)
+    let addr = memory.checked_range(ea, size)? as usize;
+    (addr % size as usize == 0).then_some(addr)
 }
 
 /// A wasm timeout in nanoseconds: negative means forever.
