@@ -128,7 +128,7 @@ unsafe fn instance<'a>(vmctx: *mut u8) -> &'a Instance {
 fn word_address(memory: &Memory, index: u64, offset: u64, size: u64) -> Option<usize> {
     let ea = index.checked_add(offset)?;
     let addr = memory.checked_range(ea, size)? as usize;
-    (addr % size as usize == 0).then_some(addr)
+    addr.is_multiple_of(size as usize).then_some(addr)
 }
 
 /// A wasm timeout in nanoseconds: negative means forever.
