@@ -96,7 +96,7 @@ impl ThreadHost {
             DEFERRED_SLEEP.set(Some(Duration::ZERO));
             call(&mut ctx)
         };
-        if let Some(sleep) = DEFERRED_SLEEP.take() {
+        if let Some(sleep) = DEFERRED_SLEEP.take().filter(|d| !d.is_zero()) {
             std::thread::sleep(sleep);
         }
         result
