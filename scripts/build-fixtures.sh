@@ -5,8 +5,8 @@
 #   scripts/build-fixtures.sh --record   also re-record the wasmtime reference outputs
 #                                        (needs `pip install wasmtime`; CI never does this)
 #
-# Needs only what scripts/setup.sh installs (clang + wasi-libc, the wasm32-wasip1 Rust
-# target). Idempotent: the same sources give byte-identical outputs.
+# Needs only what scripts/setup.sh installs (clang + wasi-libc, the wasm32-wasip1 and
+# wasm32-wasip1-threads Rust targets). Idempotent: the same sources give byte-identical outputs.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +64,9 @@ step "bad inputs"
 # A real module cut short in the middle of its code section.
 head -c 1024 "$fixtures/copy/copy.wasm" > "$fixtures/bad/truncated.wasm"
 "$tool" junk "$fixtures/bad/random.bin" 256
+
+step "threads (fixtures/threads/build.sh: wasm32-wasip1-threads and native builds)"
+bash "$fixtures/threads/build.sh"
 
 if [ -x "$fixtures/wasi/build.sh" ]; then
   step "wasi (fixtures/wasi/build.sh)"

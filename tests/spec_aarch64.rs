@@ -37,7 +37,7 @@
 //! 7 to 13 minutes of wall time on the loaded shared machine (the subset: 3 to 4
 //! minutes there, 1.8 CPU-minutes). The test command's budget
 //! (about 20 minutes including both builds) cannot take that, so CI runs the
-//! documented subset [`SUBSET`]: 142 of the about 245 files that execute anything, under
+//! documented subset [`SUBSET`]: 146 of the about 245 files that execute anything, under
 //! half of the CPU time. It has files of every instruction group, traps and stack
 //! exhaustion, and every SIMD and relaxed-SIMD execution file (vector lowering is
 //! where the two backends differ most). Left out: files that only test the text or
@@ -76,6 +76,15 @@ const MODE_ENV: &str = "WASMC_SPEC_AARCH64";
 /// suite). A file missing from the suite fails the test, so the list follows suite
 /// updates.
 const SUBSET: &[(&str, &[&str])] = &[
+    (
+        "threads (atomics on both backends, wait/notify, shared memories)",
+        &[
+            "proposals/threads/atomic.wast",
+            "proposals/threads/exports.wast",
+            "proposals/threads/imports.wast",
+            "proposals/threads/memory.wast",
+        ],
+    ),
     ("integer", &["i32.wast", "i64.wast", "int_exprs.wast"]),
     (
         "float semantics (NaN bits, rounding, min/max, conversions)",

@@ -36,7 +36,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0006; // "wasmc" + 1.6 (exception stack maps)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0007; // "wasmc" + 1.7 (exception stack maps, threads)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -187,7 +187,24 @@ pub struct Builtins {
     /// the innermost handler (see [`HandlerSite`]) of the wasm frames above the
     /// caller, or unwinds to the host with [`Trap::UncaughtException`].
     pub throw_ref: usize,
+    /// `(vmctx, mem: u32, index: u64, offset: u64, expected: u32, timeout_ns: i64) -> u32`:
+    /// `memory.atomic.wait32` at `index + offset` (alignment already checked by the
+    /// caller): 0 woken, 1 not equal, 2 timed out (a negative timeout waits forever),
+    /// or [`ATOMIC_WAIT_OUT_OF_BOUNDS`] / [`ATOMIC_WAIT_NOT_SHARED`] (traps).
+    pub memory_atomic_wait32: usize,
+    /// `(vmctx, mem: u32, index: u64, offset: u64, expected: u64, timeout_ns: i64) -> u32`:
+    /// `memory.atomic.wait64`, results as for `memory_atomic_wait32`.
+    pub memory_atomic_wait64: usize,
+    /// `(vmctx, mem: u32, index: u64, offset: u64, count: u32) -> u64`:
+    /// `memory.atomic.notify`: the number of waiters woken, or `u64::MAX` when the
+    /// address is out of bounds (MemoryOutOfBounds).
+    pub memory_atomic_notify: usize,
 }
+
+/// `memory_atomic_wait32/64` result: the address is out of bounds.
+pub const ATOMIC_WAIT_OUT_OF_BOUNDS: u32 = u32::MAX;
+/// `memory_atomic_wait32/64` result: the memory is not shared (a wait could never end).
+pub const ATOMIC_WAIT_NOT_SHARED: u32 = u32::MAX - 1;
 
 impl Builtins {
     pub const COUNT: usize = std::mem::size_of::<Builtins>() / std::mem::size_of::<usize>();
@@ -215,6 +232,9 @@ pub enum Builtin {
     RaiseTrap,
     ExnNew,
     ThrowRef,
+    MemoryAtomicWait32,
+    MemoryAtomicWait64,
+    MemoryAtomicNotify,
 }
 
 /// Why wasm execution stopped abnormally. The messages are the spec test suite's texts.
@@ -247,10 +267,12 @@ pub enum Trap {
     Interrupt,
     /// The fuel budget (`--fuel`) is spent.
     OutOfFuel,
+    /// `memory.atomic.wait32/64` on a memory that is not shared.
+    AtomicWaitNonSharedMemory,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 18] = [
+    pub const ALL: [Trap; 19] = [
         Trap::StackOverflow,
         Trap::MemoryOutOfBounds,
         Trap::HeapMisaligned,
@@ -269,6 +291,7 @@ impl Trap {
         Trap::UncaughtException,
         Trap::Interrupt,
         Trap::OutOfFuel,
+        Trap::AtomicWaitNonSharedMemory,
     ];
 
     pub fn from_u8(code: u8) -> Option<Trap> {
@@ -297,6 +320,8 @@ impl Trap {
             // wasmtime's messages for `-W timeout` and `-W fuel`.
             Trap::Interrupt => "interrupt",
             Trap::OutOfFuel => "all fuel consumed by WebAssembly",
+            // wasmtime's message.
+            Trap::AtomicWaitNonSharedMemory => "atomic wait on non-shared memory",
         }
     }
 }

@@ -3,11 +3,13 @@
 //! `wasmtime run` likewise refuses such a module before running anything.
 
 use wasmc_abi::{FuncType, ImportKind, ModuleInfo, ValType};
+use wasmc_runtime::threads::spawn;
 
 /// Names every import the executable runtime cannot provide: functions that are not
-/// WASI preview1 functions of `wasmc_runtime::wasi` (or have another signature), and
-/// any memory, table or global import (an executable has no other module to take them
-/// from).
+/// WASI preview1 functions of `wasmc_runtime::wasi` or wasi-threads' `thread-spawn`
+/// (or have another signature), and any memory import but a shared one (which the
+/// runtime creates for a threaded program), table or global import (an executable has
+/// no other module to take them from).
 pub fn check(info: &ModuleInfo) -> Result<(), String> {
     let mut problems = Vec::new();
     for import in &info.imports {
@@ -18,7 +20,13 @@ pub fn check(info: &ModuleInfo) -> Result<(), String> {
                     problems.push(format!("{name} (function of unknown type {type_index})"));
                     continue;
                 };
-                match wasmc_runtime::wasi::resolve(&import.module, &import.name) {
+                let runtime_func =
+                    if import.module == spawn::SPAWN_MODULE && import.name == spawn::SPAWN_NAME {
+                        Some(spawn::spawn_func())
+                    } else {
+                        wasmc_runtime::wasi::resolve(&import.module, &import.name)
+                    };
+                match runtime_func {
                     None => problems.push(format!("{name} (function)")),
                     Some(host) if host.ty != *wanted => problems.push(format!(
                         "{name} (function with type {}, but the runtime's has type {})",
@@ -28,6 +36,8 @@ pub fn check(info: &ModuleInfo) -> Result<(), String> {
                     Some(_) => {}
                 }
             }
+            // A threaded program's shared memory is created by the runtime.
+            ImportKind::Memory(ty) if ty.shared => {}
             ImportKind::Memory(_) => problems.push(format!("{name} (memory)")),
             ImportKind::Table(_) => problems.push(format!("{name} (table)")),
             ImportKind::Global(_) => problems.push(format!("{name} (global)")),
@@ -39,7 +49,8 @@ pub fn check(info: &ModuleInfo) -> Result<(), String> {
     }
     Err(format!(
         "unsupported import{}: {}; a wasmc executable provides only WASI preview1 functions \
-         (wasi_snapshot_preview1, wasi_unstable)",
+         (wasi_snapshot_preview1, wasi_unstable), wasi-threads (wasi::thread-spawn, a shared \
+         memory)",
         if problems.len() == 1 { "" } else { "s" },
         problems.join(", ")
     ))

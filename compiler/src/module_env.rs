@@ -30,7 +30,6 @@ use crate::{CompileError, CompileErrorKind};
 /// the module is known to be valid (see `crate::classify`):
 /// * GC: struct/array types, recursive type groups, declared subtyping, the `any`,
 ///   `eq`, `i31`, `struct`, `array`, `none` heap types and their operators;
-/// * threads: shared memories and atomic operators;
 ///
 /// Relaxed SIMD is compiled with one fixed, deterministic choice per operator (see
 /// `translate::simd`). Beyond 3.0, wasmc also compiles wide arithmetic, custom page
@@ -40,6 +39,7 @@ use crate::{CompileError, CompileErrorKind};
 /// because it validates with every feature enabled.
 pub(crate) fn features() -> WasmFeatures {
     WasmFeatures::WASM3
+        | WasmFeatures::THREADS
         | WasmFeatures::WIDE_ARITHMETIC
         | WasmFeatures::CUSTOM_PAGE_SIZES
         | WasmFeatures::LEGACY_EXCEPTIONS
@@ -456,13 +456,7 @@ fn table_type(t: &wasmparser::TableType, offset: usize) -> Result<TableType, Com
     })
 }
 
-fn memory_type(m: &wasmparser::MemoryType, offset: usize) -> Result<MemoryType, CompileError> {
-    if m.shared {
-        return Err(CompileError::unsupported(
-            Some(offset),
-            "shared memories (threads proposal) are not supported",
-        ));
-    }
+fn memory_type(m: &wasmparser::MemoryType, _offset: usize) -> Result<MemoryType, CompileError> {
     Ok(MemoryType {
         minimum: m.initial,
         maximum: m.maximum,

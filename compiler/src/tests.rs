@@ -250,6 +250,48 @@ fn policy_is_emitted_in_its_own_section() {
     }
 }
 
+/// Every atomic operator compiles on every target, with and without explicit bounds
+/// checks, and records its alignment and wait traps.
+#[test]
+fn atomics_compile_for_every_target() {
+    let wat = r#"(module (memory 1 1 shared) (memory i64 1 1 shared)
+      (func (export "f") (param i32 i64) (result i64)
+        (drop (i32.atomic.load offset=4 (local.get 0)))
+        (drop (i64.atomic.load8_u (local.get 0)))
+        (drop (i64.atomic.load32_u 1 (local.get 1)))
+        (i32.atomic.store16 (local.get 0) (i32.const 7))
+        (i64.atomic.store (local.get 0) (i64.const 7))
+        (drop (i32.atomic.rmw8.add_u (local.get 0) (i32.const 1)))
+        (drop (i64.atomic.rmw.sub (local.get 0) (i64.const 1)))
+        (drop (i32.atomic.rmw16.and_u (local.get 0) (i32.const 1)))
+        (drop (i64.atomic.rmw32.or_u (local.get 0) (i64.const 1)))
+        (drop (i32.atomic.rmw.xor (local.get 0) (i32.const 1)))
+        (drop (i64.atomic.rmw8.xchg_u 1 (local.get 1) (i64.const 1)))
+        (drop (i32.atomic.rmw.cmpxchg (local.get 0) (i32.const 1) (i32.const 2)))
+        (drop (i64.atomic.rmw16.cmpxchg_u (local.get 0) (i64.const 1) (i64.const 2)))
+        (drop (memory.atomic.notify (local.get 0) (i32.const 1)))
+        (drop (memory.atomic.wait32 (local.get 0) (i32.const 0) (i64.const 0)))
+        (drop (memory.atomic.wait64 1 (local.get 1) (i64.const 0) (i64.const -1)))
+        atomic.fence
+        (i64.atomic.rmw.add (local.get 0) (local.get 1))))"#;
+    for triple in TRIPLES {
+        for explicit in [false, true] {
+            let mut o = opts(triple);
+            o.explicit_bounds_checks = explicit;
+            let m = compile_wat(wat, &o).unwrap_or_else(|e| panic!("{triple}: {e}"));
+            assert!(m.info.memories.iter().all(|m| m.shared));
+            let traps: Vec<_> = m.info.funcs[0].traps.iter().map(|t| t.1).collect();
+            use wasmc_abi::Trap;
+            assert!(traps.contains(&Trap::HeapMisaligned), "{triple}: {traps:?}");
+            assert!(
+                traps.contains(&Trap::AtomicWaitNonSharedMemory),
+                "{traps:?}"
+            );
+            assert!(traps.contains(&Trap::MemoryOutOfBounds), "{traps:?}");
+        }
+    }
+}
+
 #[test]
 fn traps_are_recorded() {
     let m = compile_wat(
@@ -303,19 +345,6 @@ fn invalid_module_reports_offset() {
 
 #[test]
 fn unsupported_features_and_targets() {
-    let e = compile_wat(
-        "(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))",
-        &CompileOptions::default(),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
-    let e = compile_wat(
-        "(module (func (result i32) (i32.atomic.load (i32.const 0))) (memory 1))",
-        &CompileOptions::default(),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind, CompileErrorKind::Unsupported, "{e}");
-    assert!(e.message.contains("I32AtomicLoad"), "{e}");
     for triple in [
         "riscv64gc-unknown-linux-gnu",
         "x86_64-pc-windows-msvc",
@@ -352,7 +381,6 @@ fn validates_with_wasm3_rules() {
             "(module (func (result i32) (ref.is_null (ref.i31 (i32.const 1)))))",
             "RefI31",
         ),
-        ("(module (memory 1 1 shared))", "shared memories"),
     ] {
         let e = compile_wat(wat, &d).unwrap_err();
         assert_eq!(e.kind, CompileErrorKind::Unsupported, "{wat}: {e}");

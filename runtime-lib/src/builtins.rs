@@ -34,6 +34,9 @@ pub fn builtins() -> &'static Builtins {
         raise_trap: crate::traps::raise_trap as *const () as usize,
         exn_new: crate::exceptions::exn_new as *const () as usize,
         throw_ref: crate::traps::throw_ref as *const () as usize,
+        memory_atomic_wait32: crate::threads::parking::memory_atomic_wait32 as *const () as usize,
+        memory_atomic_wait64: crate::threads::parking::memory_atomic_wait64 as *const () as usize,
+        memory_atomic_notify: crate::threads::parking::memory_atomic_notify as *const () as usize,
     })
 }
 

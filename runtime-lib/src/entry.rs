@@ -14,6 +14,8 @@
 //!    resolved to WASI functions, its start function runs, then its `_start` export;
 //!    a module without `_start` (a reactor) gets `_initialize` called and then an
 //!    error naming `_start`;
+//!    a threaded program (shared memory, `wasi.thread-spawn`) is instantiated by
+//!    `threads::spawn`, which also starts its other threads;
 //! 4. a trap prints `wasm trap: <message>`, the wasm backtrace, and exits 134;
 //!    `proc_exit(n)` exits n right away ([`exit_process`]); returning from `_start`
 //!    exits 0. Other errors print `error: ...` and exit 1.
@@ -137,12 +139,16 @@ fn instantiate_and_start(
         }
         _ => None,
     };
-    let instance =
-        match InstanceHandle::new_with_limits(module, &mut resolver, Some(Box::new(ctx)), limits) {
-            Ok(instance) => instance,
-            Err(InstantiationError::Trap(trap)) => return Outcome::Trapped(trap),
-            Err(e) => return Outcome::Failed(format!("cannot instantiate the module: {e}")),
-        };
+    let instantiated = if crate::threads::spawn::uses_threads(&module) {
+        crate::threads::spawn::instantiate_main(module, ctx, limits, report_trap)
+    } else {
+        InstanceHandle::new_with_limits(module, &mut resolver, Some(Box::new(ctx)), limits)
+    };
+    let instance = match instantiated {
+        Ok(instance) => instance,
+        Err(InstantiationError::Trap(trap)) => return Outcome::Trapped(trap),
+        Err(e) => return Outcome::Failed(format!("cannot instantiate the module: {e}")),
+    };
     let Some(start) = instance.export_func("_start") else {
         // A reactor: initialize it as wasmtime does, but there is nothing to run.
         if let Some(init) = instance.export_func("_initialize")

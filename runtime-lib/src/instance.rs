@@ -2,10 +2,12 @@
 //! evaluates initializers, and calls exports.
 //!
 //! # Ownership
-//! An [`Instance`] lives in an `Rc` ([`InstanceHandle`]); instances, memories,
-//! tables and globals are `!Send`, so everything stays on the thread that created
-//! it, which is also the thread whose `VMRuntimeState` (stack limit) the context
-//! points at. Handles to exported entities keep their owner alive: a function handle
+//! An [`Instance`] lives in an `Rc` ([`InstanceHandle`]); instances, tables and
+//! globals are `!Send`, so everything stays on the thread that created it, which is
+//! also the thread whose `VMRuntimeState` (stack limit) the context points at.
+//! Memories are the exception: a shared memory is used by the instances of every
+//! thread of a wasi-threads program (see `crate::threads`), so [`MemoryHandle`] is
+//! an `Arc` of a thread-safe `Memory`. Handles to exported entities keep their owner alive: a function handle
 //! holds its instance, a table or global handle holds the instance that exported it
 //! (the table may contain that instance's function references).
 //!
@@ -711,18 +713,27 @@ impl FuncHandle {
     }
 }
 
-/// A memory; keeps it alive.
+/// A memory; keeps it alive. `Send`: a shared memory is used by several threads
+/// (see `crate::threads`).
 #[derive(Debug, Clone)]
 pub struct MemoryHandle {
-    memory: Rc<Memory>,
+    memory: Arc<Memory>,
 }
 
 impl MemoryHandle {
     /// A new host-owned memory (for example `spectest`'s).
     pub fn new(ty: MemoryType) -> Result<MemoryHandle, String> {
         Ok(MemoryHandle {
-            memory: Rc::new(Memory::new(&ty)?),
+            memory: Arc::new(Memory::new(&ty)?),
         })
+    }
+
+    /// A handle owning `memory` (for example a shared memory the runtime creates
+    /// for a threaded program, see `crate::threads`).
+    pub fn from_memory(memory: Memory) -> MemoryHandle {
+        MemoryHandle {
+            memory: Arc::new(memory),
+        }
     }
 
     /// The memory's type with its current size as minimum.
@@ -1302,7 +1313,7 @@ impl InstanceHandle {
             let memory =
                 Memory::with_limit(ty, limits.max_memory).map_err(InstantiationError::Resource)?;
             memories.push(MemoryHandle {
-                memory: Rc::new(memory),
+                memory: Arc::new(memory),
             });
         }
         for defined in &info.defined_tables {

@@ -3,7 +3,8 @@
 //!
 //! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
 //! and backtraces (`traps`), timeouts (`interrupt`), the fuel budget (`fuel`),
-//! exception objects (`exceptions`; the unwinder is in `traps`), builtins called by
+//! exception objects (`exceptions`; the unwinder is in `traps`), shared memories'
+//! wait/notify and wasi-threads (`threads`), builtins called by
 //! generated code (`builtins`), the executable's command line (`command_line`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
 //! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
@@ -21,5 +22,6 @@ pub mod instance;
 pub mod interrupt;
 pub mod memory;
 pub mod table;
+pub mod threads;
 pub mod traps;
 pub mod wasi;

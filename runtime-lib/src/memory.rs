@@ -18,14 +18,23 @@
 //! smaller than an OS page the accessible region is rounded up to a whole OS page,
 //! so generated code must bounds-check such memories explicitly.
 
-use std::cell::{Cell, UnsafeCell};
+//!
+//! A memory is `Send + Sync` (shared memories of the threads proposal are used by
+//! every thread of a wasi-threads program): its size is kept in atomics and
+//! `grow` runs under a lock, so two concurrent grows cannot both succeed past the
+//! maximum, and other threads never see a length whose pages are not accessible
+//! yet (the `mprotect` comes before the release store of the new length).
+
+use std::cell::UnsafeCell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::abi::{GUARD_SIZE, MEMORY_RESERVATION, MemoryType, VMMemory};
 
 /// Implementation limit of a 64-bit memory's size (and reservation).
 pub const MEMORY64_MAX_BYTES: u64 = 1 << 34;
 
-/// One linear memory. Shared between instances through `Rc` (see `MemoryHandle`).
+/// One linear memory. Shared between instances through `Arc` (see `MemoryHandle`).
 #[derive(Debug)]
 pub struct Memory {
     /// What generated code reads; boxed so its address is stable.
@@ -34,9 +43,11 @@ pub struct Memory {
     mapping: *mut u8,
     mapping_len: usize,
     /// Bytes currently readable and writable (a multiple of the OS page size).
-    accessible: Cell<usize>,
+    accessible: AtomicUsize,
     ty: MemoryType,
-    pages: Cell<u64>,
+    pages: AtomicU64,
+    /// Serializes `grow` (threads of a shared memory may grow it concurrently).
+    grow_lock: Mutex<()>,
     /// Maximum size in pages: the declared maximum capped by the implementation.
     max_pages: u64,
     /// Tells the trap handler that faults in the reservation are wasm traps.
@@ -105,9 +116,10 @@ impl Memory {
             })),
             mapping,
             mapping_len,
-            accessible: Cell::new(0),
+            accessible: AtomicUsize::new(0),
             ty: *ty,
-            pages: Cell::new(0),
+            pages: AtomicU64::new(0),
+            grow_lock: Mutex::new(()),
             max_pages,
             registration: Some(crate::traps::register_reservation(
                 mapping as usize,
@@ -127,7 +139,7 @@ impl Memory {
     /// matching compares against).
     pub fn current_type(&self) -> MemoryType {
         MemoryType {
-            minimum: self.pages.get(),
+            minimum: self.size_pages(),
             ..self.ty
         }
     }
@@ -147,13 +159,25 @@ impl Memory {
 
     /// Current size in pages.
     pub fn size_pages(&self) -> u64 {
-        self.pages.get()
+        self.pages.load(Ordering::Acquire)
     }
 
     /// Current size in bytes.
     pub fn byte_len(&self) -> usize {
-        // SAFETY: `vm` is only written by `grow`, never concurrently (single thread).
-        unsafe { (*self.vm.get()).length }
+        self.length_word().load(Ordering::Acquire)
+    }
+
+    /// `VMMemory::length`, which generated code reads with plain loads while
+    /// `grow` on another thread may store to it.
+    fn length_word(&self) -> &AtomicUsize {
+        // SAFETY: the field is a properly aligned usize inside the boxed VMMemory,
+        // which lives as long as `self`; the runtime only accesses it atomically.
+        unsafe { AtomicUsize::from_ptr(&raw mut (*self.vm.get()).length) }
+    }
+
+    /// Whether this is a shared memory (threads proposal).
+    pub fn is_shared(&self) -> bool {
+        self.ty.shared
     }
 
     /// The maximum size in pages this memory can reach.
@@ -164,7 +188,8 @@ impl Memory {
     /// Grows by `delta` pages; returns the previous size in pages, or `None` when
     /// the result would exceed the maximum (the memory is then unchanged).
     pub fn grow(&self, delta: u64) -> Option<u64> {
-        let old = self.pages.get();
+        let _serialized = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.pages.load(Ordering::Relaxed);
         let new = old.checked_add(delta)?;
         if new > self.max_pages {
             return None;
@@ -175,7 +200,7 @@ impl Memory {
         if new_accessible > self.mapping_len {
             return None;
         }
-        let accessible = self.accessible.get();
+        let accessible = self.accessible.load(Ordering::Relaxed);
         if new_accessible > accessible {
             // SAFETY: the range lies inside our reservation and is not accessible yet,
             // so no Rust reference to it exists.
@@ -187,13 +212,12 @@ impl Memory {
                 )
             };
             made_accessible.ok()?;
-            self.accessible.set(new_accessible);
+            self.accessible.store(new_accessible, Ordering::Relaxed);
         }
-        self.pages.set(new);
-        // SAFETY: single-threaded; generated code reads this field only while it
-        // runs, and it is not running inside this call except through the
-        // memory.grow builtin, which expects the update.
-        unsafe { (*self.vm.get()).length = new_bytes };
+        // Published after the pages are accessible: a thread that sees the new
+        // length can use every byte below it.
+        self.pages.store(new, Ordering::Release);
+        self.length_word().store(new_bytes, Ordering::Release);
         Some(old)
     }
 
@@ -228,6 +252,13 @@ impl Memory {
         Ok(())
     }
 }
+
+// SAFETY: the mapping is owned by the memory; its mutable state (size, accessible
+// bytes, `VMMemory::length`) is atomic and `grow` is serialized by `grow_lock`.
+// `VMMemory::base` never changes after construction.
+unsafe impl Send for Memory {}
+// SAFETY: as above.
+unsafe impl Sync for Memory {}
 
 impl Drop for Memory {
     fn drop(&mut self) {

@@ -69,14 +69,30 @@ impl Proposal {
             | Proposal::LegacyExceptions
             | Proposal::WideArithmetic
             | Proposal::CustomPageSizes
+            | Proposal::Threads
             | Proposal::Annotations => None,
             Proposal::Gc => Some("the GC proposal is not supported by wasmc"),
-            Proposal::Threads => {
-                Some("threads (shared memory, atomics) are not supported by wasmc")
-            }
             Proposal::CustomDescriptors => {
                 Some("custom descriptors (a GC extension) are not supported by wasmc")
             }
+        }
+    }
+}
+
+impl Proposal {
+    /// The feature set a file's `assert_invalid` modules are judged by, when its
+    /// proposal's repository predates WebAssembly 3.0 and asserts restrictions that
+    /// 3.0 lifted. `proposals/threads/` is WebAssembly 1.0 plus threads: it asserts
+    /// that a second memory or table is invalid, which multi-memory and reference
+    /// types made valid. A
+    /// module rejected by these rules passes its `assert_invalid` without being
+    /// compiled; the ones they accept still have to be rejected by the compiler.
+    pub fn own_validation_rules(self) -> Option<wasmparser::WasmFeatures> {
+        match self {
+            Proposal::Threads => {
+                Some(wasmparser::WasmFeatures::WASM1 | wasmparser::WasmFeatures::THREADS)
+            }
+            _ => None,
         }
     }
 }

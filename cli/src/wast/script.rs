@@ -119,6 +119,9 @@ enum Prepared {
     Encode(String),
     /// The binary, and the shared object or why there is none.
     Built(Result<PathBuf, PrepareError>),
+    /// An `assert_invalid` module that the rules of the file's proposal reject
+    /// (see `Proposal::own_validation_rules`): the validator's message.
+    InvalidUnderProposal(String),
 }
 
 /// Where imports of a given module name are resolved.
@@ -153,6 +156,9 @@ struct Script<'t> {
     last_definition: Option<Arc<Module>>,
     /// Quoted modules are in the folded legacy exception-handling syntax.
     legacy_text: bool,
+    /// The feature set `assert_invalid` modules of this file are judged by, when it
+    /// is not WebAssembly 3.0 (see `Proposal::own_validation_rules`).
+    own_rules: Option<wasmparser::WasmFeatures>,
 }
 
 impl<'t> Script<'t> {
@@ -185,6 +191,7 @@ impl<'t> Script<'t> {
             definitions: HashMap::new(),
             last_definition: None,
             legacy_text: false,
+            own_rules: features::classify(path).own_validation_rules(),
         })
     }
 
@@ -213,12 +220,16 @@ impl<'t> Script<'t> {
         }
         let mut jobs = Vec::new();
         for (index, directive) in directives.iter_mut().enumerate() {
+            let mut judge_by_own_rules = false;
             let (module, link) = match directive {
                 WastDirective::Module(m) | WastDirective::ModuleDefinition(m) => {
                     (ModuleRef::Quote(m), true)
                 }
+                WastDirective::AssertInvalid { module, .. } => {
+                    judge_by_own_rules = true;
+                    (ModuleRef::Quote(module), false)
+                }
                 WastDirective::AssertMalformed { module, .. }
-                | WastDirective::AssertInvalid { module, .. }
                 | WastDirective::AssertMalformedCustom { module, .. }
                 | WastDirective::AssertInvalidCustom { module, .. } => {
                     (ModuleRef::Quote(module), false)
@@ -239,7 +250,18 @@ impl<'t> Script<'t> {
                 _ => continue,
             };
             match module.encode(self.legacy_text) {
-                Ok(wasm) => jobs.push(Job { index, wasm, link }),
+                Ok(wasm) => {
+                    if judge_by_own_rules
+                        && let Some(rules) = self.own_rules
+                        && let Err(e) =
+                            wasmparser::Validator::new_with_features(rules).validate_all(&wasm)
+                    {
+                        self.prepared
+                            .insert(index, Prepared::InvalidUnderProposal(e.to_string()));
+                        continue;
+                    }
+                    jobs.push(Job { index, wasm, link })
+                }
                 Err(e) => {
                     self.prepared.insert(index, Prepared::Encode(e));
                 }
@@ -415,6 +437,9 @@ impl<'t> Script<'t> {
             None => return Err("internal error: module was not prepared".into()),
             Some(Prepared::Encode(e)) => return Err(format!("cannot encode the module: {e}")),
             Some(Prepared::Built(Err(e))) => return Err(format!("module not compiled: {e}")),
+            Some(Prepared::InvalidUnderProposal(e)) => {
+                return Err(format!("module not compiled: invalid: {e}"));
+            }
             Some(Prepared::Built(Ok(path))) => path,
         };
         let descriptor = loader::load(shared)?;
@@ -606,7 +631,7 @@ impl<'t> Script<'t> {
     fn assert_rejected(&self, index: usize, message: &str) -> Check {
         match self.prepared.get(&index) {
             None => Err("internal error: module was not prepared".into()),
-            Some(Prepared::Encode(_)) => Ok(()),
+            Some(Prepared::Encode(_) | Prepared::InvalidUnderProposal(_)) => Ok(()),
             Some(Prepared::Built(Ok(_))) => Err(format!(
                 "expected the module to be rejected ({message:?}), it compiled"
             )),
@@ -629,6 +654,9 @@ impl<'t> Script<'t> {
             None => Err("internal error: module was not prepared".into()),
             Some(Prepared::Encode(_)) | Some(Prepared::Built(Ok(_))) => Ok(()),
             Some(Prepared::Built(Err(e))) => Err(format!(
+                "a module whose only defect is in a custom section was rejected: {e}"
+            )),
+            Some(Prepared::InvalidUnderProposal(e)) => Err(format!(
                 "a module whose only defect is in a custom section was rejected: {e}"
             )),
         }

@@ -1,5 +1,5 @@
 //! The `spectest` host module every spec script may import from: print functions,
-//! four immutable globals, a table (and its 64-bit twin) and a memory, as the reference interpreter
+//! four immutable globals, a table (and its 64-bit twin) and a memory (and its shared twin), as the reference interpreter
 //! defines them. One set is created per script, so state written through the shared
 //! table or memory is seen by every module of the script, as the tests expect.
 
@@ -90,5 +90,14 @@ pub fn exports() -> Result<HashMap<String, Extern>, String> {
         page_size_log2: 16,
     })?;
     map.insert("memory".into(), Extern::Memory(memory));
+    // The threads proposal's `spectest` adds a shared twin of `memory`.
+    let shared_memory = MemoryHandle::new(MemoryType {
+        minimum: 1,
+        maximum: Some(2),
+        memory64: false,
+        shared: true,
+        page_size_log2: 16,
+    })?;
+    map.insert("shared_memory".into(), Extern::Memory(shared_memory));
     Ok(map)
 }

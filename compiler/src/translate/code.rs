@@ -13,6 +13,7 @@ use cranelift_frontend::FunctionBuilder;
 use wasmc_abi::{Builtin, Trap, VMContextLayout};
 use wasmparser::{BlockType, MemArg, Operator};
 
+use super::atomics::translate_atomic_operator;
 use super::control::{ControlFrame, FrameKind, State};
 use super::environ::{FuncEnv, ir_type, to_u64, trap_code};
 use super::legacy_eh::{end_legacy_try, translate_catch, translate_delegate, translate_legacy_eh};
@@ -626,6 +627,8 @@ fn translate_reachable_operator(
         O::I64Add128 | O::I64Sub128 | O::I64MulWideS | O::I64MulWideU => {
             translate_wide_arithmetic(op, builder, state)
         }
+        // ------------------------------------------------------------ threads (atomics.rs)
+        other if translate_atomic_operator(other, builder, state, env) => {}
 
         // ------------------------------------------------------------ SIMD (simd.rs)
         other => {

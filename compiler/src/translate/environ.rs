@@ -261,6 +261,16 @@ impl<'m> FuncEnv<'m> {
 
     fn memory_length(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
         let ptr = self.memory_ptr(builder, mem);
+        if self.info.memories[mem as usize].shared {
+            // Another thread may grow a shared memory at any time. A plain load
+            // could be forwarded from an earlier one (a loop without stores would
+            // never see the growth and trap spuriously); an atomic load is always
+            // performed (a plain `mov` on x86_64, `ldar` on aarch64).
+            let addr = builder
+                .ins()
+                .iadd_imm_s(ptr, i64::from(VMContextLayout::MEMORY_LENGTH));
+            return builder.ins().atomic_load(types::I64, mutable(), addr);
+        }
         builder
             .ins()
             .load(types::I64, mutable(), ptr, VMContextLayout::MEMORY_LENGTH)
@@ -401,6 +411,9 @@ impl<'m> FuncEnv<'m> {
             Builtin::RaiseTrap => (&[I64, I32], None),
             Builtin::ExnNew => (&[I64, I32, I64], Some(I64)),
             Builtin::ThrowRef => (&[I64, I64], None),
+            Builtin::MemoryAtomicWait32 => (&[I64, I32, I64, I64, I32, I64], Some(I32)),
+            Builtin::MemoryAtomicWait64 => (&[I64, I32, I64, I64, I64, I64], Some(I32)),
+            Builtin::MemoryAtomicNotify => (&[I64, I32, I64, I64, I32], Some(I64)),
         };
         let mut sig = Signature::new(self.host_call_conv);
         sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));

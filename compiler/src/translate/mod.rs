@@ -24,6 +24,7 @@ use wasmparser::{FuncValidator, FuncValidatorAllocations, Operator, ValidatorRes
 use crate::module_env::{FunctionBody, val_type};
 use crate::{CompileError, CompileErrorKind, CompileOptions};
 
+mod atomics;
 mod code;
 mod control;
 pub(crate) mod environ;

@@ -11,9 +11,11 @@ use wasm_smith::{Config, Module};
 /// A wasm-smith configuration drawn from `u` (so sizes and instruction mixes vary),
 /// restricted to what wasmc supports: WebAssembly 2.0 + SIMD + relaxed SIMD + tail
 /// calls + extended const + multi-memory + memory64 + wide arithmetic + custom page
-/// sizes. Proposals wasmc reports as unsupported (GC, threads, ...) are switched
-/// off so every generated module must compile; so are exceptions (a module that
-/// throws out of every export would exercise little else).
+/// sizes. Proposals wasmc reports as unsupported (GC, ...) are switched off so every
+/// generated module must compile; so are exceptions (a module that throws out of
+/// every export would exercise little else). Threads are off here too (a generated
+/// `memory.atomic.wait` on a shared memory may block forever when executed); the
+/// compile-only [`module`] switches them on.
 pub fn config(u: &mut Unstructured<'_>) -> Result<Config> {
     let mut c: Config = u.arbitrary()?;
     c.simd_enabled = true;
@@ -59,9 +61,11 @@ pub fn config(u: &mut Unstructured<'_>) -> Result<Config> {
     Ok(c)
 }
 
-/// A valid module drawn from `u` with [`config`].
+/// A valid module drawn from `u` with [`config`] plus threads (shared memories and
+/// atomics), for the compile-only fuzzers.
 pub fn module(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
-    let c = config(u)?;
+    let mut c = config(u)?;
+    c.threads_enabled = true;
     Ok(Module::new(c, u)?.to_bytes())
 }
 

@@ -1469,7 +1469,8 @@ pub fn poll_oneoff(
     for i in 0..nsubs {
         match decode_sub(ctx, mem, subs_ptr + i * sub_size, &clocks, flavor, lone)? {
             (userdata, Sub::Sleep(timeout)) => {
-                std::thread::sleep(Duration::from_nanos(timeout));
+                // Not under a threaded program's WASI lock (see `threads::spawn`).
+                crate::threads::spawn::sleep_outside_wasi_lock(Duration::from_nanos(timeout));
                 // wasmtime reports nbytes 1 for this event (0 for other clocks).
                 write_event(mem, events_ptr, userdata, EVENTTYPE_CLOCK, 1, 0)?;
                 return mem.write_u32(nevents_out, 1);

@@ -28,17 +28,23 @@ unsafe fn dispatch(
     let mut caller = unsafe { Caller::from_vmctx(vmctx) };
     let memory = caller.memory();
     let (base, len) = (memory.as_mut_ptr(), memory.len());
-    let Some(ctx) = caller.host_state::<WasiCtx>() else {
+    // SAFETY: `base..base+len` is the instance's linear memory, a mapping separate
+    // from the heap-allocated `WasiCtx`, so the two mutable borrows do not alias.
+    // Memory cannot move, and only shrinks never: `len` stays valid even if another
+    // thread of a threaded program grows the memory meanwhile. Other threads may
+    // write the bytes concurrently (a racy guest); WASI copies what it reads once.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(base, len) };
+    let mut mem = GuestMemory::new(bytes);
+    let result = if let Some(ctx) = caller.host_state::<WasiCtx>() {
+        call(ctx, &mut mem)
+    } else if let Some(host) = caller.host_state::<crate::threads::spawn::ThreadHost>() {
+        // A threaded program: every thread's instance shares one WASI state.
+        host.with_wasi(|ctx| call(ctx, &mut mem))
+    } else {
         // The instance was created without WASI state (e.g. by `wasmc wast`).
         return Errno::NOSYS.0 as i32;
     };
-    // SAFETY: `base..base+len` is the instance's linear memory, a mapping separate
-    // from the heap-allocated `WasiCtx`, so the two mutable borrows do not alias.
-    // Memory cannot grow or move during a host call: only wasm code grows it, and
-    // WASI functions never call back into wasm.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(base, len) };
-    let mut mem = GuestMemory::new(bytes);
-    match call(ctx, &mut mem) {
+    match result {
         Ok(()) => 0,
         Err(errno) => i32::from(errno.0),
     }
