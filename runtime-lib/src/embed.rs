@@ -384,7 +384,10 @@ fn instantiate(
                 crate::instance::InstantiationError::Trap(trap) => {
                     trap_message(&trap).trim_end().to_string()
                 }
-                e => format!("cannot instantiate the module: {e}"),
+                // The limit's name in the library's terms, not the executable's.
+                e => format!("cannot instantiate the module: {e}")
+                    .replace("--max-memory", "the memory limit")
+                    .replace("--max-table-elements", "the table limit"),
             });
         }
     };
