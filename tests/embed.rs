@@ -375,7 +375,7 @@ fn other_targets() {
         assert!(header.contains("aarch64-linux-gnu-gcc host.c libplugin.a -lpthread -ldl -lm"));
         let (cc, exe) = link_host(
             "aarch64-linux-gnu-gcc",
-            &[host.clone()],
+            std::slice::from_ref(&host),
             &[lib],
             &dir,
             LINK_LIBS,
@@ -404,7 +404,13 @@ fn other_targets() {
             &dir,
             &["--target", "x86_64-unknown-linux-musl"],
         );
-        let (cc, exe) = link_host("musl-gcc", &[host.clone()], &[lib], &dir, &["-static"]);
+        let (cc, exe) = link_host(
+            "musl-gcc",
+            std::slice::from_ref(&host),
+            &[lib],
+            &dir,
+            &["-static"],
+        );
         cc.assert_code(0);
         let output = run_host(&exe, &[], &dir);
         output.assert_code(0);

@@ -397,7 +397,7 @@ void {p}_trap({p}_instance *i, const char *message) {{ wasmc_embed_trap(i, messa
     for export in &lib.exports {
         let slots = export.params.len().max(export.results.len()).max(1);
         write!(c, "\n{} {{\n", export_decl(export, p)).unwrap();
-        write!(c, "    wasmc_slot v[{slots}] = {{{{0}}}};\n").unwrap();
+        writeln!(c, "    wasmc_slot v[{slots}] = {{{{0}}}};").unwrap();
         for (i, t) in export.params.iter().enumerate() {
             writeln!(c, "    v[{i}].{} = p{i};", t.slot_field()).unwrap();
         }

@@ -161,14 +161,12 @@ impl Library {
                 problems.push(format!("export `{}` has no function type", export.name));
                 continue;
             };
-            if export.name == "_start" {
-                if !ty.params.is_empty() || !ty.results.is_empty() {
-                    problems.push(format!(
-                        "export `_start` has type {}, but a WASI command's `_start` takes \
-                         and returns nothing",
-                        show(ty)
-                    ));
-                }
+            if export.name == "_start" && (!ty.params.is_empty() || !ty.results.is_empty()) {
+                problems.push(format!(
+                    "export `_start` has type {}, but a WASI command's `_start` takes and \
+                     returns nothing",
+                    show(ty)
+                ));
             }
             let (Some(params), Some(results)) = (c_types(&ty.params), c_types(&ty.results)) else {
                 problems.push(format!(
