@@ -12,9 +12,11 @@
 //! wasmc_embed_config_env(cfg, name: *const c_char, value: *const c_char)
 //! wasmc_embed_config_arg(cfg, arg: *const c_char)
 //! wasmc_embed_config_max_memory(cfg, bytes: u64)
+//! wasmc_embed_config_user_data(cfg, data: *mut c_void)
 //! wasmc_embed_config_free(cfg)
 //! wasmc_embed_instantiate(descriptor: *const ModuleDescriptor, cfg,
 //!                         host_imports: *const *const u8, num_host_imports: usize,
+//!                         argv0: *const c_char,            (when no argument is configured)
 //!                         error: *mut *mut c_char) -> *mut Instance
 //! wasmc_embed_instance_free(instance)
 //! wasmc_embed_free_error(error: *mut c_char)
@@ -23,6 +25,7 @@
 //! wasmc_embed_run(instance, exit_code: *mut c_int) -> c_int
 //! wasmc_embed_memory(instance, length: *mut usize) -> *mut u8
 //! wasmc_embed_last_error(instance) -> *const c_char
+//! wasmc_embed_user_data(instance) -> *mut c_void
 //! wasmc_embed_current() -> *mut Instance               (inside a host import)
 //! wasmc_embed_trap(instance, message: *const c_char)   (inside a host import)
 //! ```
