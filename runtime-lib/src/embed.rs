@@ -503,7 +503,8 @@ pub extern "C" fn wasmc_embed_current() -> *mut Instance {
 }
 
 /// Ends the running call of `instance` with a trap carrying `message`; for host
-/// imports. Returns (doing nothing) when no call of `instance` runs on this thread.
+/// imports. Returns (doing nothing) unless `instance` is the one whose call is
+/// innermost on this thread.
 ///
 /// # Safety
 /// `instance` is null or live; `message` null or NUL-terminated. Every C frame
@@ -514,7 +515,12 @@ pub unsafe extern "C" fn wasmc_embed_trap(instance: *const Instance, message: *c
     let Some(this) = (unsafe { instance.as_ref() }) else {
         return;
     };
-    if this.depth.get() == 0 || this.owner.load(Ordering::Acquire) != thread_id() {
+    // Only the innermost call on this thread can be ended: an import of another
+    // instance's call (nested inside one of this instance's) must not unwind it.
+    if CURRENT.get() as *const Instance != instance
+        || this.depth.get() == 0
+        || this.owner.load(Ordering::Acquire) != thread_id()
+    {
         return;
     }
     // SAFETY: guaranteed by the caller.

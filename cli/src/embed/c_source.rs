@@ -214,7 +214,8 @@ void *{p}_user_data(const {p}_instance *instance);
 /* From inside an import only: ends the wasm call that called it with a trap (the
    export returns {upper}_TRAP, the message reads "wasm trap: host import trapped:
    <message>"). Does not return; the C frames between the import and here are
-   skipped as by longjmp. Outside an import of this instance it does nothing. */
+   skipped as by longjmp (so the import must not hold locks or allocations then).
+   Outside an import of this instance's innermost call it does nothing. */
 void {p}_trap({p}_instance *instance, const char *message);
 "#,
         library = ctx.library_file,
@@ -245,11 +246,10 @@ void {p}_trap({p}_instance *instance, const char *message);
 
     h.push_str(
         "\n/* ---- Imports: functions the embedder defines -----------------------------\n   \
-         Each is called with the instance whose wasm code called it (NULL while the\n   \
-         module's start function runs inside \
-         {p}_instantiate); {p}_memory gives the\n   guest memory its pointer \
-         arguments refer to. A program that does not define\n   one of them fails to \
-         link, naming it. */\n"
+         Each is called with the instance whose wasm code called it; {p}_memory gives\n   \
+         the guest memory its pointer arguments refer to (while the module's start\n   \
+         function runs inside {p}_instantiate there is none yet: NULL). A program\n   \
+         that does not define one of them fails to link, naming it. */\n"
             .replace("{p}", p)
             .as_str(),
     );
