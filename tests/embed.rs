@@ -3,8 +3,9 @@
 //! backtraces, host imports (one reading guest memory, one trapping), `proc_exit`,
 //! a WASI command through `*_run` with preopened directories and environment
 //! (compared with wasmtime's recordings), two libraries and a Rust static library in
-//! one program, many instances on several threads, a missing import failing at link
-//! time, refusals, and the other targets.
+//! one program, many instances on several threads, the host's own signal handler,
+//! a missing import failing at link time, refusals, zlib (examples/zlib) against its
+//! native build, and the other targets.
 
 mod common;
 
@@ -199,6 +200,24 @@ fn instances_on_many_threads() {
     let output = run_host(&exe, &[], dir);
     output.assert_code(0);
     output.assert_stdout(&expected("host_threads.expected"));
+}
+
+#[test]
+fn the_hosts_own_signal_handler_still_gets_host_faults() {
+    let scratch = Scratch::new();
+    let dir = scratch.path();
+    let lib = library(&embed_fixture("other.wat"), "other", dir, &[]);
+    let (cc, exe) = link_host(
+        "cc",
+        &[embed_fixture("host_signals.c")],
+        &[lib],
+        dir,
+        LINK_LIBS,
+    );
+    cc.assert_code(0);
+    let output = run_host(&exe, &[], dir);
+    output.assert_code(0);
+    output.assert_stdout(&expected("host_signals.expected"));
 }
 
 #[test]
