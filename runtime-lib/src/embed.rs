@@ -628,12 +628,15 @@ unsafe fn call_export(instance: *mut Instance, index: usize, values: &mut [ValRa
     }
     this.depth.set(this.depth.get() + 1);
     let previous = CURRENT.replace(instance);
-    let outcome = no_panic(
+    // (The fallback is built only on a panic: no allocation per call.)
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        call_on_this_thread(this, index, values)
+    }))
+    .unwrap_or_else(|_| {
         Err(Failure::Error(
             "internal error: the runtime panicked".into(),
-        )),
-        || call_on_this_thread(this, index, values),
-    );
+        ))
+    });
     CURRENT.set(previous);
     this.depth.set(this.depth.get() - 1);
     if this.depth.get() == 0 {
@@ -675,12 +678,17 @@ fn call_on_this_thread(
     if values.len() < ty.params.len().max(ty.results.len()) {
         return Err(Failure::Error("the value buffer is too small".into()));
     }
-    let args: Vec<Val> = ty
-        .params
-        .iter()
-        .zip(values.iter())
-        .map(|(&t, &raw)| Val::from_raw(t, raw))
-        .collect();
+    // wasmc makes no C wrapper for such exports; a raw word is no valid reference.
+    if ty.params.iter().any(|t| t.is_ref()) {
+        return Err(Failure::Error(format!(
+            "export {index} takes references, which the C API cannot pass"
+        )));
+    }
+    // Normalize the parameters as `Val` stores them (an i32 slot's upper bytes are
+    // whatever C left there).
+    for (slot, &t) in values.iter_mut().zip(&ty.params) {
+        *slot = Val::from_raw(t, *slot).to_raw();
+    }
     // Generated code checks the stack limit of the thread this context points at:
     // point it at this thread's (the instance may have been created on another).
     let vmctx = handle.instance().vmctx();
@@ -690,13 +698,11 @@ fn call_on_this_thread(
         *(vmctx.add(VMContextLayout::RUNTIME as usize) as *mut *const crate::abi::VMRuntimeState) =
             traps::runtime_state();
     }
-    match func.call(&args) {
-        Ok(results) => {
-            for (slot, result) in values.iter_mut().zip(results) {
-                *slot = result.to_raw();
-            }
-            Ok(())
-        }
+    // SAFETY: the buffer is large enough and its parameter slots were just
+    // normalized for their types, which are numeric only (wasmc refuses libraries
+    // whose exports take references or v128).
+    match unsafe { func.call_raw(values) } {
+        Ok(()) => Ok(()),
         Err(trap) => {
             if let Some(status) = this.wasi().and_then(WasiCtx::take_exit_status) {
                 return Err(Failure::Exit(status));
