@@ -517,7 +517,7 @@ pub unsafe extern "C" fn wasmc_embed_trap(instance: *const Instance, message: *c
     };
     // Only the innermost call on this thread can be ended: an import of another
     // instance's call (nested inside one of this instance's) must not unwind it.
-    if CURRENT.get() as *const Instance != instance
+    if !std::ptr::eq(CURRENT.get(), instance)
         || this.depth.get() == 0
         || this.owner.load(Ordering::Acquire) != thread_id()
     {
