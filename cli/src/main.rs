@@ -516,7 +516,8 @@ fn write_library(job: LibraryJob) -> Result<(), String> {
         job.library,
         &embed::c_source::HeaderContext {
             library_file: &library_file,
-            module_file: job.input,
+            // The file name only: the header does not depend on where it was built.
+            module_file: &file_name(Path::new(job.input)),
             module_sha256: job.module_sha256,
             target: job.target.triple,
             link_command,
