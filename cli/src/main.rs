@@ -20,6 +20,7 @@ use policy_args::PolicyArgs;
 use wasmc_abi::policy::BuildInfo;
 use wasmc_compiler::{CompileOptions, OptLevel};
 
+mod embed;
 mod imports;
 mod inspect;
 mod link;
@@ -37,6 +38,8 @@ Examples:
   wasmc app.wasm --target aarch64-unknown-linux-musl -o app-arm64
                                           fully static aarch64 executable
   wasmc app.wasm --emit obj -o app.o      stop after the object file
+  wasmc plugin.wasm --emit lib -o libplugin.a
+                                          a sandboxed static library + plugin.h for C
   wasmc tool.wasm -o tool --dir /srv/data::/data --env MODE=fast \\
         --max-memory 512M --timeout 30s --seal
                                           a sandboxed tool: grants and limits built in
@@ -81,9 +84,23 @@ struct Cli {
     /// `obj`, the relocatable object file only (it exports the `wasmc_module`
     /// descriptor and needs the runtime to run); or `oci`, an OCI image archive
     /// (`skopeo`/`podman load` accept it) with the static executable as entrypoint
-    /// (musl targets only; the default target becomes this machine's musl one).
+    /// (musl targets only; the default target becomes this machine's musl one); or
+    /// `lib`, a static library (`libNAME.a`) of the sandboxed module with a C header
+    /// beside it (`NAME.h`) declaring one function per export and the host imports
+    /// the embedder defines (see --prefix, --header).
     #[arg(long, value_enum, value_name = "KIND", default_value_t = Emit::Exe)]
     emit: Emit,
+
+    /// With `--emit lib`: where to write the C header (default: beside the library,
+    /// `libplugin.a` -> `plugin.h`).
+    #[arg(long, value_name = "PATH")]
+    header: Option<PathBuf>,
+
+    /// With `--emit lib`: the prefix of every C name of the library (default: the
+    /// output's name, `libplugin.a` -> `plugin`, giving `plugin_instantiate`,
+    /// `plugin_export_add`...). Must be a C identifier.
+    #[arg(long, value_name = "NAME")]
+    prefix: Option<String>,
 
     /// Cranelift optimization level: `0` (none: fastest compile), `1` (speed, the
     /// default, as `wasmtime` uses) or `2` (speed and size). Also accepts `none`,
@@ -167,6 +184,8 @@ enum Emit {
     Obj,
     /// OCI image archive with the static executable.
     Oci,
+    /// Static library with a C header.
+    Lib,
 }
 
 fn parse_opt_level(s: &str) -> Result<OptLevel, String> {
@@ -278,11 +297,23 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
             dir.host
         );
     }
+    if cli.emit != Emit::Lib && (cli.header.is_some() || cli.prefix.is_some()) {
+        return Err("--header and --prefix apply to --emit lib".to_string());
+    }
+    if cli.emit == Emit::Lib {
+        check_library_options(cli)?;
+    }
     let link_setup = match cli.emit {
-        Emit::Exe | Emit::Oci => Some((target.embedded()?, target.linker(cli.linker.as_deref())?)),
+        Emit::Exe | Emit::Oci | Emit::Lib => {
+            Some((target.embedded()?, target.linker(cli.linker.as_deref())?))
+        }
         Emit::Obj => None,
     };
     let output = output_path(cli, input)?;
+    let library_names = match cli.emit {
+        Emit::Lib => Some(library_names(cli, &output)?),
+        _ => None,
+    };
     let out_name = output.display().to_string();
     let staged = StagedOutput::new(&output).map_err(|e| format!("{out_name}: {e}"))?;
 
@@ -302,7 +333,12 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         fuel_metering: cli.policy.fuel.is_some(),
         policy: Some(policy),
     };
-    if link_setup.is_some() {
+    let mut library = None;
+    if let Some((prefix, _)) = &library_names {
+        // Everything the C API cannot express is refused before compiling.
+        let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
+        library = Some(embed::Library::plan(&info, prefix).map_err(|e| format!("{file}: {e}"))?);
+    } else if link_setup.is_some() {
         // Refuse imports the runtime cannot satisfy before the (much longer) compilation.
         let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
         imports::check(&info).map_err(|e| format!("{file}: {e}"))?;
@@ -322,6 +358,22 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     let object = workdir.path().join("module.o");
     fs::write(&object, &compiled.object)
         .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
+    if let (Some(library), Some((_, header_path))) = (&library, &library_names) {
+        return write_library(LibraryJob {
+            library,
+            target,
+            embedded,
+            driver: &linker,
+            object: &object,
+            workdir: workdir.path(),
+            input: &file,
+            module_sha256: &oci::sha256_hex(&bytes),
+            output: &output,
+            staged,
+            header_path,
+        })
+        .map_err(|e| format!("{file}: {e}"));
+    }
     let linked = workdir.path().join("a.out");
     link::LinkJob {
         target,
@@ -355,6 +407,160 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         .write(&exe, 0o777)
         .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
     Ok(())
+}
+
+/// The sandbox policy options that make no sense for a library, whose embedder
+/// configures each instance at run time; the memory and table caps are built in
+/// like in an executable (`*_config_max_memory` can only tighten them).
+fn check_library_options(cli: &Cli) -> Result<(), String> {
+    let p = &cli.policy;
+    let refused = [
+        (!p.dirs.is_empty(), "--dir (use <prefix>_config_dir)"),
+        (!p.env.is_empty(), "--env (use <prefix>_config_env)"),
+        (p.argv0.is_some(), "--argv0 (use <prefix>_config_arg)"),
+        (p.seal, "--seal"),
+        (p.timeout.is_some(), "--timeout"),
+        (p.fuel.is_some(), "--fuel"),
+        (
+            p.max_wasm_stack.is_some(),
+            "--max-wasm-stack (wasm runs on the calling thread's stack)",
+        ),
+    ];
+    let named: Vec<&str> = refused
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} cannot be combined with --emit lib: a library's embedder configures each \
+         instance (only --max-memory and --max-table-elements are built in)",
+        named.join(", ")
+    ))
+}
+
+/// The C prefix and the header path of a library written to `output`.
+fn library_names(cli: &Cli, output: &Path) -> Result<(String, PathBuf), String> {
+    let stem = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_suffix(".a").unwrap_or(&stem);
+    let stem = stem.strip_prefix("lib").unwrap_or(stem).to_string();
+    let prefix = match &cli.prefix {
+        Some(prefix) if embed::valid_prefix(prefix) => prefix.clone(),
+        Some(prefix) => {
+            return Err(format!(
+                "--prefix {prefix:?} is not a C identifier (letters, digits and _, not \
+                 starting with a digit)"
+            ));
+        }
+        None if embed::valid_prefix(&stem) => stem.clone(),
+        None => {
+            return Err(format!(
+                "cannot take a C prefix from the output name {:?}; give one with --prefix",
+                output.display().to_string()
+            ));
+        }
+    };
+    let header = match &cli.header {
+        Some(path) => path.clone(),
+        None => {
+            let name = if stem.is_empty() {
+                prefix.clone()
+            } else {
+                stem
+            };
+            output.with_file_name(format!("{name}.h"))
+        }
+    };
+    Ok((prefix, header))
+}
+
+struct LibraryJob<'a> {
+    library: &'a embed::Library,
+    target: &'static Target,
+    embedded: &'static targets::EmbeddedTarget,
+    driver: &'a Path,
+    object: &'a Path,
+    workdir: &'a Path,
+    input: &'a str,
+    module_sha256: &'a str,
+    output: &'a Path,
+    staged: StagedOutput,
+    header_path: &'a Path,
+}
+
+/// Writes the header and the archive of `--emit lib`.
+fn write_library(job: LibraryJob) -> Result<(), String> {
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let library_file = file_name(job.output);
+    let (driver, _) = job.target.default_linker();
+    let link_command = if job.target.is_static() {
+        let cc = if job.target.triple.starts_with("x86_64") {
+            "musl-gcc"
+        } else {
+            "aarch64-linux-musl-gcc"
+        };
+        format!("{cc} -static host.c {library_file}")
+    } else {
+        format!("{driver} host.c {library_file} -lpthread -ldl -lm")
+    };
+    let header = embed::c_source::header(
+        job.library,
+        &embed::c_source::HeaderContext {
+            library_file: &library_file,
+            // The file name only: the header does not depend on where it was built.
+            module_file: &file_name(Path::new(job.input)),
+            module_sha256: job.module_sha256,
+            target: job.target.triple,
+            link_command,
+        },
+    );
+    let header_name = format!("{}.h", job.library.prefix);
+    let include_dir = job.workdir.join("include");
+    let write = |path: &Path, text: &[u8]| {
+        fs::write(path, text)
+            .map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e)))
+    };
+    fs::create_dir_all(&include_dir)
+        .map_err(|e| format!("cannot create {}: {}", include_dir.display(), io_reason(&e)))?;
+    write(&include_dir.join(&header_name), header.as_bytes())?;
+    let wrappers_c = job.workdir.join("wrappers.c");
+    write(
+        &wrappers_c,
+        embed::c_source::wrappers(job.library, &header_name).as_bytes(),
+    )?;
+    let archive = job.workdir.join("out.a");
+    embed::archive::ArchiveJob {
+        target: job.target,
+        embedded: job.embedded,
+        driver: job.driver,
+        object: job.object,
+        wrappers_c: &wrappers_c,
+        include_dir: &include_dir,
+        public_symbols: &job.library.public_symbols(),
+        output: &archive,
+        workdir: job.workdir,
+    }
+    .run()?;
+    let bytes =
+        fs::read(&archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+    let header_out = job.header_path.display().to_string();
+    let staged_header =
+        StagedOutput::new(job.header_path).map_err(|e| format!("{header_out}: {e}"))?;
+    job.staged
+        .write(&bytes, 0o666)
+        .map_err(|e| format!("{}: cannot write: {}", job.output.display(), io_reason(&e)))?;
+    staged_header
+        .write(header.as_bytes(), 0o666)
+        .map_err(|e| format!("{header_out}: cannot write: {}", io_reason(&e)))
 }
 
 /// The executable's name inside an image: the output's stem, reduced to the
@@ -406,6 +612,12 @@ fn output_path(cli: &Cli, input: &Path) -> Result<PathBuf, String> {
     match cli.emit {
         Emit::Obj => name.push(".o"),
         Emit::Oci => name.push(".tar"),
+        Emit::Lib => {
+            let mut lib = std::ffi::OsString::from("lib");
+            lib.push(&name);
+            lib.push(".a");
+            name = lib;
+        }
         Emit::Exe => {}
     }
     let out = PathBuf::from(name);

@@ -17,7 +17,9 @@
 //!
 //! When the roots cannot all be seen (wasm entered again from the host while an
 //! outer activation is running), nothing is freed: keeping too much is safe,
-//! freeing a live exception is not. The non-moving design keeps addresses stable;
+//! freeing a live exception is not. Likewise for the rest of the process once an
+//! embedded instance has been called on a thread other than its own
+//! ([`forbid_collection`]): its exceptions may then be in several arenas. The non-moving design keeps addresses stable;
 //! generated code holds raw pointers. Instances are `!Send`, so they never outlive
 //! their thread's arena. The unwinder that delivers exceptions to handlers is in
 //! `traps.rs`.
@@ -25,6 +27,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::abi::{VMException, ValRaw};
 use crate::instance::{Global, Instance};
@@ -37,6 +40,18 @@ struct Exception {
     values: Box<[ValRaw]>,
     /// Indices of the payload values that are exception references.
     exnref_values: Box<[u32]>,
+}
+
+/// Set once exceptions may be shared between threads (an embedded instance called
+/// on a thread other than the one that created it, see `embed`): each thread's
+/// collector sees only its own frames, so from then on nothing is freed, not even
+/// when a thread exits.
+static COLLECTION_FORBIDDEN: AtomicBool = AtomicBool::new(false);
+
+/// Stops every thread's collector for the rest of the process (see
+/// [`COLLECTION_FORBIDDEN`]).
+pub(crate) fn forbid_collection() {
+    COLLECTION_FORBIDDEN.store(true, Ordering::SeqCst);
 }
 
 /// Collections start once this many exceptions exist.
@@ -52,6 +67,15 @@ struct Arena {
     /// Globals and tables of type `exnref` created on this thread.
     globals: Vec<Weak<Global>>,
     tables: Vec<Weak<Table>>,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if COLLECTION_FORBIDDEN.load(Ordering::SeqCst) {
+            // Another thread's instance may still point at these.
+            std::mem::forget(std::mem::take(&mut self.live));
+        }
+    }
 }
 
 thread_local! {
@@ -222,7 +246,9 @@ extern "C" fn exn_new_impl(
         .filter(|(_, ty)| ty.is_exnref())
         .map(|(i, _)| i as u32)
         .collect();
-    if ARENA.with_borrow(|arena| arena.live.len() >= arena.threshold) {
+    if ARENA.with_borrow(|arena| arena.live.len() >= arena.threshold)
+        && !COLLECTION_FORBIDDEN.load(Ordering::SeqCst)
+    {
         let mut roots: Vec<usize> = exnref_values
             .iter()
             .map(|&i| values[i as usize] as usize)

@@ -685,6 +685,37 @@ impl FuncHandle {
                 ),
             ));
         }
+        let mut values = vec![0 as ValRaw; ty.params.len().max(ty.results.len()).max(1)];
+        for (slot, arg) in values.iter_mut().zip(args) {
+            *slot = arg.to_raw();
+        }
+        // SAFETY: the arguments were type-checked above and stored by `to_raw`; the
+        // buffer holds max(params, results) slots.
+        unsafe { self.call_raw(&mut values) }?;
+        Ok(ty
+            .results
+            .iter()
+            .zip(&values)
+            .map(|(&t, &raw)| Val::from_raw(t, raw))
+            .collect())
+    }
+}
+
+impl FuncHandle {
+    /// Calls the function with its parameters already in `values` (array-call
+    /// layout, see `abi`) and leaves its results there; a trap is returned as `Err`.
+    /// The allocation-free path of [`FuncHandle::call`] (used by `embed`).
+    ///
+    /// # Safety
+    /// `values` holds at least max(params, results) slots, and each parameter slot a
+    /// value of the parameter's type as `Val::to_raw` stores it (a reference must be
+    /// a valid reference of its type).
+    pub unsafe fn call_raw(&self, values: &mut [ValRaw]) -> Result<(), TrapInfo> {
+        let ty = self.ty();
+        if values.len() < ty.params.len().max(ty.results.len()) {
+            return Err(TrapInfo::host(Trap::HostError, "value buffer too small"));
+        }
+        let module = &self.instance.module;
         let type_index = module.info.functions[self.index as usize] as usize;
         let trampoline = module.trampolines[type_index];
         if trampoline.is_null() {
@@ -694,22 +725,12 @@ impl FuncHandle {
         let trampoline: ArrayTrampoline = unsafe { std::mem::transmute(trampoline) };
         // SAFETY: func_refs are initialized before any handle to the instance exists.
         let func_ref = unsafe { *self.instance.func_ref(self.index) };
-        let mut values = vec![0 as ValRaw; ty.params.len().max(ty.results.len()).max(1)];
-        for (slot, arg) in values.iter_mut().zip(args) {
-            *slot = arg.to_raw();
-        }
         let values_ptr = values.as_mut_ptr();
         traps::catch_traps(|| {
             // SAFETY: the trampoline of the function's own type, called with its code
             // and context and a value array large enough for params and results.
             unsafe { trampoline(func_ref.wasm_call, func_ref.vmctx, values_ptr) }
-        })?;
-        Ok(ty
-            .results
-            .iter()
-            .zip(&values)
-            .map(|(&t, &raw)| Val::from_raw(t, raw))
-            .collect())
+        })
     }
 }
 

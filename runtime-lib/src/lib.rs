@@ -7,7 +7,8 @@
 //! wait/notify and wasi-threads (`threads`), builtins called by
 //! generated code (`builtins`), the executable's command line (`command_line`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
-//! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
+//! WASI preview1 (`wasi`), the executable's entry point (`entry`), and the C API of
+//! libraries made with `wasmc --emit lib` (`embed`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
 
 pub use wasmc_abi as abi;
@@ -15,6 +16,7 @@ pub use wasmc_abi as abi;
 pub mod builtins;
 pub mod caller;
 pub mod command_line;
+pub mod embed;
 pub mod entry;
 pub mod exceptions;
 pub mod fuel;

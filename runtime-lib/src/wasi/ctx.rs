@@ -83,6 +83,19 @@ pub struct WasiCtx {
     pub(crate) free_fds: BTreeSet<u32>,
     /// Origin of the monotonic clock (wasmtime's starts near zero too).
     pub(crate) start: Instant,
+    /// What `proc_exit` does (see [`ProcExit`]).
+    pub(crate) proc_exit: ProcExit,
+}
+
+/// What WASI `proc_exit` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcExit {
+    /// The process (executables).
+    Process,
+    /// Only the current wasm call, which returns as a trap; the status is kept in
+    /// the context for [`WasiCtx::take_exit_status`] (embedded libraries: the host
+    /// process goes on).
+    Call(Option<u32>),
 }
 
 /// Builds a [`WasiCtx`] programmatically (tests, embedders).
@@ -90,6 +103,7 @@ pub struct WasiCtxBuilder {
     args: Vec<Vec<u8>>,
     env: Vec<Vec<u8>>,
     preopens: Vec<(cap_std::fs::Dir, String)>,
+    exit_ends_call: bool,
 }
 
 impl Default for WasiCtxBuilder {
@@ -104,7 +118,15 @@ impl WasiCtxBuilder {
             args: Vec::new(),
             env: Vec::new(),
             preopens: Vec::new(),
+            exit_ends_call: false,
         }
+    }
+
+    /// Makes `proc_exit` end only the wasm call instead of the process (see
+    /// [`ProcExit::Call`]).
+    pub fn proc_exit_ends_call(mut self) -> Self {
+        self.exit_ends_call = true;
+        self
     }
 
     /// Appends one argument (the first one is the guest's argv[0]).
@@ -136,6 +158,11 @@ impl WasiCtxBuilder {
             fds: BTreeMap::new(),
             free_fds: BTreeSet::new(),
             start: Instant::now(),
+            proc_exit: if self.exit_ends_call {
+                ProcExit::Call(None)
+            } else {
+                ProcExit::Process
+            },
         };
         ctx.fds.insert(0, Descriptor::Stdin { isatty: isatty(0) });
         ctx.fds.insert(1, Descriptor::Stdout { isatty: isatty(1) });
@@ -169,6 +196,15 @@ fn open_preopen(host: &Path) -> Result<cap_std::fs::Dir, String> {
 }
 
 impl WasiCtx {
+    /// The status of a `proc_exit` that ended the last call (with
+    /// [`WasiCtxBuilder::proc_exit_ends_call`]), and forgets it.
+    pub fn take_exit_status(&mut self) -> Option<u32> {
+        match &mut self.proc_exit {
+            ProcExit::Call(status) => status.take(),
+            ProcExit::Process => None,
+        }
+    }
+
     /// A context with no arguments, environment or preopens.
     pub fn empty() -> WasiCtx {
         WasiCtxBuilder::new().build()

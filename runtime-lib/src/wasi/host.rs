@@ -10,7 +10,7 @@ use crate::abi::{FuncType, ValType};
 use crate::caller::Caller;
 use crate::instance::HostFunc;
 
-use super::ctx::WasiCtx;
+use super::ctx::{ProcExit, WasiCtx};
 use super::memory::GuestMemory;
 use super::types::{Errno, WasiResult};
 
@@ -97,8 +97,19 @@ fn host_func(params: Vec<ValType>, results: Vec<ValType>, code: *const u8) -> Ho
 }
 
 /// `proc_exit(rval)`: ends the process with that status. wasmtime only accepts
-/// statuses below 126 and fails with status 1 otherwise.
-extern "C" fn proc_exit(_vmctx: *mut u8, code: i32) {
+/// statuses below 126 and fails with status 1 otherwise. In an embedded library
+/// (`ProcExit::Call`) it ends only the current call: the status is kept in the
+/// context and the call unwinds like a trap.
+extern "C" fn proc_exit(vmctx: *mut u8, code: i32) {
+    // SAFETY: only generated code calls this, with its own VMContext.
+    let mut caller = unsafe { Caller::from_vmctx(vmctx) };
+    if let Some(ctx) = caller.host_state::<WasiCtx>()
+        && let ProcExit::Call(status) = &mut ctx.proc_exit
+    {
+        *status = Some(code as u32);
+        // Nothing in this frame owns anything that needs dropping.
+        crate::traps::raise_host_trap(crate::abi::Trap::HostError);
+    }
     let code = code as u32;
     if code >= 126 {
         // Best effort: an unusable stderr must not change the exit status.

@@ -26,7 +26,7 @@ pub mod types;
 mod tests;
 
 pub use calls::*;
-pub use ctx::{WasiCtx, WasiCtxBuilder};
+pub use ctx::{ProcExit, WasiCtx, WasiCtxBuilder};
 pub use host::resolve;
 pub use memory::GuestMemory;
 pub use types::{Errno, Filestat, Flavor, WasiResult};
