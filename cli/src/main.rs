@@ -25,6 +25,7 @@ mod inspect;
 mod link;
 mod oci;
 mod policy_args;
+mod progress;
 mod targets;
 mod wast;
 
@@ -307,7 +308,10 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
         imports::check(&info).map_err(|e| format!("{file}: {e}"))?;
     }
-    let compiled = wasmc_compiler::compile(&wasm, &opts).map_err(|e| format!("{file}: {e}"))?;
+    // Erased (dropped) before any error is printed or the command returns.
+    let progress = progress::ProgressLine::start(&file);
+    let compiled = wasmc_compiler::compile_with_progress(&wasm, &opts, progress.progress())
+        .map_err(|e| format!("{file}: {e}"))?;
 
     let Some((embedded, linker)) = link_setup else {
         staged
@@ -323,6 +327,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     fs::write(&object, &compiled.object)
         .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
     let linked = workdir.path().join("a.out");
+    progress.linking();
     link::LinkJob {
         target,
         embedded,
@@ -333,6 +338,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     }
     .run()
     .map_err(|e| format!("{file}: {e}"))?;
+    drop(progress);
     let exe = fs::read(&linked).map_err(|e| format!("{file}: cannot read linker output: {e}"))?;
     if cli.emit == Emit::Oci {
         let archive = oci::image_archive(&oci::ImageSpec {
