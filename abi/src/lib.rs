@@ -36,7 +36,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0005; // "wasmc" + 1.5 (policy, fuel, interrupts)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0006; // "wasmc" + 1.6 (policy, fuel, interrupts, memory bases in the VMContext)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";

@@ -5,6 +5,8 @@
 //! * a table whose minimum equals its maximum has that many elements forever, so
 //!   `call_indirect` compares with a constant (`table.grow` fails; an import
 //!   declaring such a table accepts only tables of exactly that size);
+//! * a linear memory's base never moves, so the `VMContext` holds a copy of it that
+//!   generated code reads (also for an imported memory grown by its exporter);
 //! * alias regions: linear memory, globals, table elements and the memory/table
 //!   descriptors are disjoint, and only calls (wasm, host, builtins) change more
 //!   than one; a value loaded before a call is loaded again after it.
@@ -234,4 +236,50 @@ fn calls_and_builtins_invalidate_loaded_values() {
     assert_eq!(call(&i, "table", &[]), pair(1, 2));
     assert_eq!(call(&i, "table_grow", &[]), pair(2, 3));
     assert_eq!(call(&i, "after_grow", &[]), Ok(vec![Val::I32(1)]));
+}
+
+#[test]
+fn memory_bases_stay_valid_when_memories_grow() {
+    let exporter = load(
+        r#"(module
+          (memory (export "mem") 1 8)
+          (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+          (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))"#,
+    );
+    let importer = load(
+        r#"(module
+          (import "a" "mem" (memory 1))
+          (memory $own 1 8)
+          (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+          (func (export "grow_own") (param i32) (result i32) (memory.grow $own (local.get 0)))
+          (func (export "own") (param i32 i32) (result i32)
+            (i32.store $own (local.get 0) (local.get 1))
+            (i32.load $own (local.get 0))))"#,
+    );
+    let a = instantiate(&exporter, &[]).unwrap();
+    let b = instantiate(&importer, &[("a", "mem", a.export("mem").unwrap())]).unwrap();
+    let page = 65536;
+    // Grown by its exporter after the importer was instantiated.
+    assert_eq!(call(&a, "grow", &[Val::I32(3)]), Ok(vec![Val::I32(1)]));
+    call(&a, "store", &[Val::I32(3 * page + 8), Val::I32(1234)]).unwrap();
+    assert_eq!(
+        call(&b, "load", &[Val::I32(3 * page + 8)]),
+        Ok(vec![Val::I32(1234)])
+    );
+    assert_eq!(
+        trap(&b, "load", &[Val::I32(4 * page)]),
+        Trap::MemoryOutOfBounds
+    );
+    // Its own second memory, grown by itself.
+    assert_eq!(
+        trap(&b, "own", &[Val::I32(page), Val::I32(1)]),
+        Trap::MemoryOutOfBounds
+    );
+    assert_eq!(call(&b, "grow_own", &[Val::I32(1)]), Ok(vec![Val::I32(1)]));
+    assert_eq!(
+        call(&b, "own", &[Val::I32(page), Val::I32(77)]),
+        Ok(vec![Val::I32(77)])
+    );
+    // The memories are distinct.
+    assert_eq!(call(&b, "load", &[Val::I32(page)]), Ok(vec![Val::I32(0)]));
 }

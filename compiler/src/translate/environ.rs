@@ -995,13 +995,11 @@ impl SimdEnv for FuncEnv<'_> {
                 checked = Some(oob);
             }
         }
-        let ptr = self.memory_ptr(builder, mem);
         // The base never moves (the reservation is made up front), so its load is
         // `frozen`: `can_move` makes it pure for Cranelift, which then loads it once
-        // per function instead of again after every store and call.
-        let base = builder
-            .ins()
-            .load(types::I64, frozen(), ptr, VMContextLayout::MEMORY_BASE);
+        // per function instead of again after every store and call. The context
+        // holds a copy of it: one load, not two through the `VMMemory`.
+        let base = self.vmctx_load(builder, self.layout.memory_base(mem));
         let addr = builder.ins().iadd(base, index);
         let addr = if offset == 0 {
             addr
