@@ -598,3 +598,41 @@ fn output_is_reproducible() {
     }
     assert!(outputs[0] == outputs[1], "two compilations differ");
 }
+
+/// The progress line appears only when stderr is a terminal (here a pseudo-terminal
+/// made by util-linux `script`; the delay is set to 0 so that a small module shows
+/// it), and is erased before wasmc exits; a pipe never sees it.
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let scratch = Scratch::new();
+    let input = fixture("real/lua.wasm");
+    let zero = OsStr::new("0");
+    let args = [input.as_os_str(), OsStr::new("-o"), OsStr::new("lua")];
+    let piped = wasmc_env(&args, scratch.path(), &[("WASMC_PROGRESS_DELAY_MS", zero)]);
+    piped.assert_code(0);
+    assert!(piped.stderr.is_empty(), "{}", piped.describe());
+
+    if common::find_in_path("script").is_none() {
+        eprintln!("skipping the terminal half: no `script` (util-linux)");
+        return;
+    }
+    let command = format!("{} {} -o lua-tty", common::WASMC, input.display());
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .current_dir(scratch.path())
+        .env("WASMC_PROGRESS_DELAY_MS", "0");
+    let tty = run_command(&mut cmd, TIMEOUT);
+    tty.assert_code(0);
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        shown.contains("compiling") && shown.contains("functions"),
+        "no progress line on the terminal:\n{}",
+        tty.describe()
+    );
+    assert!(
+        shown.ends_with("\r\x1b[K"),
+        "the line is not erased at the end:\n{}",
+        tty.describe()
+    );
+    assert!(scratch.path().join("lua-tty").exists());
+}

@@ -13,12 +13,16 @@
 //! host_fns()                  [usize; imported functions]      (extern "C" host function, or 0)
 //! func_refs()                 [VMFuncRef; functions]           (imported first, then defined)
 //! tags()                      [usize; tags]                    (tag identity, imported first)
+//! memory_bases()              [*mut u8; memories]              (copy of each VMMemory.base)
 //! ```
 //! A tag's identity is a non-zero word, equal for two tags exactly when they are the
 //! same tag (an imported tag has its exporter's identity); `VMException::tag` holds
 //! the identity of the tag the exception was thrown with.
 //! Memories, tables and globals are reached through a pointer so that imported and
-//! exported ones can be shared between instances. Every function (imported or
+//! exported ones can be shared between instances. A memory's base never moves (its
+//! whole reservation is made up front), so the context also holds a copy of each
+//! memory's base: generated code reaches linear memory with one load instead of two
+//! (`vmctx -> VMMemory -> base`), which small hot functions pay on every call. Every function (imported or
 //! defined) has a `VMFuncRef` in the context: calls to imports load the target from
 //! it, and `ref.func` is simply its address.
 
@@ -101,9 +105,16 @@ impl VMContextLayout {
     pub fn tag(&self, tag_index: u32) -> i32 {
         (self.tags() + tag_index * PTR) as i32
     }
+    pub fn memory_bases(&self) -> u32 {
+        self.tags() + self.num_tags * PTR
+    }
+    /// The copy of memory `index`'s (never moving) base address.
+    pub fn memory_base(&self, index: u32) -> i32 {
+        (self.memory_bases() + index * PTR) as i32
+    }
     /// Total size in bytes (a multiple of 16).
     pub fn size(&self) -> usize {
-        let end = self.tags() + self.num_tags * PTR;
+        let end = self.memory_bases() + self.num_memories * PTR;
         (end as usize).next_multiple_of(16)
     }
 }
@@ -128,7 +139,8 @@ mod tests {
         assert_eq!(l.host_fn(0), 32 + 16 + 24 + 32);
         assert_eq!(l.func_ref(0), 32 + 16 + 24 + 32 + 40);
         assert_eq!(l.tag(1), 144 + 7 * 24 + 8);
-        assert_eq!(l.size(), (144 + 7 * 24 + 16usize).next_multiple_of(16));
+        assert_eq!(l.memory_base(1), 144 + 7 * 24 + 16 + 8);
+        assert_eq!(l.size(), (144 + 7 * 24 + 16 + 16usize).next_multiple_of(16));
         assert_eq!(VMContextLayout::FUNC_REF_SIZE, 24);
     }
 }

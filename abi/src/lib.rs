@@ -37,7 +37,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0008; // "wasmc" + 1.8 (exception stack maps, threads, embedding C API)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0009; // "wasmc" + 1.9 (exception stack maps, threads, embedding C API, memory bases in the VMContext)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";

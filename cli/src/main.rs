@@ -26,6 +26,7 @@ mod inspect;
 mod link;
 mod oci;
 mod policy_args;
+mod progress;
 mod targets;
 mod wast;
 
@@ -343,7 +344,10 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
         imports::check(&info).map_err(|e| format!("{file}: {e}"))?;
     }
-    let compiled = wasmc_compiler::compile(&wasm, &opts).map_err(|e| format!("{file}: {e}"))?;
+    // Erased (dropped) before any error is printed or the command returns.
+    let progress = progress::ProgressLine::start(&file);
+    let compiled = wasmc_compiler::compile_with_progress(&wasm, &opts, progress.progress())
+        .map_err(|e| format!("{file}: {e}"))?;
 
     let Some((embedded, linker)) = link_setup else {
         staged
@@ -375,6 +379,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         .map_err(|e| format!("{file}: {e}"));
     }
     let linked = workdir.path().join("a.out");
+    progress.linking();
     link::LinkJob {
         target,
         embedded,
@@ -385,6 +390,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     }
     .run()
     .map_err(|e| format!("{file}: {e}"))?;
+    drop(progress);
     let exe = fs::read(&linked).map_err(|e| format!("{file}: cannot read linker output: {e}"))?;
     if cli.emit == Emit::Oci {
         let archive = oci::image_archive(&oci::ImageSpec {

@@ -19,6 +19,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod isa;
 mod module_env;
@@ -208,6 +209,33 @@ pub fn read_input(bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
 
 /// Validates and compiles a wasm binary into an object file for `opts.triple`.
 pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, CompileError> {
+    compile_with_progress(wasm, opts, &Progress::default())
+}
+
+/// How far a compilation is, readable from another thread while it runs (the
+/// `wasmc` command line shows it when compiling takes a while).
+#[derive(Debug, Default)]
+pub struct Progress {
+    total: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    /// (functions compiled, functions to compile); (0, 0) until the module is parsed.
+    pub fn functions(&self) -> (usize, usize) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// [`compile`], counting compiled functions in `progress`.
+pub fn compile_with_progress(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    progress: &Progress,
+) -> Result<CompiledModule, CompileError> {
     let isa = isa::build(opts)?;
     let result = (|| {
         let module_env::ModuleEnv {
@@ -218,6 +246,7 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
         info.guard_pages = !opts.explicit_bounds_checks;
         info.fuel_metering = opts.fuel_metering;
         let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
+        progress.total.store(bodies.len(), Ordering::Relaxed);
         let compiled = translate::compile_functions(
             &info,
             bodies,
@@ -225,6 +254,7 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
             emitter.defined_ids(),
             &*isa,
             opts,
+            &progress.done,
         )?;
         info.funcs = compiled.iter().map(|f| f.func_info.clone()).collect();
         let host_stubs = trampolines::host_stubs(&info, &*isa)?;

@@ -1012,3 +1012,132 @@ fn memory64_guard_covers_overflow() {
         assert!(from_overflow, "{}", func.display());
     }
 }
+
+/// Loads in one function's IR whose address is a value loaded from the vmctx at
+/// `offset` (the pointer to a global's storage, a `VMTable` or a `VMMemory`), with
+/// the offset of each load: what `global.get` and table and memory accesses leave
+/// when they are not constants.
+fn loads_through_vmctx_field(func: &cranelift_codegen::ir::Function, offset: i32) -> Vec<i32> {
+    use cranelift_codegen::ir::{InstructionData, Opcode};
+    let vmctx = func.dfg.block_params(func.layout.entry_block().unwrap())[0];
+    let is_field = |v| match func.dfg.value_def(v).inst() {
+        Some(inst) => matches!(
+            func.dfg.insts[inst],
+            InstructionData::Load { opcode: Opcode::Load, arg, offset: o, .. }
+                if arg == vmctx && i32::from(o) == offset
+        ),
+        None => false,
+    };
+    let mut offsets = Vec::new();
+    for block in func.layout.blocks() {
+        for inst in func.layout.block_insts(block) {
+            if let InstructionData::Load { arg, offset, .. } = func.dfg.insts[inst]
+                && is_field(arg)
+            {
+                offsets.push(i32::from(offset));
+            }
+        }
+    }
+    offsets
+}
+
+/// `global.get` is a constant exactly for defined immutable globals with constant
+/// initializers (runtime-lib/tests/codegen_invariants.rs checks the values).
+#[test]
+fn only_immutable_defined_constant_globals_are_folded() {
+    let wat = r#"(module
+        (global $imp (import "env" "imp") i32)
+        (global $c i32 (i32.const 42))
+        (global $ext i64 (i64.add (i64.const 40) (i64.const 2)))
+        (global $m (mut i32) (i32.const 1))
+        (global $from_imp i32 (global.get $imp))
+        (func (result i32) (global.get $c))
+        (func (result i64) (global.get $ext))
+        (func (result i32) (global.get $m))
+        (func (result i32) (global.get $imp))
+        (func (result i32) (global.get $from_imp)))"#;
+    let wasm = read_input(wat.as_bytes()).unwrap();
+    let o = opts("x86_64-unknown-linux-gnu");
+    let info = crate::module_env::ModuleEnv::parse(&wasm).unwrap().info;
+    let layout = info.layout();
+    let funcs = crate::translate::translate_to_ir(&wasm, &o).unwrap();
+    // Function i reads global `[1, 2, 3, 0, 4][i]`.
+    for (func, (global, folded)) in
+        funcs
+            .iter()
+            .zip([(1, true), (2, true), (3, false), (0, false), (4, false)])
+    {
+        let loads = loads_through_vmctx_field(func, layout.global(global));
+        assert_eq!(
+            loads.is_empty(),
+            folded,
+            "global {global}: folded should be {folded}:\n{}",
+            func.display()
+        );
+    }
+}
+
+/// `call_indirect` through a table with minimum == maximum compares with a
+/// constant; through any other table it loads the current length.
+#[test]
+fn fixed_table_length_is_a_constant() {
+    use wasmc_abi::VMContextLayout;
+    for (table, fixed) in [
+        ("2 2 funcref", true),
+        ("2 3 funcref", false),
+        ("2 funcref", false),
+    ] {
+        let wat = format!(
+            r#"(module (table {table}) (type $r (func (result i32)))
+                (func (param i32) (result i32) (call_indirect (type $r) (local.get 0))))"#
+        );
+        let wasm = read_input(wat.as_bytes()).unwrap();
+        let info = crate::module_env::ModuleEnv::parse(&wasm).unwrap().info;
+        let o = opts("x86_64-unknown-linux-gnu");
+        let func = &crate::translate::translate_to_ir(&wasm, &o).unwrap()[0];
+        let loads = loads_through_vmctx_field(func, info.layout().table(0));
+        assert_eq!(
+            !loads.contains(&VMContextLayout::TABLE_LENGTH),
+            fixed,
+            "(table {table}):\n{}",
+            func.display()
+        );
+    }
+}
+
+/// Alias regions: a linear-memory store does not invalidate a loaded global, so
+/// reading `__stack_pointer`-like globals between stores costs nothing once loaded.
+#[test]
+fn memory_stores_keep_globals_loaded() {
+    let body = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "(i32.store offset={} (global.get $g) (local.get 0))\n",
+                    i * 4
+                )
+            })
+            .collect()
+    };
+    let wat = format!(
+        r#"(module
+            (memory 1)
+            (global $g (mut i32) (i32.const 1024))
+            (func (param i32) {})
+            (func (param i32) {}))"#,
+        body(1),
+        body(33)
+    );
+    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        let module = compile_wat(&wat, &opts(triple)).unwrap();
+        let one = module.info.funcs[0].code_len;
+        let many = module.info.funcs[1].code_len;
+        // A store with an immediate offset is 4 bytes on both targets (x86_64: up
+        // to 7 with a 32-bit displacement); a reload of the global adds 4 or more.
+        let per_store = f64::from(many - one) / 32.0;
+        assert!(
+            per_store < 7.5,
+            "{triple}: {per_store} bytes per store ({one} -> {many}): is the global reloaded?"
+        );
+    }
+}

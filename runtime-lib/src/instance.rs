@@ -1356,6 +1356,9 @@ impl InstanceHandle {
         }
         for (i, m) in memories.iter().enumerate() {
             write(layout.memory(i as u32), m.memory.vmmemory() as usize);
+            // Generated code reads the base from here (see `VMContextLayout`): the
+            // base of a memory never moves.
+            write(layout.memory_base(i as u32), m.memory.base() as usize);
         }
         for (i, t) in tables.iter().enumerate() {
             write(layout.table(i as u32), t.table.vmtable() as usize);

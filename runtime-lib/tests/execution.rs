@@ -731,7 +731,7 @@ fn host_memory_and_table_satisfy_imports() {
 
 /// Many instantiations of one module in a thread: each gets fresh state and releases
 /// its reservation (a leak would exhaust the address space after a few thousand).
-/// Speed is measured by bench/run.sh, not asserted here.
+/// Speed is measured by bench/bench.py, not asserted here.
 #[test]
 fn repeated_instantiation_gets_fresh_state() {
     let m = load(

@@ -26,17 +26,32 @@
 //! address 0 is never accessed architecturally and the trap (code and site) is the
 //! one the check raised before; the runtime's fault classification never sees it.
 //! Guard-page accesses have no branch to mispredict and get no guard.
+//!
+//! # Alias regions
+//! Every load and store the translator emits names the kind of memory it touches
+//! ([`AliasRegions`]): linear memory, global values, table elements, or the runtime
+//! descriptors (memory and table lengths and bases, `VMMemory`/`VMTable`). These
+//! live in separate allocations (each linear memory in its own reservation, globals
+//! and tables in runtime allocations), so a store to one never changes another,
+//! and Cranelift's alias analysis may keep a loaded global or table bound in a
+//! register across linear-memory stores (C code stores to memory all the time and
+//! reads `__stack_pointer` at every call). Only calls (wasm, host and builtins:
+//! `memory.grow`, `table.set` through the runtime, ...) and fences may change
+//! several kinds, and Cranelift treats a call as a store to every region. Several
+//! memories (or tables, or imported globals) can be the same object, imported
+//! twice, so a kind is one region, never one per index.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::{
-    self, AbiParam, ArgumentPurpose, Block, BlockArg, Endianness, ExceptionTableData,
-    ExceptionTableItem, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, StackSlotData,
-    StackSlotKind, TrapCode, Type, Value, condcodes::IntCC, types,
+    self, AbiParam, AliasRegion, AliasRegionData, ArgumentPurpose, Block, BlockArg, Endianness,
+    ExceptionTableData, ExceptionTableItem, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature,
+    StackSlotData, StackSlotKind, TrapCode, Type, Value, condcodes::IntCC, types,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
-use wasmc_abi::{Builtin, Builtins, FuncType, ModuleInfo, Trap, VMContextLayout, ValType};
+use wasmc_abi::{Builtin, Builtins, ConstOp, FuncType, ModuleInfo, Trap, VMContextLayout, ValType};
 
 use super::fuel::Fuel;
 use super::simd::SimdEnv;
@@ -95,9 +110,45 @@ fn frozen() -> MemFlagsData {
     MemFlagsData::trusted().with_readonly().with_can_move()
 }
 
-/// Flags for loads/stores of runtime state that may change (lengths, globals).
-fn mutable() -> MemFlagsData {
-    MemFlagsData::trusted()
+/// Flags for loads/stores of runtime state that may change (lengths, globals),
+/// in `region` (see "Alias regions" in the module doc).
+fn mutable(region: Option<AliasRegion>) -> MemFlagsData {
+    MemFlagsData::trusted().with_alias_region(region)
+}
+
+/// The alias regions of one function (see the module doc). Regions belong to the
+/// function's data-flow graph, so they are declared again for every function;
+/// `None` (no region: may alias anything) until declared.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct AliasRegions {
+    /// Contents of linear memories.
+    pub heap: Option<AliasRegion>,
+    /// Values of globals (`VMGlobal`).
+    pub globals: Option<AliasRegion>,
+    /// Elements of tables.
+    pub tables: Option<AliasRegion>,
+    /// Runtime descriptors that change only in calls: `VMMemory`/`VMTable` length
+    /// and base.
+    pub descriptors: Option<AliasRegion>,
+}
+
+impl AliasRegions {
+    /// Declares the regions in `func`. The ids are fixed, so regions stay distinct
+    /// (and equal kinds merge) should functions ever be inlined into each other.
+    pub fn declare(func: &mut ir::Function) -> Self {
+        let mut region = |user_id, description| {
+            Some(func.dfg.alias_regions.insert(AliasRegionData {
+                user_id,
+                description: Cow::Borrowed(description),
+            }))
+        };
+        AliasRegions {
+            heap: region(1, "linear memory"),
+            globals: region(2, "globals"),
+            tables: region(3, "table elements"),
+            descriptors: region(4, "memory and table descriptors"),
+        }
+    }
 }
 
 pub(crate) struct FuncEnv<'m> {
@@ -126,6 +177,8 @@ pub(crate) struct FuncEnv<'m> {
     /// Fuel metering state; `None` unless compiled with `fuel_metering`, and then
     /// no fuel code at all is emitted.
     pub fuel: Option<Fuel>,
+    /// Set by [`FuncEnv::declare_alias_regions`].
+    regions: AliasRegions,
 }
 
 impl<'m> FuncEnv<'m> {
@@ -150,7 +203,14 @@ impl<'m> FuncEnv<'m> {
             builtin_sigs: [None; Builtins::COUNT],
             handler: None,
             fuel: None,
+            regions: AliasRegions::default(),
         }
+    }
+
+    /// Declares the alias regions in the function being built; until then accesses
+    /// carry none (correct, only slower).
+    pub fn declare_alias_regions(&mut self, func: &mut ir::Function) {
+        self.regions = AliasRegions::declare(func);
     }
 
     // ---------------------------------------------------------------- fuel
@@ -237,16 +297,96 @@ impl<'m> FuncEnv<'m> {
         self.vmctx_load(builder, self.layout.global(index))
     }
 
+    /// The value of global `index` when it is known at compile time: a defined,
+    /// immutable global whose initializer uses only constants. Nothing can change
+    /// such a global after instantiation (not even when exported: immutable), and
+    /// instantiation evaluates the same expression, so `global.get` is a constant.
+    fn constant_global(&self, index: u32) -> Option<ConstOp> {
+        let defined = index.checked_sub(self.info.num_imported_globals)?;
+        let global = &self.info.defined_globals[defined as usize];
+        if global.ty.mutable {
+            return None;
+        }
+        let mut stack: Vec<ConstOp> = Vec::new();
+        for op in &global.init.0 {
+            let value = match *op {
+                ConstOp::I32Const(_)
+                | ConstOp::I64Const(_)
+                | ConstOp::F32Const(_)
+                | ConstOp::F64Const(_)
+                | ConstOp::V128Const(_) => *op,
+                ConstOp::I32Add | ConstOp::I32Sub | ConstOp::I32Mul => {
+                    let (ConstOp::I32Const(b), ConstOp::I32Const(a)) = (stack.pop()?, stack.pop()?)
+                    else {
+                        return None;
+                    };
+                    ConstOp::I32Const(match op {
+                        ConstOp::I32Add => a.wrapping_add(b),
+                        ConstOp::I32Sub => a.wrapping_sub(b),
+                        _ => a.wrapping_mul(b),
+                    })
+                }
+                ConstOp::I64Add | ConstOp::I64Sub | ConstOp::I64Mul => {
+                    let (ConstOp::I64Const(b), ConstOp::I64Const(a)) = (stack.pop()?, stack.pop()?)
+                    else {
+                        return None;
+                    };
+                    ConstOp::I64Const(match op {
+                        ConstOp::I64Add => a.wrapping_add(b),
+                        ConstOp::I64Sub => a.wrapping_sub(b),
+                        _ => a.wrapping_mul(b),
+                    })
+                }
+                // Imported globals, references: known only at instantiation.
+                ConstOp::GlobalGet(_) | ConstOp::RefNull | ConstOp::RefFunc(_) => return None,
+            };
+            stack.push(value);
+        }
+        match stack[..] {
+            [value] => Some(value),
+            _ => None,
+        }
+    }
+
     pub fn global_get(&self, builder: &mut FunctionBuilder, index: u32) -> Value {
+        match self.constant_global(index) {
+            Some(ConstOp::I32Const(v)) => return builder.ins().iconst(types::I32, i64::from(v)),
+            Some(ConstOp::I64Const(v)) => return builder.ins().iconst(types::I64, v),
+            Some(ConstOp::F32Const(bits)) => {
+                return builder
+                    .ins()
+                    .f32const(ir::immediates::Ieee32::with_bits(bits));
+            }
+            Some(ConstOp::F64Const(bits)) => {
+                return builder
+                    .ins()
+                    .f64const(ir::immediates::Ieee64::with_bits(bits));
+            }
+            Some(ConstOp::V128Const(bits)) => {
+                let data = builder
+                    .func
+                    .dfg
+                    .constants
+                    .insert(bits.to_le_bytes().to_vec().into());
+                return builder.ins().vconst(types::I8X16, data);
+            }
+            _ => {}
+        }
         let ty = self.info.globals[index as usize];
         let ptr = self.global_ptr(builder, index);
-        let flags = if ty.mutable { mutable() } else { frozen() };
+        let flags = if ty.mutable {
+            mutable(self.regions.globals)
+        } else {
+            frozen()
+        };
         builder.ins().load(ir_type(ty.content), flags, ptr, 0)
     }
 
     pub fn global_set(&self, builder: &mut FunctionBuilder, index: u32, value: Value) {
         let ptr = self.global_ptr(builder, index);
-        builder.ins().store(mutable(), value, ptr, 0);
+        builder
+            .ins()
+            .store(mutable(self.regions.globals), value, ptr, 0);
     }
 
     // ---------------------------------------------------------------- memories
@@ -269,11 +409,16 @@ impl<'m> FuncEnv<'m> {
             let addr = builder
                 .ins()
                 .iadd_imm_s(ptr, i64::from(VMContextLayout::MEMORY_LENGTH));
-            return builder.ins().atomic_load(types::I64, mutable(), addr);
+            return builder
+                .ins()
+                .atomic_load(types::I64, mutable(self.regions.descriptors), addr);
         }
-        builder
-            .ins()
-            .load(types::I64, mutable(), ptr, VMContextLayout::MEMORY_LENGTH)
+        builder.ins().load(
+            types::I64,
+            mutable(self.regions.descriptors),
+            ptr,
+            VMContextLayout::MEMORY_LENGTH,
+        )
     }
 
     /// `memory.size` in pages (i32 for 32-bit memories).
@@ -327,17 +472,18 @@ impl<'m> FuncEnv<'m> {
     ) -> Value {
         let index = to_u64(builder, index);
         let ptr = self.table_ptr(builder, table);
-        let length = builder
-            .ins()
-            .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_LENGTH);
+        let length = self.table_length(builder, table, ptr);
         let oob = builder
             .ins()
             .icmp(IntCC::UnsignedGreaterThanOrEqual, index, length);
         builder.ins().trapnz(oob, trap_code(trap));
         // The base moves when the table grows: reload it after the length.
-        let base = builder
-            .ins()
-            .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_BASE);
+        let base = builder.ins().load(
+            types::I64,
+            mutable(self.regions.descriptors),
+            ptr,
+            VMContextLayout::TABLE_BASE,
+        );
         let scaled = builder.ins().ishl_imm_u(index, 3);
         let addr = builder.ins().iadd(base, scaled);
         self.spectre_guard(builder, oob, addr)
@@ -345,19 +491,43 @@ impl<'m> FuncEnv<'m> {
 
     pub fn table_get(&self, builder: &mut FunctionBuilder, table: u32, index: Value) -> Value {
         let addr = self.table_entry_addr(builder, table, index, Trap::TableOutOfBounds);
-        builder.ins().load(types::I64, mutable(), addr, 0)
+        builder
+            .ins()
+            .load(types::I64, mutable(self.regions.tables), addr, 0)
     }
 
     pub fn table_set(&self, builder: &mut FunctionBuilder, table: u32, index: Value, value: Value) {
         let addr = self.table_entry_addr(builder, table, index, Trap::TableOutOfBounds);
-        builder.ins().store(mutable(), value, addr, 0);
+        builder
+            .ins()
+            .store(mutable(self.regions.tables), value, addr, 0);
+    }
+
+    /// The number of elements of a table whose minimum and maximum are equal: it
+    /// can never grow (`table.grow` fails past the maximum), and an imported one
+    /// matches only a table whose size lies between the two. wasm-ld gives C and
+    /// Rust programs such a table, so `call_indirect` compares with a constant.
+    fn fixed_table_length(&self, table: u32) -> Option<u64> {
+        let ty = &self.info.tables[table as usize];
+        (ty.maximum == Some(ty.minimum)).then_some(ty.minimum)
+    }
+
+    /// The current number of elements of `table` (i64), `ptr` its `VMTable`.
+    fn table_length(&self, builder: &mut FunctionBuilder, table: u32, ptr: Value) -> Value {
+        match self.fixed_table_length(table) {
+            Some(length) => builder.ins().iconst(types::I64, length as i64),
+            None => builder.ins().load(
+                types::I64,
+                mutable(self.regions.descriptors),
+                ptr,
+                VMContextLayout::TABLE_LENGTH,
+            ),
+        }
     }
 
     pub fn table_size(&self, builder: &mut FunctionBuilder, table: u32) -> Value {
         let ptr = self.table_ptr(builder, table);
-        let length = builder
-            .ins()
-            .load(types::I64, mutable(), ptr, VMContextLayout::TABLE_LENGTH);
+        let length = self.table_length(builder, table, ptr);
         if self.table64(table) {
             length
         } else {
@@ -548,7 +718,9 @@ impl<'m> FuncEnv<'m> {
         tail: bool,
     ) -> Vec<Value> {
         let addr = self.table_entry_addr(builder, table, index, Trap::OutOfBoundsElement);
-        let func_ref = builder.ins().load(types::I64, mutable(), addr, 0);
+        let func_ref = builder
+            .ins()
+            .load(types::I64, mutable(self.regions.tables), addr, 0);
         builder
             .ins()
             .trapz(func_ref, trap_code(Trap::IndirectCallToNull));
@@ -844,13 +1016,11 @@ impl SimdEnv for FuncEnv<'_> {
                 checked = Some(oob);
             }
         }
-        let ptr = self.memory_ptr(builder, mem);
         // The base never moves (the reservation is made up front), so its load is
         // `frozen`: `can_move` makes it pure for Cranelift, which then loads it once
-        // per function instead of again after every store and call.
-        let base = builder
-            .ins()
-            .load(types::I64, frozen(), ptr, VMContextLayout::MEMORY_BASE);
+        // per function instead of again after every store and call. The context
+        // holds a copy of it: one load, not two through the `VMMemory`.
+        let base = self.vmctx_load(builder, self.layout.memory_base(mem));
         let addr = builder.ins().iadd(base, index);
         let addr = if offset == 0 {
             addr
@@ -869,5 +1039,6 @@ impl SimdEnv for FuncEnv<'_> {
         MemFlagsData::new()
             .with_endianness(Endianness::Little)
             .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+            .with_alias_region(self.regions.heap)
     }
 }
