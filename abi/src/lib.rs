@@ -27,6 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod component;
 pub mod layout;
 pub mod metadata;
 pub mod policy;
@@ -36,7 +37,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0005; // "wasmc" + 1.5 (policy, fuel, interrupts)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0006; // "wasmc" + 1.6 (policy, fuel, interrupts, components)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -63,6 +64,16 @@ pub struct ModuleDescriptor {
     /// [`policy::POLICY_SECTION`]); null with length 0 when none was given.
     pub policy: *const u8,
     pub policy_len: usize,
+    /// A WASI 0.2 command component: the postcard-serialized
+    /// [`component::ComponentPlan`], null with length 0 for a core module. When set,
+    /// this descriptor describes no module of its own (`metadata` is null) and only
+    /// carries the policy; the core modules are `component_modules`.
+    pub component_plan: *const u8,
+    pub component_plan_len: usize,
+    /// The descriptors of the component's core modules, indexed by
+    /// [`component::CoreInstance::Module::module`].
+    pub component_modules: *const *const ModuleDescriptor,
+    pub num_component_modules: usize,
 }
 
 // SAFETY: the descriptor only points at immutable data and code in the loaded image.

@@ -302,16 +302,30 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         fuel_metering: cli.policy.fuel.is_some(),
         policy: Some(policy),
     };
-    if link_setup.is_some() {
-        // Refuse imports the runtime cannot satisfy before the (much longer) compilation.
-        let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
-        imports::check(&info).map_err(|e| format!("{file}: {e}"))?;
-    }
-    let compiled = wasmc_compiler::compile(&wasm, &opts).map_err(|e| format!("{file}: {e}"))?;
+    let objects = if wasmc_compiler::component::is_component(&wasm) {
+        // A WASI 0.2 component: its imports are checked while it is flattened.
+        if link_setup.is_none() {
+            return Err(format!(
+                "{file}: --emit obj is not supported for components yet (a component \
+                 compiles to one object per core module); build an executable instead"
+            ));
+        }
+        wasmc_compiler::component::compile_component(&wasm, &opts)
+            .map_err(|e| format!("{file}: {e}"))?
+            .objects
+    } else {
+        if link_setup.is_some() {
+            // Refuse imports the runtime cannot satisfy before the (much longer) compilation.
+            let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
+            imports::check(&info).map_err(|e| format!("{file}: {e}"))?;
+        }
+        let compiled = wasmc_compiler::compile(&wasm, &opts).map_err(|e| format!("{file}: {e}"))?;
+        vec![compiled.object]
+    };
 
     let Some((embedded, linker)) = link_setup else {
         staged
-            .write(&compiled.object, 0o666)
+            .write(&objects[0], 0o666)
             .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
         return Ok(());
     };
@@ -319,15 +333,19 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         .prefix("wasmc-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {}", io_reason(&e)))?;
-    let object = workdir.path().join("module.o");
-    fs::write(&object, &compiled.object)
-        .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
+    let mut object_paths = Vec::with_capacity(objects.len());
+    for (index, bytes) in objects.iter().enumerate() {
+        let object = workdir.path().join(format!("module{index}.o"));
+        fs::write(&object, bytes)
+            .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
+        object_paths.push(object);
+    }
     let linked = workdir.path().join("a.out");
     link::LinkJob {
         target,
         embedded,
         linker: &linker,
-        object: &object,
+        objects: &object_paths,
         output: &linked,
         workdir: workdir.path(),
     }

@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+pub mod component;
 mod isa;
 mod module_env;
 mod object;
@@ -208,6 +209,18 @@ pub fn read_input(bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
 
 /// Validates and compiles a wasm binary into an object file for `opts.triple`.
 pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, CompileError> {
+    compile_core(wasm, opts, wasmc_abi::DESCRIPTOR_SYMBOL, &[])
+}
+
+/// [`compile`] with the descriptor exported as `descriptor_symbol` and the function
+/// imports `array_host_imports` (import indices) given array host stubs (a
+/// component's core modules, see `component`).
+pub(crate) fn compile_core(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    descriptor_symbol: &str,
+    array_host_imports: &[u32],
+) -> Result<CompiledModule, CompileError> {
     let isa = isa::build(opts)?;
     let result = (|| {
         let module_env::ModuleEnv {
@@ -217,6 +230,7 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
         } = module_env::ModuleEnv::parse(wasm)?;
         info.guard_pages = !opts.explicit_bounds_checks;
         info.fuel_metering = opts.fuel_metering;
+        info.array_host_imports = array_host_imports.to_vec();
         let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
         let compiled = translate::compile_functions(
             &info,
@@ -235,6 +249,7 @@ pub fn compile(wasm: &[u8], opts: &CompileOptions) -> Result<CompiledModule, Com
             host_stubs,
             array_trampolines,
             opts.policy.as_ref(),
+            descriptor_symbol,
         )?;
         Ok(CompiledModule { object, info })
     })();

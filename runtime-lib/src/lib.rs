@@ -6,7 +6,9 @@
 //! exception objects (`exceptions`; the unwinder is in `traps`), builtins called by
 //! generated code (`builtins`), the executable's command line (`command_line`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
-//! WASI preview1 (`wasi`), and the executable's entry point (`entry`).
+//! WASI preview1 (`wasi`), WASI 0.2 components (`component`: the instantiation
+//! plan and the canonical ABI; `wasi_p2`: the host), and the executable's entry
+//! point (`entry`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
 
 pub use wasmc_abi as abi;
@@ -14,6 +16,7 @@ pub use wasmc_abi as abi;
 pub mod builtins;
 pub mod caller;
 pub mod command_line;
+pub mod component;
 pub mod entry;
 pub mod exceptions;
 pub mod fuel;
@@ -23,3 +26,4 @@ pub mod memory;
 pub mod table;
 pub mod traps;
 pub mod wasi;
+pub mod wasi_p2;
