@@ -151,6 +151,13 @@ pub fn run_component_command(
             crate::component::RunOutcome::Returned(true) => 0,
             crate::component::RunOutcome::Returned(false) => 1,
             crate::component::RunOutcome::Trapped(trap) => report_trap(&trap),
+            crate::component::RunOutcome::HostRefused(trap) => {
+                let report = trap.report();
+                let report = report.strip_prefix("wasm trap: ").unwrap_or(&report);
+                let _ = std::io::stdout().flush();
+                let _ = write!(std::io::stderr(), "error: {report}");
+                1
+            }
             crate::component::RunOutcome::Failed(message) => {
                 print_error(message);
                 1

@@ -226,6 +226,16 @@ impl Guest<'_> {
     }
 
     pub fn read(&self, offset: u64, len: usize) -> CanonResult<Vec<u8>> {
+        // Checked before allocating: a guest length must not size a host allocation
+        // beyond the guest's own memory.
+        if self
+            .memory()?
+            .memory()
+            .checked_range(offset, len as u64)
+            .is_none()
+        {
+            return Err(CanonTrap::new("out of bounds memory access"));
+        }
         let mut buf = vec![0; len];
         self.read_into(offset, &mut buf)?;
         Ok(buf)
@@ -361,11 +371,15 @@ pub fn load(guest: &Guest<'_>, ty: &WitType, ptr: u64) -> CanonResult<Value> {
 fn lift_sequence(guest: &Guest<'_>, ty: &WitType, data: u32, len: u32) -> CanonResult<Value> {
     match ty {
         WitType::String => {
-            string_from(guest.read(u64::from(data), len as usize)?).map(Value::String)
+            let bytes = guest
+                .read(u64::from(data), len as usize)
+                .map_err(|_| CanonTrap::new("string pointer/length out of bounds of memory"))?;
+            string_from(bytes).map(Value::String)
         }
-        WitType::List(elem) if **elem == WitType::U8 || **elem == WitType::S8 => {
-            Ok(Value::Bytes(guest.read(u64::from(data), len as usize)?))
-        }
+        WitType::List(elem) if **elem == WitType::U8 || **elem == WitType::S8 => guest
+            .read(u64::from(data), len as usize)
+            .map(Value::Bytes)
+            .map_err(|_| CanonTrap::new("list pointer/length out of bounds of memory")),
         WitType::List(elem) => {
             let (start, bytes) = list_bounds(data, len, elem)?;
             // Checked up front so that a huge length cannot make the host allocate.
@@ -373,7 +387,7 @@ fn lift_sequence(guest: &Guest<'_>, ty: &WitType, data: u32, len: u32) -> CanonR
                 .memory()?
                 .memory()
                 .checked_range(start, bytes as u64)
-                .ok_or_else(|| CanonTrap::new("list content out of bounds"))?;
+                .ok_or_else(|| CanonTrap::new("list pointer/length out of bounds of memory"))?;
             let step = u64::from(size(elem));
             (0..u64::from(len))
                 .map(|i| load(guest, elem, start + i * step))

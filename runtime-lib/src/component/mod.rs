@@ -76,6 +76,10 @@ pub enum RunOutcome {
     /// `run` returned `ok` (true) or `err` (false).
     Returned(bool),
     Trapped(TrapInfo),
+    /// The host refused a call (a canonical ABI violation: a bad pointer, handle,
+    /// string...). `wasmtime run` reports these as errors, not traps, with status 1;
+    /// the backtrace is the guest's at the call.
+    HostRefused(TrapInfo),
     Failed(String),
 }
 
@@ -85,11 +89,15 @@ thread_local! {
     static PENDING_TRAP_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-fn with_message(mut trap: TrapInfo) -> TrapInfo {
-    if let Some(message) = PENDING_TRAP_MESSAGE.with(|m| m.borrow_mut().take()) {
-        trap.message = Some(message);
+/// A trap, or the host's refusal whose message [`lowered_call`] left behind.
+fn outcome_of(mut trap: TrapInfo) -> RunOutcome {
+    match PENDING_TRAP_MESSAGE.with(|m| m.borrow_mut().take()) {
+        Some(message) if trap.trap == Trap::HostError => {
+            trap.message = Some(message);
+            RunOutcome::HostRefused(trap)
+        }
+        _ => RunOutcome::Trapped(trap),
     }
-    trap
 }
 
 /// Instantiates the component and calls its `wasi:cli/run#run`.
@@ -157,9 +165,11 @@ pub fn run(component: Component, host: WasiP2, limits: &Limits) -> RunOutcome {
             limits,
         ) {
             Ok(instance) => state.instances.borrow_mut().push(instance),
-            Err(InstantiationError::Trap(trap)) => return RunOutcome::Trapped(with_message(trap)),
+            Err(InstantiationError::Trap(trap)) => return outcome_of(trap),
             Err(e) => {
-                return RunOutcome::Failed(format!("cannot instantiate core instance {index}: {e}"));
+                return RunOutcome::Failed(format!(
+                    "cannot instantiate core instance {index}: {e}"
+                ));
             }
         }
     }
@@ -169,7 +179,7 @@ pub fn run(component: Component, host: WasiP2, limits: &Limits) -> RunOutcome {
     };
     let results = match run.call(&[]) {
         Ok(results) => results,
-        Err(trap) => return RunOutcome::Trapped(with_message(trap)),
+        Err(trap) => return outcome_of(trap),
     };
     // `result` flattens to one i32: 0 is `ok`, 1 is `err`.
     let ok = match results.first() {
@@ -187,7 +197,7 @@ pub fn run(component: Component, host: WasiP2, limits: &Limits) -> RunOutcome {
             return RunOutcome::Failed("the component's post-return export is missing".into());
         };
         if let Err(trap) = f.call(&[crate::instance::Val::I32(!ok as i32)]) {
-            return RunOutcome::Trapped(with_message(trap));
+            return outcome_of(trap);
         }
     }
     RunOutcome::Returned(ok)

@@ -143,7 +143,7 @@ impl WasiP2 {
         self.handles
             .get_mut((*h as usize).wrapping_sub(1))
             .and_then(Option::as_mut)
-            .ok_or_else(|| CanonTrap::new("unknown handle index"))
+            .ok_or_else(|| CanonTrap::new(format!("unknown handle index {h}")))
     }
 
     /// `resource.drop` of handle `handle` of type `resource`.
@@ -152,7 +152,7 @@ impl WasiP2 {
             .handles
             .get_mut((handle as usize).wrapping_sub(1))
             .filter(|s| s.is_some())
-            .ok_or_else(|| CanonTrap::new("unknown handle index"))?;
+            .ok_or_else(|| CanonTrap::new(format!("unknown handle index {handle}")))?;
         let actual = slot.as_ref().map(Resource::type_name).unwrap_or("");
         let terminal = resource.starts_with("wasi:cli/terminal");
         if actual != resource && !(terminal && actual == "wasi:cli/terminal") {
@@ -549,6 +549,57 @@ impl WasiP2 {
                         hash(&dir.symlink_metadata(&path)?)
                     }
                 }
+                "[method]descriptor.rename-at" => {
+                    let (old, new) = (string(1)?, string(3)?);
+                    let target = match self.get(arg(2)?)? {
+                        Resource::Descriptor(Descriptor::Dir { dir, .. }) => dir.clone(),
+                        Resource::Descriptor(Descriptor::File { .. }) => {
+                            return Err(ErrorCode::NOT_DIRECTORY.into());
+                        }
+                        _ => return Err(wrong_type().into()),
+                    };
+                    dir()?.rename(old, &target, new)?;
+                    Value::Record(Vec::new())
+                }
+                "[method]descriptor.link-at" => {
+                    let (old, new) = (string(2)?, string(4)?);
+                    let target = match self.get(arg(3)?)? {
+                        Resource::Descriptor(Descriptor::Dir { dir, .. }) => dir.clone(),
+                        Resource::Descriptor(Descriptor::File { .. }) => {
+                            return Err(ErrorCode::NOT_DIRECTORY.into());
+                        }
+                        _ => return Err(wrong_type().into()),
+                    };
+                    dir()?.hard_link(old, &target, new)?;
+                    Value::Record(Vec::new())
+                }
+                "[method]descriptor.symlink-at" => {
+                    let (old, new) = (string(1)?, string(2)?);
+                    // An absolute target could never be followed inside the sandbox.
+                    if old.starts_with('/') {
+                        return Err(ErrorCode::NOT_PERMITTED.into());
+                    }
+                    dir()?.symlink(old, new)?;
+                    Value::Record(Vec::new())
+                }
+                "[method]descriptor.readlink-at" => {
+                    let target = dir()?.read_link(string(1)?)?;
+                    Value::String(target.to_string_lossy().into_owned())
+                }
+                "[method]descriptor.read" => {
+                    let (len, offset) = (int(1)?.min(WRITE_BUDGET) as usize, int(2)?);
+                    let mut buf = vec![0u8; len];
+                    let n = file()?.read_at(&mut buf, offset)?;
+                    buf.truncate(n);
+                    Value::Record(vec![Value::Bytes(buf), Value::Bool(n == 0 && len > 0)])
+                }
+                "[method]descriptor.write" => {
+                    let Value::Bytes(bytes) = arg(1)? else {
+                        return Err(CanonTrap::new("expected a list<u8> argument").into());
+                    };
+                    let n = file()?.write_at(bytes, int(2)?)?;
+                    Value::Int(n as u64)
+                }
                 "[method]descriptor.set-size" => {
                     file()?.set_len(int(1)?)?;
                     Value::Record(Vec::new())
@@ -823,6 +874,7 @@ impl ErrorCode {
     const IS_DIRECTORY: ErrorCode = ErrorCode(14);
     const NOT_DIRECTORY: ErrorCode = ErrorCode(24);
     const UNSUPPORTED: ErrorCode = ErrorCode(27);
+    const NOT_PERMITTED: ErrorCode = ErrorCode(31);
 }
 
 impl From<std::io::Error> for ErrorCode {
