@@ -273,14 +273,14 @@ impl<'a> Flattener<'a> {
                                                 .entry(id.resource())
                                                 .or_insert_with(|| format!("{interface}/{export}"));
                                         }
-                                        ComponentEntityType::Func(_) => {
-                                            if !functions.contains(&export.as_str()) {
-                                                return Err(unsupported(format!(
-                                                    "the component imports `{export}` of \
-                                                     `{name}`, which wasmc's WASI 0.2 host \
-                                                     does not implement yet"
-                                                )));
-                                            }
+                                        ComponentEntityType::Func(_)
+                                            if !functions.contains(&export.as_str()) =>
+                                        {
+                                            return Err(unsupported(format!(
+                                                "the component imports `{export}` of \
+                                                 `{name}`, which wasmc's WASI 0.2 host \
+                                                 does not implement yet"
+                                            )));
                                         }
                                         _ => {}
                                     }

@@ -281,7 +281,7 @@ impl Guest<'_> {
             return Err(CanonTrap::new("realloc returned no pointer"));
         };
         let ptr = *ptr as u32;
-        if ptr % align != 0 {
+        if !ptr.is_multiple_of(align) {
             return Err(CanonTrap::new("realloc return: result not aligned"));
         }
         if u64::from(ptr) + u64::from(size) > self.memory()?.data_size() as u64 {
@@ -318,7 +318,7 @@ fn string_from(bytes: Vec<u8>) -> CanonResult<String> {
 }
 
 fn list_bounds(ptr: u32, len: u32, elem: &WitType) -> CanonResult<(u64, usize)> {
-    if ptr % alignment(elem) != 0 {
+    if !ptr.is_multiple_of(alignment(elem)) {
         return Err(CanonTrap::new("list pointer is not aligned"));
     }
     let bytes = u64::from(len) * u64::from(size(elem));

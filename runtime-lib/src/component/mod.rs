@@ -330,7 +330,7 @@ fn call_lowered(vmctx: *mut u8, import: u32, values: *mut ValRaw) -> Result<(), 
 }
 
 fn check_aligned(ptr: u32, align: u32) -> Result<(), CanonTrap> {
-    if ptr % align != 0 {
+    if !ptr.is_multiple_of(align) {
         return Err(CanonTrap::new("pointer is not aligned"));
     }
     Ok(())
