@@ -65,10 +65,12 @@ pub struct ComponentState {
     pub host: RefCell<WasiP2>,
 }
 
-/// Host state of one core instance: the lowering each function import is bound to.
+/// Host state of one core instance: the lowering each function import is bound to,
+/// and the number of core parameters its array stub passes.
 struct Lowerings {
     state: Rc<ComponentState>,
     by_import: Vec<Option<u32>>,
+    core_params: Vec<usize>,
 }
 
 /// How a run ended.
@@ -121,6 +123,7 @@ pub fn run(component: Component, host: WasiP2, limits: &Limits) -> RunOutcome {
             ));
         }
         let mut by_import = Vec::new();
+        let mut core_params = Vec::new();
         let mut externs = Vec::with_capacity(imports.len());
         for (import, def) in info.imports.iter().zip(imports) {
             let func_import = by_import.len() as u32;
@@ -136,6 +139,7 @@ pub fn run(component: Component, host: WasiP2, limits: &Limits) -> RunOutcome {
                     ));
                 }
                 by_import.push(lowered);
+                core_params.push(info.types[type_index as usize].params.len());
                 if lowered.is_some() {
                     externs.push(Some(Extern::HostFunc(HostFunc {
                         ty: info.types[type_index as usize].clone(),
@@ -157,6 +161,7 @@ pub fn run(component: Component, host: WasiP2, limits: &Limits) -> RunOutcome {
         let host_state = Lowerings {
             state: state.clone(),
             by_import,
+            core_params,
         };
         match InstanceHandle::new_with_limits(
             module,
@@ -240,7 +245,7 @@ extern "C" fn lowered_call(vmctx: *mut u8, import: u32, values: *mut ValRaw) {
 fn call_lowered(vmctx: *mut u8, import: u32, values: *mut ValRaw) -> Result<(), CanonTrap> {
     // SAFETY: only array host stubs call this, with their own context.
     let mut caller = unsafe { crate::caller::Caller::from_vmctx(vmctx) };
-    let (state, lowering) = {
+    let (state, lowering, stub_params) = {
         let lowerings = caller
             .host_state::<Lowerings>()
             .ok_or_else(|| CanonTrap::new("lowered call without component state"))?;
@@ -250,7 +255,8 @@ fn call_lowered(vmctx: *mut u8, import: u32, values: *mut ValRaw) -> Result<(), 
             .copied()
             .flatten()
             .ok_or_else(|| CanonTrap::new("lowered call of an import that is not lowered"))?;
-        (lowerings.state.clone(), lowering)
+        let stub_params = lowerings.core_params[import as usize];
+        (lowerings.state.clone(), lowering, stub_params)
     };
     let lowering = &state.plan.lowerings[lowering as usize];
     let memory = state.memory(&lowering.memory);
@@ -282,8 +288,17 @@ fn call_lowered(vmctx: *mut u8, import: u32, values: *mut ValRaw) -> Result<(), 
             let by_memory = flat_params.len() > MAX_FLAT_PARAMS;
             let core_params = if by_memory { 1 } else { flat_params.len() }
                 + usize::from(flat_results.len() > MAX_FLAT_RESULTS);
-            // SAFETY: the stub's slots hold the core parameters of the lowered
-            // function type, which the validator matched to this flattening.
+            // The validator matched the lowered core type to the canonical ABI's
+            // flattening; checked again so that a disagreement can never read past
+            // the stub's slots.
+            if core_params != stub_params {
+                return Err(CanonTrap::new(format!(
+                    "`{function}` of `{interface}`: the core signature has {stub_params} \
+                     parameters, its type flattens to {core_params}"
+                )));
+            }
+            // SAFETY: the stub passes `max(params, results, 1)` slots, and
+            // `core_params` is its parameter count.
             let raw = unsafe { std::slice::from_raw_parts(values, core_params.max(1)) };
             let args = if by_memory {
                 let ptr = raw[0] as u32;
