@@ -76,6 +76,10 @@ step "components (WASI 0.2: rustc --target wasm32-wasip2 -O, hand-written WAT)"
   rustc --edition 2024 --target wasm32-wasip2 -O -C debuginfo=0 -C strip=debuginfo \
     p2_std.rs -o p2_std.wasm)
 "$tool" wat2wasm "$fixtures/components/wat/shim_fixup.wat" "$fixtures/components/wat/shim_fixup.wasm"
+# Preview1 fixtures made components with the preview1 adapter (wit-component and the
+# adapter from crates.io, pinned in fixture-tool's Cargo.lock).
+"$tool" componentize "$fixtures/rust-hello/rust-hello.wasm" "$fixtures/components/adapter/rust-hello.wasm"
+"$tool" componentize "$fixtures/wasi/rust/wasi_std.wasm" "$fixtures/components/adapter/wasi_std.wasm"
 
 if [ "$record" = 1 ]; then
   step "recording wasmtime reference outputs"

@@ -13,13 +13,15 @@ use common::{
     Reference, Scratch, assert_compile_error, compile, fixture, fixtures_dir, run, wasmc,
 };
 
-/// Compiles each program once and checks every recorded case of it.
+/// Compiles each module of `program` once and checks every recorded case.
 fn check_program(program: &str) {
     let scratch = Scratch::new();
-    let mut exe: Option<PathBuf> = None;
+    let mut exes: std::collections::HashMap<String, PathBuf> = Default::default();
     for case in Reference::cases(program) {
         let reference = Reference::load(program, &case);
-        let exe = exe.get_or_insert_with(|| compile(&fixture(&reference.module), scratch.path()));
+        let exe = exes
+            .entry(reference.module.clone())
+            .or_insert_with(|| compile(&fixture(&reference.module), scratch.path()));
         let work = scratch.path().join(format!("case-{case}"));
         fs::create_dir(&work).unwrap();
         let args = reference.prepare(&work);
@@ -96,6 +98,14 @@ fn rust_std_component() {
 #[test]
 fn hand_written_shim_and_fixup() {
     check_program("components/wat");
+}
+
+/// Preview1 programs (`fixtures/rust-hello`, `fixtures/wasi/rust`) made components
+/// with the preview1 adapter: several core modules importing each other's memory,
+/// tables and functions, the adapter's own `cabi_import_realloc`.
+#[test]
+fn preview1_programs_through_the_adapter() {
+    check_program("components/adapter");
 }
 
 /// Writes `text` to `name` in `scratch`, compiles it and runs it with `args`.

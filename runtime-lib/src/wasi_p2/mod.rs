@@ -610,6 +610,41 @@ impl WasiP2 {
                     }
                     Value::Record(Vec::new())
                 }
+                "[method]descriptor.advise" => {
+                    // Advice only: accepted on files, as wasmtime does.
+                    file()?;
+                    Value::Record(Vec::new())
+                }
+                "[method]descriptor.set-times" => {
+                    let (a, m) = (new_timestamp(arg(1)?)?, new_timestamp(arg(2)?)?);
+                    let times = rustix::fs::Timestamps {
+                        last_access: timespec(&a),
+                        last_modification: timespec(&m),
+                    };
+                    match &descriptor {
+                        Descriptor::File { file, .. } => rustix::fs::futimens(&**file, &times)
+                            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))?,
+                        // cap-std holds directories as O_PATH descriptors, which
+                        // futimens refuses: "." relative to one is the directory.
+                        Descriptor::Dir { dir, .. } => {
+                            rustix::fs::utimensat(&**dir, ".", &times, rustix::fs::AtFlags::empty())
+                                .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))?
+                        }
+                    }
+                    Value::Record(Vec::new())
+                }
+                "[method]descriptor.set-times-at" => {
+                    use cap_fs_ext::DirExt;
+                    let path = string(2)?;
+                    let a = system_time_spec(new_timestamp(arg(3)?)?)?;
+                    let m = system_time_spec(new_timestamp(arg(4)?)?)?;
+                    if int(1)? & 1 != 0 {
+                        dir()?.set_times(&path, a, m)?;
+                    } else {
+                        dir()?.set_symlink_times(&path, a, m)?;
+                    }
+                    Value::Record(Vec::new())
+                }
                 "[method]descriptor.is-same-object" => {
                     let other = match self.get(arg(1)?)? {
                         Resource::Descriptor(Descriptor::Dir { dir, .. }) => dir.dir_metadata(),
@@ -863,6 +898,58 @@ fn hash(m: &cap_std::fs::Metadata) -> Value {
     Value::Record(vec![Value::Int(m.ino()), Value::Int(m.dev())])
 }
 
+/// A `new-timestamp`: `None` for no-change, `Some(None)` for now, or the time.
+type NewTimestamp = Option<Option<Duration>>;
+
+fn new_timestamp(value: &Value) -> CanonResult<NewTimestamp> {
+    Ok(match value {
+        Value::Variant(0, None) => None,
+        Value::Variant(1, None) => Some(None),
+        Value::Variant(2, Some(datetime)) => match &**datetime {
+            Value::Record(f) => match (f.first(), f.get(1)) {
+                (Some(Value::Int(secs)), Some(Value::Int(nanos))) => {
+                    Some(Some(Duration::new(*secs, 0) + Duration::from_nanos(*nanos)))
+                }
+                _ => return Err(CanonTrap::new("expected a datetime")),
+            },
+            _ => return Err(CanonTrap::new("expected a datetime")),
+        },
+        _ => return Err(CanonTrap::new("expected a new-timestamp")),
+    })
+}
+
+fn timespec(t: &NewTimestamp) -> rustix::fs::Timespec {
+    match t {
+        None => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        Some(None) => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        Some(Some(d)) => rustix::fs::Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: d.subsec_nanos() as _,
+        },
+    }
+}
+
+fn system_time_spec(t: NewTimestamp) -> Result<Option<cap_fs_ext::SystemTimeSpec>, ErrorCode> {
+    Ok(match t {
+        None => None,
+        Some(None) => Some(cap_fs_ext::SystemTimeSpec::SymbolicNow),
+        Some(Some(d)) => {
+            let t = std::time::UNIX_EPOCH
+                .checked_add(d)
+                .ok_or(ErrorCode::OVERFLOW)?;
+            Some(cap_fs_ext::SystemTimeSpec::Absolute(
+                cap_std::time::SystemTime::from_std(t),
+            ))
+        }
+    })
+}
+
 /// Why a filesystem call failed: an `error-code` for the guest, or a trap.
 enum Fail {
     Code(ErrorCode),
@@ -895,6 +982,7 @@ impl ErrorCode {
     const INVALID: ErrorCode = ErrorCode(12);
     const IS_DIRECTORY: ErrorCode = ErrorCode(14);
     const NOT_DIRECTORY: ErrorCode = ErrorCode(24);
+    const OVERFLOW: ErrorCode = ErrorCode(30);
     const NOT_PERMITTED: ErrorCode = ErrorCode(31);
 }
 
