@@ -170,6 +170,20 @@ fn hostile_pointers_and_handles_are_refused() {
         output.describe()
     );
 
+    // A realloc that traps while the host returns a string list: a trap of the
+    // guest (status 134), as in wasmtime.
+    let trapping_realloc = shim_fixup_with(
+        "(local $ptr i32)\n",
+        "(local $ptr i32)\n      unreachable\n",
+    );
+    let output = compile_and_run(&scratch, "realloc.wat", &trapping_realloc, &[]);
+    output.assert_code(134);
+    assert!(
+        output.stderr_text().starts_with("wasm trap: unreachable\n"),
+        "{}",
+        output.describe()
+    );
+
     // Dropping the same handle twice.
     let twice = shim_fixup_with(
         "local.get $out call $drop",

@@ -67,6 +67,13 @@ impl CanonTrap {
 
 pub type CanonResult<T> = Result<T, CanonTrap>;
 
+thread_local! {
+    /// Set when guest code the host called (`cabi_realloc`) trapped: the lowered
+    /// call then ends with that trap, as a trap of the guest, not as a refusal.
+    pub static GUEST_TRAP: std::cell::Cell<Option<crate::abi::Trap>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// A core value type of the flattened signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flat {
@@ -276,7 +283,10 @@ impl Guest<'_> {
                 CoreVal::I32(align as i32),
                 CoreVal::I32(size as i32),
             ])
-            .map_err(|trap| CanonTrap::new(trap.message().to_string()))?;
+            .map_err(|trap| {
+                GUEST_TRAP.with(|t| t.set(Some(trap.trap)));
+                CanonTrap::new(trap.message().to_string())
+            })?;
         let Some(CoreVal::I32(ptr)) = results.first() else {
             return Err(CanonTrap::new("realloc returned no pointer"));
         };

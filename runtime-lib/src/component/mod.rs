@@ -237,6 +237,10 @@ extern "C" fn lowered_call(vmctx: *mut u8, import: u32, values: *mut ValRaw) {
     // Everything that owns memory lives in `call_lowered`'s frame, which has returned
     // before the trap unwinds the frames above this one.
     if let Err(trap) = call_lowered(vmctx, import, values) {
+        if let Some(guest) = canonical::GUEST_TRAP.with(|t| t.take()) {
+            // The guest's realloc trapped: that trap ends the run.
+            crate::traps::raise_host_trap(guest);
+        }
         PENDING_TRAP_MESSAGE.with(|m| *m.borrow_mut() = Some(trap.0));
         crate::traps::raise_host_trap(Trap::HostError);
     }
