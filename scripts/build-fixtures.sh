@@ -6,7 +6,7 @@
 #                                        (needs `pip install wasmtime`; CI never does this)
 #
 # Needs only what scripts/setup.sh installs (clang + wasi-libc, the wasm32-wasip1 and
-# wasm32-wasip1-threads Rust targets). Idempotent: the same sources give byte-identical outputs.
+# wasm32-wasip1-threads and wasm32-wasip2 Rust targets). Idempotent: the same sources give byte-identical outputs.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,9 +76,22 @@ elif [ -f "$fixtures/wasi/build.sh" ]; then
   bash "$fixtures/wasi/build.sh"
 fi
 
+step "components (WASI 0.2: rustc --target wasm32-wasip2 -O, hand-written WAT)"
+# Built from inside its directory so that the only path rustc embeds is "p2_std.rs".
+(cd "$fixtures/components/rust" &&
+  rustc --edition 2024 --target wasm32-wasip2 -O -C debuginfo=0 -C strip=debuginfo \
+    p2_std.rs -o p2_std.wasm)
+"$tool" wat2wasm "$fixtures/components/wat/shim_fixup.wat" "$fixtures/components/wat/shim_fixup.wasm"
+# Preview1 fixtures made components with the preview1 adapter (wit-component and the
+# adapter from crates.io, pinned in fixture-tool's Cargo.lock).
+"$tool" componentize "$fixtures/rust-hello/rust-hello.wasm" "$fixtures/components/adapter/rust-hello.wasm"
+"$tool" componentize "$fixtures/wasi/rust/wasi_std.wasm" "$fixtures/components/adapter/wasi_std.wasm"
+
 if [ "$record" = 1 ]; then
   step "recording wasmtime reference outputs"
   python3 "$fixtures/record_reference.py"
+  # Components need the wasmtime CLI (the Python bindings cannot run them).
+  python3 "$fixtures/components/record.py"
 fi
 
 step "done"

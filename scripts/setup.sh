@@ -14,7 +14,7 @@ APT_PACKAGES=(
   file binutils
   python3                                         # fuzz/wasi replay (tests/wasi.rs)
 )
-RUST_TARGETS=(wasm32-wasip1 wasm32-wasip1-threads aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+RUST_TARGETS=(wasm32-wasip1 wasm32-wasip1-threads wasm32-wasip2 aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

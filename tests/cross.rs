@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use common::{
     Output, Reference, Scratch, TreeEntry, find_in_path, fixtures_dir, require, run_command,
-    runner, snapshot_tree, wasmc,
+    run_command_after_guest_stderr, runner, snapshot_tree, wasmc,
 };
 
 const BASELINE: &str = "x86_64-unknown-linux-gnu";
@@ -46,13 +46,17 @@ fn buildable_targets() -> Vec<String> {
 }
 
 /// Fixtures (relative to `fixtures/`) whose every recorded case runs on every target.
-const FIXTURES: [&str; 6] = [
+const FIXTURES: [&str; 9] = [
     "hello",
     "traps",
     "copy",
     "rust-hello",
     "wasi/c",
     "wasi/rust",
+    // WASI 0.2 components (tests/components.rs).
+    "components/rust",
+    "components/wat",
+    "components/adapter",
 ];
 
 /// Every recorded case: (fixture, case name).
@@ -154,7 +158,8 @@ fn run_case(reference: &Reference, exe: &Path, runner: &[String]) -> Run {
         None => Command::new(&program),
     };
     cmd.args(&args).current_dir(scratch.path());
-    let output = run_command(&mut cmd, RUN_TIMEOUT);
+    // A guest that panics prints "panicked" itself (components/rust's panic case).
+    let output = run_command_after_guest_stderr(&mut cmd, RUN_TIMEOUT, &reference.stderr);
     let dirs = reference
         .dirs
         .iter()

@@ -27,6 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod component;
 pub mod embed;
 pub mod layout;
 pub mod metadata;
@@ -37,7 +38,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0009; // "wasmc" + 1.9 (exception stack maps, threads, embedding C API, memory bases in the VMContext)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_000a; // "wasmc" + 1.10 (exception stack maps, threads, embedding C API, memory bases in the VMContext, components)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -64,6 +65,16 @@ pub struct ModuleDescriptor {
     /// [`policy::POLICY_SECTION`]); null with length 0 when none was given.
     pub policy: *const u8,
     pub policy_len: usize,
+    /// A WASI 0.2 command component: the postcard-serialized
+    /// [`component::ComponentPlan`], null with length 0 for a core module. When set,
+    /// this descriptor describes no module of its own (`metadata` is null) and only
+    /// carries the policy; the core modules are `component_modules`.
+    pub component_plan: *const u8,
+    pub component_plan_len: usize,
+    /// The descriptors of the component's core modules, indexed by
+    /// [`component::CoreInstance::Module::module`].
+    pub component_modules: *const *const ModuleDescriptor,
+    pub num_component_modules: usize,
 }
 
 // SAFETY: the descriptor only points at immutable data and code in the loaded image.

@@ -369,6 +369,11 @@ pub struct ModuleInfo {
     /// Whether generated code counts fuel in `VMRuntimeState::fuel_consumed`
     /// (compiled with `--fuel`); only such modules accept a fuel limit.
     pub fuel_metering: bool,
+    /// Function import indices whose host stub uses the *array* convention
+    /// (`extern "C" fn(vmctx, import: u32, values: *mut ValRaw)`, see
+    /// `crate::component`): the imports a component lowers from the host. Empty for
+    /// plain modules.
+    pub array_host_imports: Vec<u32>,
 }
 
 impl ModuleInfo {

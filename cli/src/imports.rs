@@ -100,6 +100,7 @@ mod tests {
             funcs: vec![],
             guard_pages: true,
             fuel_metering: false,
+            array_host_imports: Vec::new(),
         }
     }
 

@@ -41,7 +41,9 @@ pub struct LinkJob<'a> {
     pub target: &'static Target,
     pub embedded: &'static EmbeddedTarget,
     pub linker: &'a Path,
-    pub object: &'a Path,
+    /// The compiled objects: one for a module; one per core module plus the plan's
+    /// for a component.
+    pub objects: &'a [PathBuf],
     pub output: &'a Path,
     /// Scratch directory for the runtime archive and support files.
     pub workdir: &'a Path,
@@ -127,7 +129,7 @@ impl LinkJob<'_> {
         for name in crt_start {
             args.push(support_file(name)?.into());
         }
-        args.push(self.object.into());
+        args.extend(self.objects.iter().map(OsString::from));
         args.extend(COMMON_FLAGS.iter().map(OsString::from));
         let static_link = self.target.link_style != LinkStyle::DynamicPie;
         if static_link {

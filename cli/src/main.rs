@@ -334,8 +334,23 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         fuel_metering: cli.policy.fuel.is_some(),
         policy: Some(policy),
     };
+    let is_component = wasmc_compiler::component::is_component(&wasm);
     let mut library = None;
-    if let Some((prefix, _)) = &library_names {
+    if is_component {
+        // A WASI 0.2 component: its imports are checked while it is flattened.
+        if link_setup.is_none() {
+            return Err(format!(
+                "{file}: --emit obj is not supported for components yet (a component \
+                 compiles to one object per core module); build an executable instead"
+            ));
+        }
+        if library_names.is_some() {
+            return Err(format!(
+                "{file}: --emit lib is not supported for components yet; build an \
+                 executable instead"
+            ));
+        }
+    } else if let Some((prefix, _)) = &library_names {
         // Everything the C API cannot express is refused before compiling.
         let info = wasmc_compiler::module_info(&wasm).map_err(|e| format!("{file}: {e}"))?;
         library = Some(embed::Library::plan(&info, prefix).map_err(|e| format!("{file}: {e}"))?);
@@ -346,12 +361,19 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
     }
     // Erased (dropped) before any error is printed or the command returns.
     let progress = progress::ProgressLine::start(&file);
-    let compiled = wasmc_compiler::compile_with_progress(&wasm, &opts, progress.progress())
-        .map_err(|e| format!("{file}: {e}"))?;
+    let objects = if is_component {
+        wasmc_compiler::component::compile_component(&wasm, &opts)
+            .map_err(|e| format!("{file}: {e}"))?
+            .objects
+    } else {
+        let compiled = wasmc_compiler::compile_with_progress(&wasm, &opts, progress.progress())
+            .map_err(|e| format!("{file}: {e}"))?;
+        vec![compiled.object]
+    };
 
     let Some((embedded, linker)) = link_setup else {
         staged
-            .write(&compiled.object, 0o666)
+            .write(&objects[0], 0o666)
             .map_err(|e| format!("{out_name}: cannot write: {}", io_reason(&e)))?;
         return Ok(());
     };
@@ -359,16 +381,20 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         .prefix("wasmc-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {}", io_reason(&e)))?;
-    let object = workdir.path().join("module.o");
-    fs::write(&object, &compiled.object)
-        .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
+    let mut object_paths = Vec::with_capacity(objects.len());
+    for (index, bytes) in objects.iter().enumerate() {
+        let object = workdir.path().join(format!("module{index}.o"));
+        fs::write(&object, bytes)
+            .map_err(|e| format!("cannot write {}: {}", object.display(), io_reason(&e)))?;
+        object_paths.push(object);
+    }
     if let (Some(library), Some((_, header_path))) = (&library, &library_names) {
         return write_library(LibraryJob {
             library,
             target,
             embedded,
             driver: &linker,
-            object: &object,
+            object: &object_paths[0],
             workdir: workdir.path(),
             input: &file,
             module_sha256: &oci::sha256_hex(&bytes),
@@ -384,7 +410,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         target,
         embedded,
         linker: &linker,
-        object: &object,
+        objects: &object_paths,
         output: &linked,
         workdir: workdir.path(),
     }

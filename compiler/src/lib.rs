@@ -21,6 +21,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod component;
 mod isa;
 mod module_env;
 mod object;
@@ -236,6 +237,19 @@ pub fn compile_with_progress(
     opts: &CompileOptions,
     progress: &Progress,
 ) -> Result<CompiledModule, CompileError> {
+    compile_core(wasm, opts, wasmc_abi::DESCRIPTOR_SYMBOL, &[], progress)
+}
+
+/// [`compile_with_progress`] with the descriptor exported as `descriptor_symbol` and
+/// the function imports `array_host_imports` (import indices) given array host
+/// stubs (a component's core modules, see `component`).
+pub(crate) fn compile_core(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    descriptor_symbol: &str,
+    array_host_imports: &[u32],
+    progress: &Progress,
+) -> Result<CompiledModule, CompileError> {
     let isa = isa::build(opts)?;
     let result = (|| {
         let module_env::ModuleEnv {
@@ -245,6 +259,7 @@ pub fn compile_with_progress(
         } = module_env::ModuleEnv::parse(wasm)?;
         info.guard_pages = !opts.explicit_bounds_checks;
         info.fuel_metering = opts.fuel_metering;
+        info.array_host_imports = array_host_imports.to_vec();
         let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
         progress.total.store(bodies.len(), Ordering::Relaxed);
         let compiled = translate::compile_functions(
@@ -265,6 +280,7 @@ pub fn compile_with_progress(
             host_stubs,
             array_trampolines,
             opts.policy.as_ref(),
+            descriptor_symbol,
         )?;
         Ok(CompiledModule { object, info })
     })();

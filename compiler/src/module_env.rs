@@ -120,6 +120,7 @@ impl<'a> ModuleEnv<'a> {
                 funcs: Vec::new(),
                 guard_pages: true,
                 fuel_metering: false,
+                array_host_imports: Vec::new(),
             },
             bodies: Vec::new(),
             func_names: HashMap::new(),

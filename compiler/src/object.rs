@@ -19,10 +19,76 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use wasmc_abi::policy::{POLICY_SECTION, Policy};
 use wasmc_abi::{ABI_VERSION, DESCRIPTOR_SYMBOL, ImportKind, ModuleInfo};
 
+/// The object of a component's top-level descriptor: `wasmc_module` with no module
+/// of its own, the policy, the serialized plan and the table of the core modules'
+/// descriptors (exported by the modules' own objects as `module_symbols`).
+pub(crate) fn component_descriptor_object(
+    isa: OwnedTargetIsa,
+    plan: Vec<u8>,
+    module_symbols: &[String],
+    policy: Option<&Policy>,
+) -> Result<Vec<u8>, CompileError> {
+    let builder = ObjectBuilder::new(isa, "wasmc", cranelift_module::default_libcall_names())
+        .map_err(object_error)?;
+    let mut emitter = ObjectEmitter {
+        module: ObjectModule::new(builder),
+        defined: Vec::new(),
+        host_stubs: Vec::new(),
+        trampolines: Vec::new(),
+    };
+    let plan_len = plan.len();
+    let plan_id = emitter.data("wasmc_component_plan", plan, |_, _| {})?;
+    let mut module_ids = Vec::with_capacity(module_symbols.len());
+    for name in module_symbols {
+        module_ids.push(
+            emitter
+                .module
+                .declare_data(name, Linkage::Import, false, false)
+                .map_err(object_error)?,
+        );
+    }
+    let table_id = emitter.data(
+        "wasmc_component_modules",
+        vec![0u8; 8 * module_ids.len().max(1)],
+        |module, desc| {
+            for (i, id) in module_ids.iter().enumerate() {
+                let gv = module.declare_data_in_data(*id, desc);
+                desc.write_data_addr((i * 8) as u32, gv, 0);
+            }
+        },
+    )?;
+    let policy = policy.map(Policy::encode);
+    let policy_len = policy.as_ref().map_or(0, Vec::len);
+    let policy_id = match policy {
+        Some(bytes) => Some(emitter.data_in_section("wasmc_policy", POLICY_SECTION, bytes)?),
+        None => None,
+    };
+    let mut bytes = vec![0u8; DESCRIPTOR_SIZE];
+    bytes[0..8].copy_from_slice(&ABI_VERSION.to_le_bytes());
+    bytes[56..64].copy_from_slice(&(policy_len as u64).to_le_bytes());
+    bytes[72..80].copy_from_slice(&(plan_len as u64).to_le_bytes());
+    bytes[88..96].copy_from_slice(&(module_symbols.len() as u64).to_le_bytes());
+    emitter.data_with(DESCRIPTOR_SYMBOL, Linkage::Export, bytes, |module, desc| {
+        let policy = policy_id.map(|id| (48, id));
+        for (offset, id) in [(64, plan_id), (80, table_id)].into_iter().chain(policy) {
+            let gv = module.declare_data_in_data(id, desc);
+            desc.write_data_addr(offset, gv, 0);
+        }
+    })?;
+    emitter
+        .module
+        .finish()
+        .emit()
+        .map_err(|e| CompileError::target(format!("writing the object file failed: {e}")))
+}
+
 use crate::CompileError;
 use crate::trampolines::{Glue, array_signature};
 use crate::translate::CompiledFunction;
 use crate::translate::environ::wasm_signature;
+
+/// Size of `abi::ModuleDescriptor` (twelve 8-byte fields on both 64-bit targets).
+const DESCRIPTOR_SIZE: usize = 96;
 
 fn object_error(err: ModuleError) -> CompileError {
     CompileError::target(format!("object emission failed: {err}"))
@@ -125,6 +191,7 @@ impl ObjectEmitter {
         host_stubs: Vec<Glue>,
         trampolines: Vec<Glue>,
         policy: Option<&Policy>,
+        descriptor_symbol: &str,
     ) -> Result<Vec<u8>, CompileError> {
         for (id, f) in self.defined.iter().zip(&functions) {
             self.module
@@ -160,12 +227,13 @@ impl ObjectEmitter {
         };
 
         // ModuleDescriptor: abi_version, metadata, metadata_len, functions,
-        // host_stubs, array_trampolines, policy, policy_len (eight 8-byte fields).
-        let mut bytes = vec![0u8; 64];
+        // host_stubs, array_trampolines, policy, policy_len, then the four component
+        // fields, which stay zero for a module (twelve 8-byte fields).
+        let mut bytes = vec![0u8; DESCRIPTOR_SIZE];
         bytes[0..8].copy_from_slice(&ABI_VERSION.to_le_bytes());
         bytes[16..24].copy_from_slice(&(metadata_len as u64).to_le_bytes());
         bytes[56..64].copy_from_slice(&(policy_len as u64).to_le_bytes());
-        self.data_with(DESCRIPTOR_SYMBOL, Linkage::Export, bytes, |module, desc| {
+        self.data_with(descriptor_symbol, Linkage::Export, bytes, |module, desc| {
             let policy = policy_id.map(|id| (48, id));
             for (offset, id) in [
                 (8, metadata_id),

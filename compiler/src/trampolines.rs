@@ -67,7 +67,12 @@ pub(crate) fn host_stubs(
         .enumerate()
         .map(|(import, &type_index)| {
             let ty = &info.types[type_index as usize];
-            let func = host_stub(ty, layout.host_fn(import as u32), isa);
+            let import = import as u32;
+            let func = if info.array_host_imports.contains(&import) {
+                array_host_stub(ty, import, layout.host_fn(import), isa)
+            } else {
+                host_stub(ty, layout.host_fn(import), isa)
+            };
             compile(isa, func, &format!("the host stub of import {import}"))
         })
         .collect()
@@ -105,6 +110,85 @@ fn host_stub(ty: &FuncType, host_fn_offset: i32, isa: &dyn TargetIsa) -> ir::Fun
         let results = builder.inst_results(call).to_vec();
         builder.ins().return_(&results);
     }
+    builder.finalize(isa.frontend_config());
+    func
+}
+
+/// The host stub of an import lowered from a component's host: stores the
+/// arguments in 16-byte slots on its stack, calls `extern "C" fn(vmctx, import,
+/// values)` and returns what the host wrote to `values[0]` (the canonical ABI lowers
+/// to at most one result; more traps, as for the C stub).
+fn array_host_stub(
+    ty: &FuncType,
+    import: u32,
+    host_fn_offset: i32,
+    isa: &dyn TargetIsa,
+) -> ir::Function {
+    let mut func = ir::Function::with_name_signature(UserFuncName::default(), wasm_signature(ty));
+    let mut fctx = FunctionBuilderContext::new();
+    let mut builder = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let args = builder.block_params(entry).to_vec();
+    if ty.results.len() > 1 {
+        builder.ins().trap(trap_code(Trap::HostError));
+        builder.finalize(isa.frontend_config());
+        return func;
+    }
+    let slots = ty.params.len().max(ty.results.len()).max(1) as u32;
+    let slot = builder.create_sized_stack_slot(ir::StackSlotData::new(
+        ir::StackSlotKind::ExplicitSlot,
+        slots * SLOT as u32,
+        4,
+    ));
+    let values = builder.ins().stack_addr(types::I64, slot, 0);
+    let flags = MemFlagsData::new().with_notrap();
+    for (i, (arg, ty)) in args[1..].iter().zip(&ty.params).enumerate() {
+        let offset = i as i32 * SLOT;
+        // Zero-extended to the whole slot, as the array trampolines write results.
+        let low = match ty {
+            ValType::I32 => builder.ins().uextend(types::I64, *arg),
+            ValType::F32 => {
+                let bits = builder.ins().bitcast(types::I32, MemFlagsData::new(), *arg);
+                builder.ins().uextend(types::I64, bits)
+            }
+            ValType::F64 => builder.ins().bitcast(types::I64, MemFlagsData::new(), *arg),
+            ValType::V128 => {
+                builder.ins().store(flags, *arg, values, offset);
+                continue;
+            }
+            ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::Ref(_) => *arg,
+        };
+        let zero = builder.ins().iconst(types::I64, 0);
+        builder.ins().store(flags, low, values, offset);
+        builder.ins().store(flags, zero, values, offset + 8);
+    }
+    let mut sig = Signature::new(isa.default_call_conv());
+    sig.params.extend([
+        AbiParam::new(types::I64),
+        AbiParam::new(types::I32),
+        AbiParam::new(types::I64),
+    ]);
+    let sig = builder.import_signature(sig);
+    let vmctx = args[0];
+    let host_fn = builder.ins().load(
+        types::I64,
+        MemFlagsData::trusted().with_readonly(),
+        vmctx,
+        host_fn_offset,
+    );
+    let import = builder.ins().iconst(types::I32, i64::from(import));
+    builder
+        .ins()
+        .call_indirect(sig, host_fn, &[vmctx, import, values]);
+    let results: Vec<_> = ty
+        .results
+        .iter()
+        .map(|t| builder.ins().load(ir_type(*t), flags, values, 0))
+        .collect();
+    builder.ins().return_(&results);
     builder.finalize(isa.frontend_config());
     func
 }

@@ -84,6 +84,97 @@ pub fn run_command(module: Arc<Module>, exe_name: &OsStr, args: Vec<OsString>) -
     }
 }
 
+/// [`run_command`] for a WASI 0.2 command component: the same options, policy,
+/// limits and sandbox; `run` returning `err` exits 1 (as `wasmtime run`).
+pub fn run_component_command(
+    component: crate::component::Component,
+    descriptor: &'static crate::abi::ModuleDescriptor,
+    exe_name: &OsStr,
+    args: Vec<OsString>,
+) -> i32 {
+    let policy = if descriptor.policy.is_null() {
+        crate::abi::policy::Policy::default()
+    } else {
+        // SAFETY: the descriptor points at `policy_len` bytes of read-only data.
+        let bytes = unsafe { std::slice::from_raw_parts(descriptor.policy, descriptor.policy_len) };
+        match crate::abi::policy::Policy::decode(bytes) {
+            Ok(policy) => policy,
+            Err(e) => {
+                print_error(format_args!("baked sandbox policy: {e}"));
+                return 1;
+            }
+        }
+    };
+    let fuel_metering = component.modules.iter().any(|m| m.info().fuel_metering);
+    let config = match command_line::parse(&policy, fuel_metering, exe_name, args) {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help) => {
+            let text = format!(
+                "Usage: {} [RUNTIME OPTIONS] [--] [ARGS...]\n\n{OPTIONS_HELP}\n\n\
+                 Built into this executable:\n{}",
+                exe_name.to_string_lossy(),
+                policy.describe()
+            );
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            return 0;
+        }
+        Err(e) => {
+            print_error(e);
+            return USAGE_EXIT_STATUS;
+        }
+    };
+    let stack = config.limits.wasm_stack();
+    // Modules are `Arc`s but the plan's state is thread-bound: move the parts.
+    let run = move || {
+        let ctx = match config.wasi_ctx() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                print_error(e);
+                return USAGE_EXIT_STATUS;
+            }
+        };
+        let limits = config.limits;
+        if fuel_metering {
+            crate::fuel::set_budget(limits.fuel);
+        }
+        let timeout = match limits.timeout() {
+            Some(timeout) => match interrupt::arm(timeout, OnHost::exit_process(report_trap)) {
+                Ok(guard) => Some(guard),
+                Err(e) => {
+                    print_error(format_args!("cannot start the timeout's watchdog: {e}"));
+                    return 1;
+                }
+            },
+            None => None,
+        };
+        let outcome = crate::component::run(component, crate::wasi_p2::WasiP2::new(ctx), &limits);
+        drop(timeout);
+        match outcome {
+            crate::component::RunOutcome::Returned(true) => 0,
+            crate::component::RunOutcome::Returned(false) => 1,
+            crate::component::RunOutcome::Trapped(trap) => report_trap(&trap),
+            crate::component::RunOutcome::HostRefused(trap) => {
+                let report = trap.report();
+                let report = report.strip_prefix("wasm trap: ").unwrap_or(&report);
+                let _ = std::io::stdout().flush();
+                let _ = write!(std::io::stderr(), "error: {report}");
+                1
+            }
+            crate::component::RunOutcome::Failed(message) => {
+                print_error(message);
+                1
+            }
+        }
+    };
+    match traps::run_on_wasm_stack_with(stack, run) {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(format_args!("cannot create the thread that runs wasm: {e}"));
+            1
+        }
+    }
+}
+
 fn run_on_this_thread(module: Arc<Module>, config: RunConfig) -> i32 {
     let ctx = match config.wasi_ctx() {
         Ok(ctx) => ctx,
@@ -212,6 +303,20 @@ mod executable {
             args.remove(0)
         };
 
+        // SAFETY: as below.
+        let descriptor = unsafe { &*std::ptr::addr_of!(wasmc_module) };
+        if !descriptor.component_plan.is_null() {
+            // SAFETY: a component descriptor written by the compiler, linked in.
+            return match unsafe { crate::component::Component::new(descriptor) } {
+                Ok(component) => {
+                    super::run_component_command(component, descriptor, &exe_name, args)
+                }
+                Err(e) => {
+                    super::print_error(e);
+                    1
+                }
+            };
+        }
         // SAFETY: the object linked into this executable defines `wasmc_module`, and
         // it stays loaded for the life of the process.
         let module = match unsafe { Module::new(&*std::ptr::addr_of!(wasmc_module)) } {

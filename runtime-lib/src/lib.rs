@@ -7,8 +7,9 @@
 //! wait/notify and wasi-threads (`threads`), builtins called by
 //! generated code (`builtins`), the executable's command line (`command_line`),
 //! instantiation (`instance`), the view host functions get of their caller (`caller`),
-//! WASI preview1 (`wasi`), the executable's entry point (`entry`), and the C API of
-//! libraries made with `wasmc --emit lib` (`embed`).
+//! WASI preview1 (`wasi`), WASI 0.2 components (`component`: the instantiation
+//! plan and the canonical ABI; `wasi_p2`: the host), the executable's entry point
+//! (`entry`), and the C API of libraries made with `wasmc --emit lib` (`embed`).
 //! See `docs/ARCHITECTURE.md` for the contract with generated code.
 
 pub use wasmc_abi as abi;
@@ -16,6 +17,7 @@ pub use wasmc_abi as abi;
 pub mod builtins;
 pub mod caller;
 pub mod command_line;
+pub mod component;
 pub mod embed;
 pub mod entry;
 pub mod exceptions;
@@ -27,3 +29,4 @@ pub mod table;
 pub mod threads;
 pub mod traps;
 pub mod wasi;
+pub mod wasi_p2;

@@ -1463,6 +1463,7 @@ mod tests {
                 .collect(),
             guard_pages: true,
             fuel_metering: false,
+            array_host_imports: Vec::new(),
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))

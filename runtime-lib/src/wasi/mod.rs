@@ -26,6 +26,7 @@ pub mod types;
 mod tests;
 
 pub use calls::*;
+pub(crate) use ctx::Descriptor as CtxDescriptor;
 pub use ctx::{ProcExit, WasiCtx, WasiCtxBuilder};
 pub use host::resolve;
 pub use memory::GuestMemory;

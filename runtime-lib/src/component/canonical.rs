@@ -1,0 +1,663 @@
+//! The canonical ABI, host side: lifting the core values and memory a guest passes
+//! to a lowered host function into [`Value`]s, and lowering the host's results back,
+//! driven by the [`WitType`]s the compiler recorded in the plan (the types come from
+//! the component itself, which embeds the WIT of what it imports).
+//!
+//! Every pointer and length is checked against the memory's current length; a bad
+//! one, an invalid `char`, UTF-8 string, discriminant or handle is a trap with the
+//! canonical ABI's message, never a host fault. Sizes, alignments and flattening
+//! follow the Component Model's `CanonicalABI.md`.
+
+use crate::abi::ValRaw;
+use crate::abi::component::WitType;
+use crate::instance::{FuncHandle, MemoryHandle, Val as CoreVal};
+
+/// Parameters beyond this many flat values are passed through memory.
+pub const MAX_FLAT_PARAMS: usize = 16;
+/// Results beyond this many flat values are returned through memory.
+pub const MAX_FLAT_RESULTS: usize = 1;
+
+/// A component-model value. Integers are kept as their bit pattern, zero-extended
+/// (the type says how wide and whether signed); `list<u8>` is [`Value::Bytes`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Bool(bool),
+    Int(u64),
+    F32(f32),
+    F64(f64),
+    Char(char),
+    String(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    /// Records and tuples: the fields in order.
+    Record(Vec<Value>),
+    /// Variants, enums (no payload), options (0 = none) and results (0 = ok).
+    Variant(u32, Option<Box<Value>>),
+    Flags(u32),
+    Handle(u32),
+}
+
+impl Value {
+    pub fn some(v: Value) -> Value {
+        Value::Variant(1, Some(Box::new(v)))
+    }
+    pub fn none() -> Value {
+        Value::Variant(0, None)
+    }
+    pub fn ok(v: Option<Value>) -> Value {
+        Value::Variant(0, v.map(Box::new))
+    }
+    pub fn err(v: Option<Value>) -> Value {
+        Value::Variant(1, v.map(Box::new))
+    }
+    pub fn u64(v: u64) -> Value {
+        Value::Int(v)
+    }
+}
+
+/// A canonical ABI trap, with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonTrap(pub String);
+
+impl CanonTrap {
+    pub fn new(message: impl Into<String>) -> CanonTrap {
+        CanonTrap(message.into())
+    }
+}
+
+pub type CanonResult<T> = Result<T, CanonTrap>;
+
+thread_local! {
+    /// Set when guest code the host called (`cabi_realloc`) trapped: the lowered
+    /// call then ends with that trap, as a trap of the guest, not as a refusal.
+    pub static GUEST_TRAP: std::cell::Cell<Option<crate::abi::Trap>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// A core value type of the flattened signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flat {
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+fn join(a: Flat, b: Flat) -> Flat {
+    match (a, b) {
+        _ if a == b => a,
+        (Flat::I32, Flat::F32) | (Flat::F32, Flat::I32) => Flat::I32,
+        _ => Flat::I64,
+    }
+}
+
+fn discriminant_size(cases: usize) -> u32 {
+    match cases {
+        0..=256 => 1,
+        257..=65536 => 2,
+        _ => 4,
+    }
+}
+
+fn align_to(offset: u32, align: u32) -> u32 {
+    offset.div_ceil(align) * align
+}
+
+/// The cases of a variant-like type, each with its optional payload.
+fn cases(ty: &WitType) -> Option<Vec<Option<&WitType>>> {
+    Some(match ty {
+        WitType::Variant(cases) => cases.iter().map(Option::as_ref).collect(),
+        WitType::Enum(n) => vec![None; *n as usize],
+        WitType::Option(t) => vec![None, Some(&**t)],
+        WitType::Result { ok, err } => vec![ok.as_deref(), err.as_deref()],
+        _ => return None,
+    })
+}
+
+fn fields(ty: &WitType) -> Option<&[WitType]> {
+    match ty {
+        WitType::Record(f) | WitType::Tuple(f) => Some(f),
+        _ => None,
+    }
+}
+
+pub fn alignment(ty: &WitType) -> u32 {
+    match ty {
+        WitType::Bool | WitType::S8 | WitType::U8 => 1,
+        WitType::S16 | WitType::U16 => 2,
+        WitType::S32 | WitType::U32 | WitType::F32 | WitType::Char => 4,
+        WitType::S64 | WitType::U64 | WitType::F64 => 8,
+        WitType::String | WitType::List(_) | WitType::Own(_) | WitType::Borrow(_) => 4,
+        WitType::Flags(n) => flags_size(*n),
+        _ if fields(ty).is_some() => fields(ty).unwrap().iter().map(alignment).max().unwrap_or(1),
+        _ => {
+            let cases = cases(ty).expect("every type is covered");
+            let payload = cases
+                .iter()
+                .flatten()
+                .map(|t| alignment(t))
+                .max()
+                .unwrap_or(1);
+            discriminant_size(cases.len()).max(payload)
+        }
+    }
+}
+
+fn flags_size(n: u32) -> u32 {
+    match n {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
+    }
+}
+
+pub fn size(ty: &WitType) -> u32 {
+    match ty {
+        WitType::Bool | WitType::S8 | WitType::U8 => 1,
+        WitType::S16 | WitType::U16 => 2,
+        WitType::S32 | WitType::U32 | WitType::F32 | WitType::Char => 4,
+        WitType::S64 | WitType::U64 | WitType::F64 => 8,
+        WitType::String | WitType::List(_) => 8,
+        WitType::Own(_) | WitType::Borrow(_) => 4,
+        WitType::Flags(n) => flags_size(*n),
+        _ if fields(ty).is_some() => {
+            let mut s = 0;
+            for f in fields(ty).unwrap() {
+                s = align_to(s, alignment(f)) + size(f);
+            }
+            align_to(s, alignment(ty))
+        }
+        _ => {
+            let cases = cases(ty).expect("every type is covered");
+            let mut s = discriminant_size(cases.len());
+            s = align_to(s, payload_alignment(&cases));
+            s += cases.iter().flatten().map(|t| size(t)).max().unwrap_or(0);
+            align_to(s, alignment(ty))
+        }
+    }
+}
+
+fn payload_alignment(cases: &[Option<&WitType>]) -> u32 {
+    cases
+        .iter()
+        .flatten()
+        .map(|t| alignment(t))
+        .max()
+        .unwrap_or(1)
+}
+
+/// The core types a value of `ty` flattens to.
+pub fn flatten(ty: &WitType, out: &mut Vec<Flat>) {
+    match ty {
+        WitType::S64 | WitType::U64 => out.push(Flat::I64),
+        WitType::F32 => out.push(Flat::F32),
+        WitType::F64 => out.push(Flat::F64),
+        WitType::String | WitType::List(_) => out.extend([Flat::I32, Flat::I32]),
+        WitType::Record(f) | WitType::Tuple(f) => f.iter().for_each(|t| flatten(t, out)),
+        WitType::Variant(_) | WitType::Enum(_) | WitType::Option(_) | WitType::Result { .. } => {
+            let cases = cases(ty).unwrap();
+            let mut payload: Vec<Flat> = Vec::new();
+            for case in cases.iter().flatten() {
+                let mut flat = Vec::new();
+                flatten(case, &mut flat);
+                for (i, f) in flat.into_iter().enumerate() {
+                    match payload.get_mut(i) {
+                        Some(p) => *p = join(*p, f),
+                        None => payload.push(f),
+                    }
+                }
+            }
+            out.push(Flat::I32);
+            out.extend(payload);
+        }
+        _ => out.push(Flat::I32),
+    }
+}
+
+pub fn flat_count(types: &[WitType]) -> usize {
+    let mut flat = Vec::new();
+    types.iter().for_each(|t| flatten(t, &mut flat));
+    flat.len()
+}
+
+/// The guest memory and allocator of one lowering (its `memory` and `realloc`).
+pub struct Guest<'a> {
+    pub memory: Option<&'a MemoryHandle>,
+    pub realloc: Option<&'a FuncHandle>,
+}
+
+impl Guest<'_> {
+    fn memory(&self) -> CanonResult<&MemoryHandle> {
+        self.memory
+            .ok_or_else(|| CanonTrap::new("canonical function has no memory option"))
+    }
+
+    pub fn read(&self, offset: u64, len: usize) -> CanonResult<Vec<u8>> {
+        // Checked before allocating: a guest length must not size a host allocation
+        // beyond the guest's own memory.
+        if self
+            .memory()?
+            .memory()
+            .checked_range(offset, len as u64)
+            .is_none()
+        {
+            return Err(CanonTrap::new("out of bounds memory access"));
+        }
+        let mut buf = vec![0; len];
+        self.read_into(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> CanonResult<()> {
+        self.memory()?
+            .read(offset, buf)
+            .map_err(|_| CanonTrap::new("out of bounds memory access"))
+    }
+
+    pub fn write(&self, offset: u64, data: &[u8]) -> CanonResult<()> {
+        self.memory()?
+            .write(offset, data)
+            .map_err(|_| CanonTrap::new("out of bounds memory access"))
+    }
+
+    fn load_int(&self, offset: u64, width: usize) -> CanonResult<u64> {
+        let mut buf = [0u8; 8];
+        self.read_into(offset, &mut buf[..width])?;
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    fn store_int(&self, offset: u64, width: usize, value: u64) -> CanonResult<()> {
+        self.write(offset, &value.to_le_bytes()[..width])
+    }
+
+    /// `realloc(0, 0, align, size)`, checked: the block must be aligned and inside
+    /// the memory.
+    pub fn allocate(&self, align: u32, size: u32) -> CanonResult<u32> {
+        let realloc = self
+            .realloc
+            .ok_or_else(|| CanonTrap::new("canonical function has no realloc option"))?;
+        let results = realloc
+            .call(&[
+                CoreVal::I32(0),
+                CoreVal::I32(0),
+                CoreVal::I32(align as i32),
+                CoreVal::I32(size as i32),
+            ])
+            .map_err(|trap| {
+                GUEST_TRAP.with(|t| t.set(Some(trap.trap)));
+                CanonTrap::new(trap.message().to_string())
+            })?;
+        let Some(CoreVal::I32(ptr)) = results.first() else {
+            return Err(CanonTrap::new("realloc returned no pointer"));
+        };
+        let ptr = *ptr as u32;
+        if !ptr.is_multiple_of(align) {
+            return Err(CanonTrap::new("realloc return: result not aligned"));
+        }
+        if u64::from(ptr) + u64::from(size) > self.memory()?.data_size() as u64 {
+            return Err(CanonTrap::new("realloc return: beyond end of memory"));
+        }
+        Ok(ptr)
+    }
+}
+
+fn int_width(ty: &WitType) -> Option<usize> {
+    Some(match ty {
+        WitType::S8 | WitType::U8 => 1,
+        WitType::S16 | WitType::U16 => 2,
+        WitType::S32 | WitType::U32 => 4,
+        WitType::S64 | WitType::U64 => 8,
+        _ => return None,
+    })
+}
+
+fn mask(value: u64, width: usize) -> u64 {
+    if width >= 8 {
+        value
+    } else {
+        value & ((1u64 << (width * 8)) - 1)
+    }
+}
+
+fn char_from(code: u32) -> CanonResult<char> {
+    char::from_u32(code).ok_or_else(|| CanonTrap::new("invalid `char` bit pattern"))
+}
+
+fn string_from(bytes: Vec<u8>) -> CanonResult<String> {
+    String::from_utf8(bytes).map_err(|_| CanonTrap::new("invalid utf-8 string"))
+}
+
+fn list_bounds(ptr: u32, len: u32, elem: &WitType) -> CanonResult<(u64, usize)> {
+    if !ptr.is_multiple_of(alignment(elem)) {
+        return Err(CanonTrap::new("list pointer is not aligned"));
+    }
+    let bytes = u64::from(len) * u64::from(size(elem));
+    Ok((u64::from(ptr), bytes as usize))
+}
+
+/// Loads a value of type `ty` from guest memory at `ptr`.
+pub fn load(guest: &Guest<'_>, ty: &WitType, ptr: u64) -> CanonResult<Value> {
+    if let Some(width) = int_width(ty) {
+        return Ok(Value::Int(guest.load_int(ptr, width)?));
+    }
+    Ok(match ty {
+        WitType::Bool => Value::Bool(guest.load_int(ptr, 1)? != 0),
+        WitType::F32 => Value::F32(f32::from_bits(guest.load_int(ptr, 4)? as u32)),
+        WitType::F64 => Value::F64(f64::from_bits(guest.load_int(ptr, 8)?)),
+        WitType::Char => Value::Char(char_from(guest.load_int(ptr, 4)? as u32)?),
+        WitType::String | WitType::List(_) => {
+            let data = guest.load_int(ptr, 4)? as u32;
+            let len = guest.load_int(ptr + 4, 4)? as u32;
+            lift_sequence(guest, ty, data, len)?
+        }
+        WitType::Own(_) | WitType::Borrow(_) => Value::Handle(guest.load_int(ptr, 4)? as u32),
+        WitType::Flags(n) => Value::Flags(guest.load_int(ptr, flags_size(*n) as usize)? as u32),
+        WitType::Record(f) | WitType::Tuple(f) => {
+            let mut offset = 0;
+            let mut values = Vec::with_capacity(f.len());
+            for field in f {
+                offset = align_to(offset, alignment(field));
+                values.push(load(guest, field, ptr + u64::from(offset))?);
+                offset += size(field);
+            }
+            Value::Record(values)
+        }
+        _ => {
+            let cases = cases(ty).unwrap();
+            let disc = guest.load_int(ptr, discriminant_size(cases.len()) as usize)? as u32;
+            let case = cases
+                .get(disc as usize)
+                .ok_or_else(|| CanonTrap::new("invalid variant discriminant"))?;
+            let offset = align_to(discriminant_size(cases.len()), payload_alignment(&cases));
+            let payload = match case {
+                Some(t) => Some(Box::new(load(guest, t, ptr + u64::from(offset))?)),
+                None => None,
+            };
+            Value::Variant(disc, payload)
+        }
+    })
+}
+
+fn lift_sequence(guest: &Guest<'_>, ty: &WitType, data: u32, len: u32) -> CanonResult<Value> {
+    match ty {
+        WitType::String => {
+            let bytes = guest
+                .read(u64::from(data), len as usize)
+                .map_err(|_| CanonTrap::new("string pointer/length out of bounds of memory"))?;
+            string_from(bytes).map(Value::String)
+        }
+        WitType::List(elem) if **elem == WitType::U8 || **elem == WitType::S8 => guest
+            .read(u64::from(data), len as usize)
+            .map(Value::Bytes)
+            .map_err(|_| CanonTrap::new("list pointer/length out of bounds of memory")),
+        WitType::List(elem) => {
+            let (start, bytes) = list_bounds(data, len, elem)?;
+            // Checked up front so that a huge length cannot make the host allocate.
+            guest
+                .memory()?
+                .memory()
+                .checked_range(start, bytes as u64)
+                .ok_or_else(|| CanonTrap::new("list pointer/length out of bounds of memory"))?;
+            let step = u64::from(size(elem));
+            (0..u64::from(len))
+                .map(|i| load(guest, elem, start + i * step))
+                .collect::<CanonResult<Vec<_>>>()
+                .map(Value::List)
+        }
+        _ => unreachable!("only strings and lists"),
+    }
+}
+
+/// Lifts the flat core values of `ty` from `flat` (consumed in order).
+pub fn lift_flat(
+    guest: &Guest<'_>,
+    ty: &WitType,
+    flat: &mut dyn Iterator<Item = (Flat, ValRaw)>,
+) -> CanonResult<Value> {
+    let mut next = || {
+        flat.next()
+            .ok_or_else(|| CanonTrap::new("too few core arguments for the function type"))
+    };
+    if let Some(width) = int_width(ty) {
+        return Ok(Value::Int(mask(next()?.1 as u64, width)));
+    }
+    Ok(match ty {
+        WitType::Bool => Value::Bool(next()?.1 as u32 != 0),
+        WitType::F32 => Value::F32(f32::from_bits(next()?.1 as u32)),
+        WitType::F64 => Value::F64(f64::from_bits(next()?.1 as u64)),
+        WitType::Char => Value::Char(char_from(next()?.1 as u32)?),
+        WitType::String | WitType::List(_) => {
+            let data = next()?.1 as u32;
+            let len = next()?.1 as u32;
+            lift_sequence(guest, ty, data, len)?
+        }
+        WitType::Own(_) | WitType::Borrow(_) => Value::Handle(next()?.1 as u32),
+        WitType::Flags(n) => Value::Flags(mask(next()?.1 as u64, flags_size(*n) as usize) as u32),
+        WitType::Record(f) | WitType::Tuple(f) => Value::Record(
+            f.iter()
+                .map(|t| lift_flat(guest, t, flat))
+                .collect::<CanonResult<_>>()?,
+        ),
+        _ => {
+            let disc = next()?.1 as u32;
+            let mut all = Vec::new();
+            flatten(ty, &mut all);
+            let payload_types = &all[1..];
+            let raw: Vec<(Flat, ValRaw)> = payload_types
+                .iter()
+                .map(|_| flat.next())
+                .collect::<Option<_>>()
+                .ok_or_else(|| CanonTrap::new("too few core arguments for the function type"))?;
+            let cases = cases(ty).unwrap();
+            let case = cases
+                .get(disc as usize)
+                .ok_or_else(|| CanonTrap::new("invalid variant discriminant"))?;
+            let payload = match case {
+                Some(t) => {
+                    let mut wanted = Vec::new();
+                    flatten(t, &mut wanted);
+                    // Each joined slot is converted back to the case's own type.
+                    let coerced: Vec<(Flat, ValRaw)> = wanted
+                        .iter()
+                        .zip(&raw)
+                        .map(|(want, (_, bits))| {
+                            let bits = *bits as u64;
+                            let v = match want {
+                                Flat::I32 | Flat::F32 => bits & 0xffff_ffff,
+                                Flat::I64 | Flat::F64 => bits,
+                            };
+                            (*want, v as ValRaw)
+                        })
+                        .collect();
+                    let mut coerced = coerced.into_iter();
+                    Some(Box::new(lift_flat(guest, t, &mut coerced)?))
+                }
+                None => None,
+            };
+            Value::Variant(disc, payload)
+        }
+    })
+}
+
+fn mismatch(ty: &WitType) -> CanonTrap {
+    CanonTrap::new(format!("host value does not match the type {ty:?}"))
+}
+
+/// Stores `value` of type `ty` at `ptr` in guest memory.
+pub fn store(guest: &Guest<'_>, ty: &WitType, value: &Value, ptr: u64) -> CanonResult<()> {
+    if let Some(width) = int_width(ty) {
+        let Value::Int(v) = value else {
+            return Err(mismatch(ty));
+        };
+        return guest.store_int(ptr, width, *v);
+    }
+    match (ty, value) {
+        (WitType::Bool, Value::Bool(b)) => guest.store_int(ptr, 1, u64::from(*b)),
+        (WitType::F32, Value::F32(f)) => guest.store_int(ptr, 4, u64::from(f.to_bits())),
+        (WitType::F64, Value::F64(f)) => guest.store_int(ptr, 8, f.to_bits()),
+        (WitType::Char, Value::Char(c)) => guest.store_int(ptr, 4, u64::from(*c as u32)),
+        (WitType::String | WitType::List(_), _) => {
+            let (data, len) = lower_sequence(guest, ty, value)?;
+            guest.store_int(ptr, 4, u64::from(data))?;
+            guest.store_int(ptr + 4, 4, u64::from(len))
+        }
+        (WitType::Own(_) | WitType::Borrow(_), Value::Handle(h)) => {
+            guest.store_int(ptr, 4, u64::from(*h))
+        }
+        (WitType::Flags(n), Value::Flags(bits)) => {
+            guest.store_int(ptr, flags_size(*n) as usize, u64::from(*bits))
+        }
+        (WitType::Record(f) | WitType::Tuple(f), Value::Record(values))
+            if f.len() == values.len() =>
+        {
+            let mut offset = 0;
+            for (field, v) in f.iter().zip(values) {
+                offset = align_to(offset, alignment(field));
+                store(guest, field, v, ptr + u64::from(offset))?;
+                offset += size(field);
+            }
+            Ok(())
+        }
+        (_, Value::Variant(disc, payload)) if cases(ty).is_some() => {
+            let cases = cases(ty).unwrap();
+            let case = cases.get(*disc as usize).ok_or_else(|| mismatch(ty))?;
+            guest.store_int(
+                ptr,
+                discriminant_size(cases.len()) as usize,
+                u64::from(*disc),
+            )?;
+            let offset = align_to(discriminant_size(cases.len()), payload_alignment(&cases));
+            match (case, payload) {
+                (Some(t), Some(v)) => store(guest, t, v, ptr + u64::from(offset)),
+                (None, None) => Ok(()),
+                _ => Err(mismatch(ty)),
+            }
+        }
+        _ => Err(mismatch(ty)),
+    }
+}
+
+/// Copies a string or list into memory allocated with the guest's realloc.
+fn lower_sequence(guest: &Guest<'_>, ty: &WitType, value: &Value) -> CanonResult<(u32, u32)> {
+    let too_long = || CanonTrap::new("string or list too long for a 32-bit memory");
+    match (ty, value) {
+        (WitType::String, Value::String(s)) => {
+            let len = u32::try_from(s.len()).map_err(|_| too_long())?;
+            let ptr = guest.allocate(1, len)?;
+            guest.write(u64::from(ptr), s.as_bytes())?;
+            Ok((ptr, len))
+        }
+        (WitType::List(elem), Value::Bytes(bytes))
+            if **elem == WitType::U8 || **elem == WitType::S8 =>
+        {
+            let len = u32::try_from(bytes.len()).map_err(|_| too_long())?;
+            let ptr = guest.allocate(1, len)?;
+            guest.write(u64::from(ptr), bytes)?;
+            Ok((ptr, len))
+        }
+        (WitType::List(elem), Value::List(items)) => {
+            let len = u32::try_from(items.len()).map_err(|_| too_long())?;
+            let bytes = len.checked_mul(size(elem)).ok_or_else(too_long)?;
+            let ptr = guest.allocate(alignment(elem), bytes)?;
+            for (i, item) in items.iter().enumerate() {
+                store(
+                    guest,
+                    elem,
+                    item,
+                    u64::from(ptr) + i as u64 * u64::from(size(elem)),
+                )?;
+            }
+            Ok((ptr, len))
+        }
+        _ => Err(mismatch(ty)),
+    }
+}
+
+/// Lowers `value` of type `ty` to flat core values (strings and lists are copied
+/// into guest memory).
+pub fn lower_flat(
+    guest: &Guest<'_>,
+    ty: &WitType,
+    value: &Value,
+    out: &mut Vec<u64>,
+) -> CanonResult<()> {
+    if let Some(width) = int_width(ty) {
+        let Value::Int(v) = value else {
+            return Err(mismatch(ty));
+        };
+        // Signed values are sign-extended to their core type.
+        let v = match ty {
+            WitType::S8 => *v as i8 as i64 as u64,
+            WitType::S16 => *v as i16 as i64 as u64,
+            WitType::S32 => *v as i32 as i64 as u64,
+            _ => mask(*v, width),
+        };
+        out.push(v);
+        return Ok(());
+    }
+    match (ty, value) {
+        (WitType::Bool, Value::Bool(b)) => out.push(u64::from(*b)),
+        (WitType::F32, Value::F32(f)) => out.push(u64::from(f.to_bits())),
+        (WitType::F64, Value::F64(f)) => out.push(f.to_bits()),
+        (WitType::Char, Value::Char(c)) => out.push(u64::from(*c as u32)),
+        (WitType::String | WitType::List(_), _) => {
+            let (data, len) = lower_sequence(guest, ty, value)?;
+            out.extend([u64::from(data), u64::from(len)]);
+        }
+        (WitType::Own(_) | WitType::Borrow(_), Value::Handle(h)) => out.push(u64::from(*h)),
+        (WitType::Flags(_), Value::Flags(bits)) => out.push(u64::from(*bits)),
+        (WitType::Record(f) | WitType::Tuple(f), Value::Record(values))
+            if f.len() == values.len() =>
+        {
+            for (t, v) in f.iter().zip(values) {
+                lower_flat(guest, t, v, out)?;
+            }
+        }
+        (_, Value::Variant(disc, payload)) if cases(ty).is_some() => {
+            let cases = cases(ty).unwrap();
+            let case = cases.get(*disc as usize).ok_or_else(|| mismatch(ty))?;
+            let mut all = Vec::new();
+            flatten(ty, &mut all);
+            out.push(u64::from(*disc));
+            let start = out.len();
+            match (case, payload) {
+                (Some(t), Some(v)) => lower_flat(guest, t, v, out)?,
+                (None, None) => {}
+                _ => return Err(mismatch(ty)),
+            }
+            // Pad the unused joined slots with zeros.
+            out.resize(start + all.len() - 1, 0);
+        }
+        _ => return Err(mismatch(ty)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_flattening_follow_the_canonical_abi() {
+        let result_u64 = WitType::Result {
+            ok: Some(Box::new(WitType::U64)),
+            err: Some(Box::new(WitType::Enum(37))),
+        };
+        assert_eq!((size(&result_u64), alignment(&result_u64)), (16, 8));
+        let mut flat = Vec::new();
+        flatten(&result_u64, &mut flat);
+        assert_eq!(flat, [Flat::I32, Flat::I64]);
+        let datetime = WitType::Record(vec![WitType::U64, WitType::U32]);
+        assert_eq!((size(&datetime), alignment(&datetime)), (16, 8));
+        let opt = WitType::Option(Box::new(datetime.clone()));
+        assert_eq!(size(&opt), 24);
+        let list = WitType::List(Box::new(WitType::Tuple(vec![
+            WitType::String,
+            WitType::String,
+        ])));
+        assert_eq!(size(&list), 8);
+        assert_eq!(flat_count(&[list]), 2);
+        assert_eq!(size(&WitType::Flags(6)), 1);
+        assert_eq!(size(&WitType::Variant(vec![None; 300])), 2);
+    }
+}
