@@ -112,10 +112,19 @@ impl VMContextLayout {
     pub fn memory_base(&self, index: u32) -> i32 {
         (self.memory_bases() + index * PTR) as i32
     }
+    /// Start of the inline global slots (16-byte aligned): one 16-byte `VMGlobal` per
+    /// global index, used for the globals `ModuleInfo::global_is_inline` names (the
+    /// others' slots stay unused).
+    pub fn inline_globals(&self) -> u32 {
+        (self.memory_bases() + self.num_memories * PTR).next_multiple_of(16)
+    }
+    /// The inline slot of global `index`.
+    pub fn inline_global(&self, index: u32) -> i32 {
+        (self.inline_globals() + index * 16) as i32
+    }
     /// Total size in bytes (a multiple of 16).
     pub fn size(&self) -> usize {
-        let end = self.memory_bases() + self.num_memories * PTR;
-        (end as usize).next_multiple_of(16)
+        (self.inline_globals() + self.num_globals * 16) as usize
     }
 }
 

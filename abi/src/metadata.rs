@@ -388,6 +388,26 @@ impl ModuleInfo {
         }
     }
 
+    /// Whether global `index` lives in its instance's `VMContext` (the inline slot
+    /// `VMContextLayout::inline_global`) rather than in a runtime object reached
+    /// through a pointer: defined, not exported (nothing outside the instance can
+    /// name it) and numeric (no reference the exception collector must find). Generated
+    /// code then reads and writes it with one access instead of two (C's
+    /// `__stack_pointer`, in every prologue and epilogue).
+    pub fn global_is_inline(&self, index: u32) -> bool {
+        index >= self.num_imported_globals
+            && self.globals.get(index as usize).is_some_and(|g| {
+                matches!(
+                    g.content,
+                    ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64 | ValType::V128
+                )
+            })
+            && !self
+                .exports
+                .iter()
+                .any(|e| e.kind == ExportKind::Global && e.index == index)
+    }
+
     pub fn func_type(&self, func_index: u32) -> &FuncType {
         &self.types[self.functions[func_index as usize] as usize]
     }

@@ -1067,14 +1067,70 @@ fn only_immutable_defined_constant_globals_are_folded() {
             .iter()
             .zip([(1, true), (2, true), (3, false), (0, false), (4, false)])
     {
-        let loads = loads_through_vmctx_field(func, layout.global(global));
+        let loads = loads_through_vmctx_field(func, layout.global(global)).len()
+            + loads_from_vmctx_at(func, layout.inline_global(global));
         assert_eq!(
-            loads.is_empty(),
+            loads == 0,
             folded,
             "global {global}: folded should be {folded}:\n{}",
             func.display()
         );
     }
+}
+
+/// Defined numeric globals that are not exported live in the `VMContext` (one
+/// load); exported, imported and reference-typed ones are reached through their
+/// pointer (the runtime object outlives the instance or holds a root).
+#[test]
+fn only_private_numeric_globals_are_inline() {
+    let wat = r#"(module
+        (global $imp (import "env" "imp") (mut i32))
+        (global $sp (mut i32) (i32.const 1024))
+        (global $exported (export "g") (mut i32) (i32.const 1))
+        (global $ref (mut funcref) (ref.null func))
+        (global $f (mut f64) (f64.const 1))
+        (func (result i32) (global.get $imp))
+        (func (result i32) (global.get $sp))
+        (func (result i32) (global.get $exported))
+        (func (result funcref) (global.get $ref))
+        (func (result f64) (global.get $f)))"#;
+    let wasm = read_input(wat.as_bytes()).unwrap();
+    let info = crate::module_env::ModuleEnv::parse(&wasm).unwrap().info;
+    let layout = info.layout();
+    let funcs =
+        crate::translate::translate_to_ir(&wasm, &opts("x86_64-unknown-linux-gnu")).unwrap();
+    for (func, (global, inline)) in
+        funcs
+            .iter()
+            .zip([(0, false), (1, true), (2, false), (3, false), (4, true)])
+    {
+        assert_eq!(info.global_is_inline(global), inline, "global {global}");
+        let direct = loads_from_vmctx_at(func, layout.inline_global(global));
+        let through = loads_through_vmctx_field(func, layout.global(global)).len();
+        assert_eq!(
+            (direct > 0, through > 0),
+            (inline, !inline),
+            "global {global}: inline should be {inline}:\n{}",
+            func.display()
+        );
+    }
+}
+
+/// Loads straight from the vmctx at `offset` in one function's IR.
+fn loads_from_vmctx_at(func: &cranelift_codegen::ir::Function, offset: i32) -> usize {
+    use cranelift_codegen::ir::{InstructionData, Opcode};
+    let vmctx = func.dfg.block_params(func.layout.entry_block().unwrap())[0];
+    func.layout
+        .blocks()
+        .flat_map(|b| func.layout.block_insts(b))
+        .filter(|&inst| {
+            matches!(
+                func.dfg.insts[inst],
+                InstructionData::Load { opcode: Opcode::Load, arg, offset: o, .. }
+                    if arg == vmctx && i32::from(o) == offset
+            )
+        })
+        .count()
 }
 
 /// `call_indirect` through a table with minimum == maximum compares with a

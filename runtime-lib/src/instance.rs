@@ -1364,7 +1364,18 @@ impl InstanceHandle {
             write(layout.table(i as u32), t.table.vmtable() as usize);
         }
         for (i, g) in globals.iter().enumerate() {
-            write(layout.global(i as u32), g.vmglobal() as usize);
+            let index = i as u32;
+            if info.global_is_inline(index) {
+                // The value lives in the context from now on (generated code uses the
+                // slot directly); the pointer still leads to it for the runtime.
+                let slot = vmctx as usize + layout.inline_global(index) as usize;
+                // SAFETY: the slot is inside the context (layout), 16-byte aligned, and
+                // nothing else refers to it yet.
+                unsafe { (slot as *mut VMGlobal).write(VMGlobal { value: g.raw() }) };
+                write(layout.global(index), slot);
+            } else {
+                write(layout.global(index), g.vmglobal() as usize);
+            }
         }
 
         // Element segment items (passive ones are kept for table.init).

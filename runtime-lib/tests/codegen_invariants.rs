@@ -5,6 +5,9 @@
 //! * a table whose minimum equals its maximum has that many elements forever, so
 //!   `call_indirect` compares with a constant (`table.grow` fails; an import
 //!   declaring such a table accepts only tables of exactly that size);
+//! * a defined numeric global that is not exported lives in its instance's
+//!   `VMContext` (one access): only that instance's code can reach it, so every
+//!   instance has its own, initialized and then changed by its code alone;
 //! * a linear memory's base never moves, so the `VMContext` holds a copy of it that
 //!   generated code reads (also for an imported memory grown by its exporter);
 //! * alias regions: linear memory, globals, table elements and the memory/table
@@ -282,4 +285,44 @@ fn memory_bases_stay_valid_when_memories_grow() {
     );
     // The memories are distinct.
     assert_eq!(call(&b, "load", &[Val::I32(page)]), Ok(vec![Val::I32(0)]));
+}
+
+#[test]
+fn private_globals_live_in_each_instance() {
+    let module = load(
+        r#"(module
+            (global $count (mut i64) (i64.const 40))
+            (global $seen (mut f32) (f32.const 0.5))
+            (global $shared (export "shared") (mut i32) (i32.const 0))
+            (global $base i32 (i32.const 9))
+            (global $from_base (mut i32) (global.get $base))
+            (func $start
+              (global.set $count (i64.add (global.get $count) (i64.const 1)))
+              (global.set $from_base (i32.add (global.get $from_base) (i32.const 1))))
+            (start $start)
+            (func (export "bump") (result i64)
+              (global.set $count (i64.add (global.get $count) (i64.const 1)))
+              (global.set $seen (f32.add (global.get $seen) (f32.const 1)))
+              (global.set $shared (i32.add (global.get $shared) (i32.const 1)))
+              (global.get $count))
+            (func (export "seen") (result f32) (global.get $seen))
+            (func (export "from_base") (result i32) (global.get $from_base)))"#,
+    );
+    let a = instantiate(&module, &[]).unwrap();
+    let b = instantiate(&module, &[]).unwrap();
+    // The start function ran once per instance on its own copy.
+    assert_eq!(call(&a, "bump", &[]).unwrap(), [Val::I64(42)]);
+    assert_eq!(call(&a, "bump", &[]).unwrap(), [Val::I64(43)]);
+    assert_eq!(call(&b, "bump", &[]).unwrap(), [Val::I64(42)]);
+    assert_eq!(call(&a, "seen", &[]).unwrap(), [Val::F32(2.5f32.to_bits())]);
+    assert_eq!(call(&b, "seen", &[]).unwrap(), [Val::F32(1.5f32.to_bits())]);
+    assert_eq!(call(&a, "from_base", &[]).unwrap(), [Val::I32(10)]);
+    // The exported one is the object the host sees.
+    let Some(Extern::Global(shared)) = a.export("shared") else {
+        panic!("no exported global");
+    };
+    assert_eq!(shared.get(), Val::I32(2));
+    shared.set(Val::I32(100)).unwrap();
+    call(&a, "bump", &[]).unwrap();
+    assert_eq!(shared.get(), Val::I32(101));
 }

@@ -373,20 +373,30 @@ impl<'m> FuncEnv<'m> {
             _ => {}
         }
         let ty = self.info.globals[index as usize];
-        let ptr = self.global_ptr(builder, index);
         let flags = if ty.mutable {
             mutable(self.regions.globals)
         } else {
             frozen()
         };
-        builder.ins().load(ir_type(ty.content), flags, ptr, 0)
+        let (base, offset) = self.global_location(builder, index);
+        builder.ins().load(ir_type(ty.content), flags, base, offset)
     }
 
     pub fn global_set(&self, builder: &mut FunctionBuilder, index: u32, value: Value) {
-        let ptr = self.global_ptr(builder, index);
+        let (base, offset) = self.global_location(builder, index);
         builder
             .ins()
-            .store(mutable(self.regions.globals), value, ptr, 0);
+            .store(mutable(self.regions.globals), value, base, offset);
+    }
+
+    /// Where global `index`'s value is: its inline slot in the `VMContext` (see
+    /// `ModuleInfo::global_is_inline`), or the runtime object the context points at.
+    fn global_location(&self, builder: &mut FunctionBuilder, index: u32) -> (Value, i32) {
+        if self.info.global_is_inline(index) {
+            (self.vmctx, self.layout.inline_global(index))
+        } else {
+            (self.global_ptr(builder, index), 0)
+        }
     }
 
     // ---------------------------------------------------------------- memories
