@@ -149,7 +149,11 @@ mod tests {
         assert_eq!(l.func_ref(0), 32 + 16 + 24 + 32 + 40);
         assert_eq!(l.tag(1), 144 + 7 * 24 + 8);
         assert_eq!(l.memory_base(1), 144 + 7 * 24 + 16 + 8);
-        assert_eq!(l.size(), (144 + 7 * 24 + 16 + 16usize).next_multiple_of(16));
+        let inline = (144 + 7 * 24 + 16 + 16u32).next_multiple_of(16);
+        assert_eq!(l.inline_globals(), inline);
+        assert_eq!(l.inline_global(3), (inline + 3 * 16) as i32);
+        assert_eq!(l.inline_global(0) % 16, 0);
+        assert_eq!(l.size(), (inline + 4 * 16) as usize);
         assert_eq!(VMContextLayout::FUNC_REF_SIZE, 24);
     }
 }
