@@ -184,40 +184,37 @@ fn two_libraries_and_a_rust_host_link_together() {
     output.assert_stdout(&expected("host_two.expected"));
 }
 
-#[test]
-fn instances_on_many_threads() {
+/// Builds the library of fixture `module` with `prefix`, links the C host fixture
+/// `host` against it, runs it and checks that it succeeds printing `expected`.
+fn run_c_host_against(module: &str, prefix: &str, host: &str, expected_output: &str) {
     let scratch = Scratch::new();
     let dir = scratch.path();
-    let lib = library(&embed_fixture("plugin.wat"), "plugin", dir, &[]);
-    let (cc, exe) = link_host(
-        "cc",
-        &[embed_fixture("host_threads.c")],
-        &[lib],
-        dir,
-        LINK_LIBS,
-    );
+    let lib = library(&embed_fixture(module), prefix, dir, &[]);
+    let (cc, exe) = link_host("cc", &[embed_fixture(host)], &[lib], dir, LINK_LIBS);
     cc.assert_code(0);
     let output = run_host(&exe, &[], dir);
     output.assert_code(0);
-    output.assert_stdout(&expected("host_threads.expected"));
+    output.assert_stdout(&expected(expected_output));
+}
+
+#[test]
+fn instances_on_many_threads() {
+    run_c_host_against(
+        "plugin.wat",
+        "plugin",
+        "host_threads.c",
+        "host_threads.expected",
+    );
 }
 
 #[test]
 fn the_hosts_own_signal_handler_still_gets_host_faults() {
-    let scratch = Scratch::new();
-    let dir = scratch.path();
-    let lib = library(&embed_fixture("other.wat"), "other", dir, &[]);
-    let (cc, exe) = link_host(
-        "cc",
-        &[embed_fixture("host_signals.c")],
-        &[lib],
-        dir,
-        LINK_LIBS,
+    run_c_host_against(
+        "other.wat",
+        "other",
+        "host_signals.c",
+        "host_signals.expected",
     );
-    cc.assert_code(0);
-    let output = run_host(&exe, &[], dir);
-    output.assert_code(0);
-    output.assert_stdout(&expected("host_signals.expected"));
 }
 
 #[test]

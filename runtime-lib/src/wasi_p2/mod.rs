@@ -496,18 +496,11 @@ impl WasiP2 {
                     },
                     None,
                 ),
-                "[method]descriptor.stat" => match &descriptor {
-                    Descriptor::Dir { dir, .. } => stat(&dir.dir_metadata()?),
-                    Descriptor::File { file, .. } => stat(&file.metadata()?),
-                },
+                "[method]descriptor.stat" => stat(&descriptor_metadata(&descriptor)?),
                 "[method]descriptor.stat-at" => {
-                    let path = string(2)?;
+                    let (follow, path) = (int(1)? & 1 != 0, string(2)?);
                     let dir = dir()?;
-                    if int(1)? & 1 != 0 {
-                        stat(&dir.metadata(&path)?)
-                    } else {
-                        stat(&dir.symlink_metadata(&path)?)
-                    }
+                    stat(&path_metadata(&dir, follow, &path)?)
                 }
                 "[method]descriptor.open-at" => {
                     let (path_flags, path, open_flags, flags) =
@@ -536,18 +529,11 @@ impl WasiP2 {
                     dir()?.remove_file(string(1)?)?;
                     Value::Record(Vec::new())
                 }
-                "[method]descriptor.metadata-hash" => match &descriptor {
-                    Descriptor::Dir { dir, .. } => hash(&dir.dir_metadata()?),
-                    Descriptor::File { file, .. } => hash(&file.metadata()?),
-                },
+                "[method]descriptor.metadata-hash" => hash(&descriptor_metadata(&descriptor)?),
                 "[method]descriptor.metadata-hash-at" => {
-                    let path = string(2)?;
+                    let (follow, path) = (int(1)? & 1 != 0, string(2)?);
                     let dir = dir()?;
-                    if int(1)? & 1 != 0 {
-                        hash(&dir.metadata(&path)?)
-                    } else {
-                        hash(&dir.symlink_metadata(&path)?)
-                    }
+                    hash(&path_metadata(&dir, follow, &path)?)
                 }
                 "[method]descriptor.rename-at" => {
                     let (old, new) = (string(1)?, string(3)?);
@@ -878,6 +864,24 @@ fn timestamp(t: std::io::Result<cap_std::time::SystemTime>) -> Value {
             Err(_) => Value::none(),
         },
         Err(_) => Value::none(),
+    }
+}
+
+/// The metadata of an open descriptor (`stat`, `metadata-hash`).
+fn descriptor_metadata(descriptor: &Descriptor) -> std::io::Result<cap_std::fs::Metadata> {
+    match descriptor {
+        Descriptor::Dir { dir, .. } => dir.dir_metadata(),
+        Descriptor::File { file, .. } => file.metadata(),
+    }
+}
+
+/// The metadata of `path` under `dir`, following a final symlink when the
+/// path-flags' `symlink-follow` bit is set (`stat-at`, `metadata-hash-at`).
+fn path_metadata(dir: &Dir, follow: bool, path: &str) -> std::io::Result<cap_std::fs::Metadata> {
+    if follow {
+        dir.metadata(path)
+    } else {
+        dir.symlink_metadata(path)
     }
 }
 
