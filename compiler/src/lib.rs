@@ -240,6 +240,23 @@ pub fn compile_with_progress(
     compile_core(wasm, opts, wasmc_abi::DESCRIPTOR_SYMBOL, &[], progress)
 }
 
+/// [`compile`] with the function imports `array_host_imports` (import indices) given
+/// array host stubs: the core modules of components that `wasmc wast` instantiates
+/// dynamically, whose imports the harness serves through one entry point.
+pub fn compile_with_array_host_imports(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    array_host_imports: &[u32],
+) -> Result<CompiledModule, CompileError> {
+    compile_core(
+        wasm,
+        opts,
+        wasmc_abi::DESCRIPTOR_SYMBOL,
+        array_host_imports,
+        &Progress::default(),
+    )
+}
+
 /// [`compile_with_progress`] with the descriptor exported as `descriptor_symbol` and
 /// the function imports `array_host_imports` (import indices) given array host
 /// stubs (a component's core modules, see `component`).

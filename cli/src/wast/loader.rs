@@ -50,9 +50,38 @@ pub fn compile_only(wasm: &[u8]) -> Result<(), PrepareError> {
 /// shared object. Runs on any thread.
 pub fn compile_and_link(wasm: &[u8], dir: &Path, stem: &str) -> Result<PathBuf, PrepareError> {
     let compiled = compile(wasm, &CompileOptions::default()).map_err(PrepareError::Compile)?;
+    link(&compiled.object, dir, stem)
+}
+
+/// [`compile_and_link`] for a core module of a component: every function import gets
+/// an array host stub (the component instantiator serves them all, see
+/// `component::instance`).
+pub fn compile_and_link_component_module(
+    wasm: &[u8],
+    dir: &Path,
+    stem: &str,
+) -> Result<PathBuf, PrepareError> {
+    let info = wasmc_compiler::module_info(wasm).map_err(PrepareError::Compile)?;
+    let func_imports = info
+        .imports
+        .iter()
+        .filter(|i| matches!(i.kind, wasmc_abi::ImportKind::Func { .. }))
+        .count() as u32;
+    let stubs: Vec<u32> = (0..func_imports).collect();
+    let compiled = wasmc_compiler::compile_with_array_host_imports(
+        wasm,
+        &CompileOptions::default(),
+        &stubs,
+    )
+    .map_err(PrepareError::Compile)?;
+    link(&compiled.object, dir, stem)
+}
+
+/// Links an object into `<dir>/<stem>.so`.
+fn link(compiled_object: &[u8], dir: &Path, stem: &str) -> Result<PathBuf, PrepareError> {
     let object = dir.join(format!("{stem}.o"));
     let shared = dir.join(format!("{stem}.so"));
-    std::fs::write(&object, &compiled.object)
+    std::fs::write(&object, compiled_object)
         .map_err(|e| PrepareError::Load(format!("cannot write {}: {e}", object.display())))?;
     // `-nostdlib`: the object references no runtime or libc symbol; the only possible
     // undefined symbols are Cranelift's libm libcalls (fma, ...), which the dynamic

@@ -9,6 +9,8 @@
 //! * [`driver`]: runs one worker process per file, several at a time, and prints one
 //!   line per file and the totals (the exit status is non-zero if anything failed);
 //! * [`script`]: a worker: parses one script and runs its directives;
+//! * [`component`]: components: validation, a dynamic instantiator, calls through
+//!   the canonical ABI (the Component Model reference tests);
 //! * [`features`]: which proposal a file belongs to, and which proposals are skipped;
 //! * [`legacy_text`]: the folded legacy exception-handling syntax (`legacy/` files),
 //!   rewritten into flat instructions the parser reads;
@@ -26,6 +28,7 @@
 //! `WASMC_WAST_LINKER=aarch64-linux-gnu-gcc WASMC_WAST_RUNNER="qemu-aarch64 -L
 //! /usr/aarch64-linux-gnu" qemu-aarch64 -L /usr/aarch64-linux-gnu <aarch64 wasmc> wast ...`.
 
+mod component;
 mod driver;
 mod features;
 mod legacy_text;

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -24,6 +25,7 @@ use wasmc_compiler::CompileErrorKind;
 use wasmc_runtime::instance::{Extern, InstanceHandle, InstantiationError, Module, Val};
 use wasmc_runtime::traps::TrapInfo;
 
+use super::component::{self, harness};
 use super::features;
 use super::loader::{self, PrepareError};
 use super::protocol::Record;
@@ -122,6 +124,9 @@ enum Prepared {
     /// An `assert_invalid` module that the rules of the file's proposal reject
     /// (see `Proposal::own_validation_rules`): the validator's message.
     InvalidUnderProposal(String),
+    /// A valid component, with its core modules built (for those that run), or why
+    /// one of them could not be.
+    Component(Result<Rc<component::Prepared>, String>),
 }
 
 /// Where imports of a given module name are resolved.
@@ -159,6 +164,10 @@ struct Script<'t> {
     /// The feature set `assert_invalid` modules of this file are judged by, when it
     /// is not WebAssembly 3.0 (see `Proposal::own_validation_rules`).
     own_rules: Option<wasmparser::WasmFeatures>,
+    /// Component instances and definitions.
+    components: harness::Harness,
+    /// Whether the latest `definition` directive defined a component.
+    last_definition_is_component: bool,
 }
 
 impl<'t> Script<'t> {
@@ -192,6 +201,8 @@ impl<'t> Script<'t> {
             last_definition: None,
             legacy_text: false,
             own_rules: features::classify(path).own_validation_rules(),
+            components: harness::Harness::default(),
+            last_definition_is_component: false,
         })
     }
 
@@ -219,6 +230,8 @@ impl<'t> Script<'t> {
             link: bool,
         }
         let mut jobs = Vec::new();
+        // Components to build: (directive, validated binary, whether it runs).
+        let mut components: Vec<(usize, component::Validated, bool)> = Vec::new();
         for (index, directive) in directives.iter_mut().enumerate() {
             let mut judge_by_own_rules = false;
             let (module, link) = match directive {
@@ -250,6 +263,15 @@ impl<'t> Script<'t> {
                 _ => continue,
             };
             match module.encode(self.legacy_text) {
+                Ok(wasm) if wasmc_compiler::component::is_component(&wasm) => {
+                    match component::validate(wasm) {
+                        Ok(validated) => components.push((index, validated, link)),
+                        Err(e) => {
+                            self.prepared
+                                .insert(index, Prepared::Encode(format!("invalid component: {e}")));
+                        }
+                    }
+                }
                 Ok(wasm) => {
                     if judge_by_own_rules
                         && let Some(rules) = self.own_rules
@@ -282,6 +304,31 @@ impl<'t> Script<'t> {
         for (index, result) in built {
             self.prepared.insert(index, Prepared::Built(result));
         }
+        // Every core module of every component that runs, in parallel.
+        let module_jobs: Vec<(usize, usize, std::ops::Range<usize>)> = components
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, _, link))| *link)
+            .flat_map(|(c, (_, v, _))| v.modules.iter().map(move |r| (c, r.start, r.clone())))
+            .collect();
+        let built: Vec<(usize, usize, Result<PathBuf, String>)> = module_jobs
+            .into_par_iter()
+            .map(|(c, start, range)| {
+                let (index, validated, _) = &components[c];
+                let stem = format!("c{index}_{start}");
+                (c, start, component::build_module(&validated.wasm, &range, &dir, &stem))
+            })
+            .collect();
+        let mut shared: Vec<HashMap<usize, Result<PathBuf, String>>> =
+            components.iter().map(|_| HashMap::new()).collect();
+        for (c, start, result) in built {
+            shared[c].insert(start, result);
+        }
+        for ((index, validated, _), shared) in components.into_iter().zip(shared) {
+            let prepared = component::Prepared { validated, shared };
+            self.prepared
+                .insert(index, Prepared::Component(Ok(Rc::new(prepared))));
+        }
     }
 
     /// Runs one directive; returns a short description of it and the outcome.
@@ -291,6 +338,36 @@ impl<'t> Script<'t> {
         span: Span,
         directive: WastDirective<'_>,
     ) -> (String, Check) {
+        let slot = match self.prepared.get(&index) {
+            Some(Prepared::Component(c)) => harness::Slot::Component(c),
+            _ => harness::Slot::Other,
+        };
+        let is_component_module = matches!(slot, harness::Slot::Component(_));
+        if let Some(outcome) =
+            self.components
+                .execute(&directive, slot, self.last_definition_is_component)
+        {
+            match &directive {
+                WastDirective::Module(_) => {
+                    // The component is the current instance now.
+                    self.current = None;
+                    self.current_error = Some("the current instance is a component".into());
+                }
+                WastDirective::ModuleDefinition(_) => self.last_definition_is_component = true,
+                _ => {}
+            }
+            return outcome;
+        }
+        if is_component_module {
+            // Not a directive the component harness handles (assert_invalid ...).
+        }
+        match &directive {
+            WastDirective::Module(_) | WastDirective::ModuleInstance { .. } => {
+                self.components.current = None;
+            }
+            WastDirective::ModuleDefinition(_) => self.last_definition_is_component = false,
+            _ => {}
+        }
         match directive {
             WastDirective::Module(module) => {
                 let name = module.name().map(|id| id.name().to_string());
@@ -439,6 +516,9 @@ impl<'t> Script<'t> {
             Some(Prepared::Built(Err(e))) => return Err(format!("module not compiled: {e}")),
             Some(Prepared::InvalidUnderProposal(e)) => {
                 return Err(format!("module not compiled: invalid: {e}"));
+            }
+            Some(Prepared::Component(_)) => {
+                return Err("a component where a core module is expected".into());
             }
             Some(Prepared::Built(Ok(path))) => path,
         };
@@ -632,6 +712,9 @@ impl<'t> Script<'t> {
         match self.prepared.get(&index) {
             None => Err("internal error: module was not prepared".into()),
             Some(Prepared::Encode(_) | Prepared::InvalidUnderProposal(_)) => Ok(()),
+            Some(Prepared::Component(_)) => Err(format!(
+                "expected the component to be rejected ({message:?}), it validated"
+            )),
             Some(Prepared::Built(Ok(_))) => Err(format!(
                 "expected the module to be rejected ({message:?}), it compiled"
             )),
@@ -652,7 +735,9 @@ impl<'t> Script<'t> {
     fn assert_custom_ignored(&self, index: usize) -> Check {
         match self.prepared.get(&index) {
             None => Err("internal error: module was not prepared".into()),
-            Some(Prepared::Encode(_)) | Some(Prepared::Built(Ok(_))) => Ok(()),
+            Some(Prepared::Encode(_))
+            | Some(Prepared::Built(Ok(_)))
+            | Some(Prepared::Component(_)) => Ok(()),
             Some(Prepared::Built(Err(e))) => Err(format!(
                 "a module whose only defect is in a custom section was rejected: {e}"
             )),
@@ -674,11 +759,6 @@ impl ModuleRef<'_, '_> {
     /// exception-handling syntax.
     fn encode(self, legacy_text: bool) -> Result<Vec<u8>, String> {
         let result = match self {
-            ModuleRef::Quote(QuoteWat::QuoteComponent(..))
-            | ModuleRef::Quote(QuoteWat::Wat(Wat::Component(_)))
-            | ModuleRef::Wat(Wat::Component(_)) => {
-                return Err("components are not supported".into());
-            }
             ModuleRef::Quote(q @ QuoteWat::QuoteModule(..)) if legacy_text => {
                 return encode_legacy_quote(q);
             }

@@ -220,10 +220,26 @@ pub fn flat_count(types: &[WitType]) -> usize {
     flat.len()
 }
 
-/// The guest memory and allocator of one lowering (its `memory` and `realloc`).
+/// The `string-encoding` canonical option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StringEncoding {
+    #[default]
+    Utf8,
+    Utf16,
+    /// `latin1+utf16`: Latin-1 when every character fits, else UTF-16 with the length's
+    /// top bit set.
+    Latin1Utf16,
+}
+
+/// The length bit that marks a `latin1+utf16` string as UTF-16.
+const UTF16_TAG: u32 = 1 << 31;
+
+/// The guest memory, allocator and string encoding of one lift or lower (its
+/// `memory`, `realloc` and `string-encoding` options).
 pub struct Guest<'a> {
     pub memory: Option<&'a MemoryHandle>,
     pub realloc: Option<&'a FuncHandle>,
+    pub encoding: StringEncoding,
 }
 
 impl Guest<'_> {
@@ -380,12 +396,7 @@ pub fn load(guest: &Guest<'_>, ty: &WitType, ptr: u64) -> CanonResult<Value> {
 
 fn lift_sequence(guest: &Guest<'_>, ty: &WitType, data: u32, len: u32) -> CanonResult<Value> {
     match ty {
-        WitType::String => {
-            let bytes = guest
-                .read(u64::from(data), len as usize)
-                .map_err(|_| CanonTrap::new("string pointer/length out of bounds of memory"))?;
-            string_from(bytes).map(Value::String)
-        }
+        WitType::String => lift_string(guest, data, len).map(Value::String),
         WitType::List(elem) if **elem == WitType::U8 || **elem == WitType::S8 => guest
             .read(u64::from(data), len as usize)
             .map(Value::Bytes)
@@ -405,6 +416,82 @@ fn lift_sequence(guest: &Guest<'_>, ty: &WitType, data: u32, len: u32) -> CanonR
                 .map(Value::List)
         }
         _ => unreachable!("only strings and lists"),
+    }
+}
+
+/// Reads a string in the guest's encoding.
+fn lift_string(guest: &Guest<'_>, data: u32, len: u32) -> CanonResult<String> {
+    let (utf16, units) = match guest.encoding {
+        StringEncoding::Utf8 => (false, len),
+        StringEncoding::Utf16 => (true, len),
+        StringEncoding::Latin1Utf16 if len & UTF16_TAG != 0 => (true, len ^ UTF16_TAG),
+        StringEncoding::Latin1Utf16 => (false, len),
+    };
+    let bytes_len = if utf16 {
+        u64::from(units) * 2
+    } else {
+        u64::from(units)
+    };
+    if guest.encoding != StringEncoding::Utf8 && !data.is_multiple_of(2) {
+        return Err(CanonTrap::new("unaligned pointer"));
+    }
+    if bytes_len > u64::from(u32::MAX) {
+        return Err(CanonTrap::new("string pointer/length out of bounds of memory"));
+    }
+    let bytes = guest
+        .read(u64::from(data), bytes_len as usize)
+        .map_err(|_| CanonTrap::new("string pointer/length out of bounds of memory"))?;
+    match (guest.encoding, utf16) {
+        (StringEncoding::Utf8, _) => string_from(bytes),
+        (_, true) => {
+            let units = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| CanonTrap::new("invalid utf-16 string"))
+        }
+        (_, false) => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
+    }
+}
+
+/// Writes a string in the guest's encoding into memory from its realloc; returns
+/// (pointer, length as the guest sees it).
+fn lower_string(guest: &Guest<'_>, s: &str) -> CanonResult<(u32, u32)> {
+    let too_long = || CanonTrap::new("string or list too long for a 32-bit memory");
+    let latin1 = guest.encoding == StringEncoding::Latin1Utf16 && s.chars().all(|c| (c as u32) < 256);
+    match guest.encoding {
+        StringEncoding::Utf8 => {
+            let len = u32::try_from(s.len()).map_err(|_| too_long())?;
+            let ptr = guest.allocate(1, len)?;
+            guest.write(u64::from(ptr), s.as_bytes())?;
+            Ok((ptr, len))
+        }
+        _ if latin1 => {
+            let bytes: Vec<u8> = s.chars().map(|c| c as u32 as u8).collect();
+            let len = u32::try_from(bytes.len())
+                .ok()
+                .filter(|l| l & UTF16_TAG == 0)
+                .ok_or_else(too_long)?;
+            let ptr = guest.allocate(2, len)?;
+            guest.write(u64::from(ptr), &bytes)?;
+            Ok((ptr, len))
+        }
+        _ => {
+            let bytes: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            let units = u32::try_from(bytes.len() / 2)
+                .ok()
+                .filter(|l| l & UTF16_TAG == 0)
+                .ok_or_else(too_long)?;
+            let ptr = guest.allocate(2, units.checked_mul(2).ok_or_else(too_long)?)?;
+            guest.write(u64::from(ptr), &bytes)?;
+            let len = if guest.encoding == StringEncoding::Latin1Utf16 {
+                units | UTF16_TAG
+            } else {
+                units
+            };
+            Ok((ptr, len))
+        }
     }
 }
 
@@ -541,12 +628,7 @@ pub fn store(guest: &Guest<'_>, ty: &WitType, value: &Value, ptr: u64) -> CanonR
 fn lower_sequence(guest: &Guest<'_>, ty: &WitType, value: &Value) -> CanonResult<(u32, u32)> {
     let too_long = || CanonTrap::new("string or list too long for a 32-bit memory");
     match (ty, value) {
-        (WitType::String, Value::String(s)) => {
-            let len = u32::try_from(s.len()).map_err(|_| too_long())?;
-            let ptr = guest.allocate(1, len)?;
-            guest.write(u64::from(ptr), s.as_bytes())?;
-            Ok((ptr, len))
-        }
+        (WitType::String, Value::String(s)) => lower_string(guest, s),
         (WitType::List(elem), Value::Bytes(bytes))
             if **elem == WitType::U8 || **elem == WitType::S8 =>
         {
