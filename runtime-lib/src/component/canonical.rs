@@ -340,7 +340,17 @@ fn char_from(code: u32) -> CanonResult<char> {
 }
 
 fn string_from(bytes: Vec<u8>) -> CanonResult<String> {
-    String::from_utf8(bytes).map_err(|_| CanonTrap::new("invalid utf-8 string"))
+    String::from_utf8(bytes)
+        .map_err(|e| CanonTrap::new(format!("invalid utf-8 string: {}", e.utf8_error())))
+}
+
+/// Flags beyond the type's count are dropped when lifted.
+fn flag_bits(bits: u64, n: u32) -> u32 {
+    if n >= 32 {
+        bits as u32
+    } else {
+        (bits & ((1u64 << n) - 1)) as u32
+    }
 }
 
 fn list_bounds(ptr: u32, len: u32, elem: &WitType) -> CanonResult<(u64, usize)> {
@@ -367,7 +377,10 @@ pub fn load(guest: &Guest<'_>, ty: &WitType, ptr: u64) -> CanonResult<Value> {
             lift_sequence(guest, ty, data, len)?
         }
         WitType::Own(_) | WitType::Borrow(_) => Value::Handle(guest.load_int(ptr, 4)? as u32),
-        WitType::Flags(n) => Value::Flags(guest.load_int(ptr, flags_size(*n) as usize)? as u32),
+        WitType::Flags(n) => Value::Flags(flag_bits(
+            guest.load_int(ptr, flags_size(*n) as usize)?,
+            *n,
+        )),
         WitType::Record(f) | WitType::Tuple(f) => {
             let mut offset = 0;
             let mut values = Vec::with_capacity(f.len());
@@ -519,7 +532,7 @@ pub fn lift_flat(
             lift_sequence(guest, ty, data, len)?
         }
         WitType::Own(_) | WitType::Borrow(_) => Value::Handle(next()?.1 as u32),
-        WitType::Flags(n) => Value::Flags(mask(next()?.1 as u64, flags_size(*n) as usize) as u32),
+        WitType::Flags(n) => Value::Flags(flag_bits(next()?.1 as u64, *n)),
         WitType::Record(f) | WitType::Tuple(f) => Value::Record(
             f.iter()
                 .map(|t| lift_flat(guest, t, flat))

@@ -227,7 +227,7 @@ impl Harness {
             .collect::<Result<Vec<_>, _>>()
             .map_err(Fail::new)?;
         let mut transit = Transit::default();
-        let value = call::call_lifted(&func, args, &mut transit)?;
+        let value = call::call_lifted(&func, args, &mut transit, false)?;
         Ok((func.result.clone(), value))
     }
 

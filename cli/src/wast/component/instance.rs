@@ -247,6 +247,51 @@ impl Scope {
         }
     }
 
+    /// Pushes `item` and records the run-time identity of the resource types it is
+    /// or exports (an instance's types are reachable through its functions' types
+    /// without ever being aliased).
+    fn push_bound(&mut self, types: TypesRef<'_>, item: Item) {
+        match &item {
+            Item::Type(_) => {
+                let index = self.types.len() as u32;
+                self.push(item);
+                self.bind_type(types, index);
+            }
+            Item::Instance(bag) => {
+                let bag = bag.clone();
+                let index = self.instances.len() as u32;
+                self.push(item);
+                self.bind_instance(types, types.component_instance_at(index), &bag);
+            }
+            _ => self.push(item),
+        }
+    }
+
+    fn bind_instance(
+        &mut self,
+        types: TypesRef<'_>,
+        id: wasmparser::component_types::ComponentInstanceTypeId,
+        bag: &HashMap<String, Item>,
+    ) {
+        use wasmparser::component_types::ComponentEntityType as E;
+        for (name, export) in types[id].exports.iter() {
+            match (&export.ty, bag.get(name)) {
+                (E::Type { referenced, created }, Some(Item::Type(Some(rt)))) => {
+                    for t in [referenced, created] {
+                        if let ComponentAnyTypeId::Resource(r) = t {
+                            self.resources.insert(r.resource(), rt.clone());
+                        }
+                    }
+                }
+                (E::Instance(inner), Some(Item::Instance(inner_bag))) => {
+                    let inner_bag = inner_bag.clone();
+                    self.bind_instance(types, *inner, &inner_bag);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Records the run-time identity of type index `index` if it is a resource.
     fn bind_type(&mut self, types: TypesRef<'_>, index: u32) {
         if let Some(Some(resource)) = self.types.get(index as usize)
@@ -417,13 +462,7 @@ fn walk(
                         .get(name)
                         .cloned()
                         .ok_or_else(|| format!("component import `{name}` is not satisfied"))?;
-                    let mut s = scope.borrow_mut();
-                    let is_type = matches!(item, Item::Type(_));
-                    let index = s.types.len() as u32;
-                    s.push(item);
-                    if is_type {
-                        s.bind_type(types, index);
-                    }
+                    scope.borrow_mut().push_bound(types, item);
                 }
             }
             Payload::InstanceSection(reader) => {
@@ -491,11 +530,7 @@ fn walk(
                             if item.kind() != kind_name(kind) {
                                 return Err(format!("export `{name}` is not a {kind:?}").into());
                             }
-                            let index = s.types.len() as u32;
-                            s.push(item);
-                            if kind == ComponentExternalKind::Type {
-                                s.bind_type(types, index);
-                            }
+                            s.push_bound(types, item);
                         }
                         ComponentAlias::Outer { kind, count, index } => {
                             let mut outer = s.parent.clone();
@@ -537,12 +572,7 @@ fn walk(
                                     }
                                 }
                             };
-                            let is_type = matches!(item, Item::Type(_));
-                            let type_index = s.types.len() as u32;
-                            s.push(item);
-                            if is_type {
-                                s.bind_type(types, type_index);
-                            }
+                            s.push_bound(types, item);
                         }
                     }
                 }
@@ -584,7 +614,7 @@ fn walk(
                             bag
                         }
                     };
-                    scope.borrow_mut().instances.push(Rc::new(inst));
+                    scope.borrow_mut().push_bound(types, Item::Instance(Rc::new(inst)));
                 }
             }
             Payload::ComponentExportSection(reader) => {
@@ -592,11 +622,7 @@ fn walk(
                     let export = export.map_err(malformed)?;
                     let mut s = scope.borrow_mut();
                     let item = s.item(export.kind, export.index)?;
-                    let index = s.types.len() as u32;
-                    s.push(item.clone());
-                    if export.kind == ComponentExternalKind::Type {
-                        s.bind_type(types, index);
-                    }
+                    s.push_bound(types, item.clone());
                     exports.insert(export.name.name.to_string(), item);
                 }
             }
