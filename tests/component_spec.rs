@@ -45,7 +45,11 @@ fn files(suite: &Path) -> Vec<PathBuf> {
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("read suite directory") {
             let path = entry.expect("directory entry").path();
-            let rel = path.strip_prefix(suite).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(suite)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if path.is_dir() {
                 if rel != "async" {
                     dirs.push(path);

@@ -53,27 +53,32 @@ pub fn compile_and_link(wasm: &[u8], dir: &Path, stem: &str) -> Result<PathBuf, 
     link(&compiled.object, dir, stem)
 }
 
-/// [`compile_and_link`] for a core module of a component: every function import gets
-/// an array host stub (the component instantiator serves them all, see
-/// `component::instance`).
+/// [`compile_and_link`] for a core module of a component: the function imports
+/// `stubs` (import indices; `None`: all of them) get array host stubs, which the
+/// component instantiator serves (see `component::instance`).
 pub fn compile_and_link_component_module(
     wasm: &[u8],
     dir: &Path,
     stem: &str,
+    stubs: Option<&[u32]>,
 ) -> Result<PathBuf, PrepareError> {
-    let info = wasmc_compiler::module_info(wasm).map_err(PrepareError::Compile)?;
-    let func_imports = info
-        .imports
-        .iter()
-        .filter(|i| matches!(i.kind, wasmc_abi::ImportKind::Func { .. }))
-        .count() as u32;
-    let stubs: Vec<u32> = (0..func_imports).collect();
-    let compiled = wasmc_compiler::compile_with_array_host_imports(
-        wasm,
-        &CompileOptions::default(),
-        &stubs,
-    )
-    .map_err(PrepareError::Compile)?;
+    let all: Vec<u32>;
+    let stubs = match stubs {
+        Some(stubs) => stubs,
+        None => {
+            let info = wasmc_compiler::module_info(wasm).map_err(PrepareError::Compile)?;
+            let func_imports = info
+                .imports
+                .iter()
+                .filter(|i| matches!(i.kind, wasmc_abi::ImportKind::Func { .. }))
+                .count() as u32;
+            all = (0..func_imports).collect();
+            &all
+        }
+    };
+    let compiled =
+        wasmc_compiler::compile_with_array_host_imports(wasm, &CompileOptions::default(), stubs)
+            .map_err(PrepareError::Compile)?;
     link(&compiled.object, dir, stem)
 }
 

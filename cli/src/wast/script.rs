@@ -316,7 +316,11 @@ impl<'t> Script<'t> {
             .map(|(c, start, range)| {
                 let (index, validated, _) = &components[c];
                 let stem = format!("c{index}_{start}");
-                (c, start, component::build_module(&validated.wasm, &range, &dir, &stem))
+                (
+                    c,
+                    start,
+                    component::build_module(&validated.wasm, &range, &dir, &stem, None),
+                )
             })
             .collect();
         let mut shared: Vec<HashMap<usize, Result<PathBuf, String>>> =
@@ -325,7 +329,11 @@ impl<'t> Script<'t> {
             shared[c].insert(start, result);
         }
         for ((index, validated, _), shared) in components.into_iter().zip(shared) {
-            let prepared = component::Prepared { validated, shared };
+            let prepared = component::Prepared {
+                validated,
+                shared,
+                dir: dir.clone(),
+            };
             self.prepared
                 .insert(index, Prepared::Component(Ok(Rc::new(prepared))));
         }
@@ -342,24 +350,39 @@ impl<'t> Script<'t> {
             Some(Prepared::Component(c)) => harness::Slot::Component(c),
             _ => harness::Slot::Other,
         };
-        let is_component_module = matches!(slot, harness::Slot::Component(_));
         if let Some(outcome) =
             self.components
                 .execute(&directive, slot, self.last_definition_is_component)
         {
             match &directive {
                 WastDirective::Module(_) => {
-                    // The component is the current instance now.
+                    // The component is the current instance now (or nothing is).
                     self.current = None;
-                    self.current_error = Some("the current instance is a component".into());
+                    let (line, col) = span.linecol_in(self.text);
+                    self.current_error = Some(match &outcome.1 {
+                        Ok(()) => "the current instance is a component".into(),
+                        Err(_) => format!(
+                            "no current instance: the component at {}:{} failed",
+                            line + 1,
+                            col + 1
+                        ),
+                    });
                 }
                 WastDirective::ModuleDefinition(_) => self.last_definition_is_component = true,
+                WastDirective::ModuleInstance { .. } => {
+                    self.current = None;
+                    let (line, col) = span.linecol_in(self.text);
+                    if outcome.1.is_err() {
+                        self.current_error = Some(format!(
+                            "no current instance: the component instance at {}:{} failed",
+                            line + 1,
+                            col + 1
+                        ));
+                    }
+                }
                 _ => {}
             }
             return outcome;
-        }
-        if is_component_module {
-            // Not a directive the component harness handles (assert_invalid ...).
         }
         match &directive {
             WastDirective::Module(_) | WastDirective::ModuleInstance { .. } => {

@@ -377,10 +377,9 @@ pub fn load(guest: &Guest<'_>, ty: &WitType, ptr: u64) -> CanonResult<Value> {
             lift_sequence(guest, ty, data, len)?
         }
         WitType::Own(_) | WitType::Borrow(_) => Value::Handle(guest.load_int(ptr, 4)? as u32),
-        WitType::Flags(n) => Value::Flags(flag_bits(
-            guest.load_int(ptr, flags_size(*n) as usize)?,
-            *n,
-        )),
+        WitType::Flags(n) => {
+            Value::Flags(flag_bits(guest.load_int(ptr, flags_size(*n) as usize)?, *n))
+        }
         WitType::Record(f) | WitType::Tuple(f) => {
             let mut offset = 0;
             let mut values = Vec::with_capacity(f.len());
@@ -449,7 +448,9 @@ fn lift_string(guest: &Guest<'_>, data: u32, len: u32) -> CanonResult<String> {
         return Err(CanonTrap::new("unaligned pointer"));
     }
     if bytes_len > u64::from(u32::MAX) {
-        return Err(CanonTrap::new("string pointer/length out of bounds of memory"));
+        return Err(CanonTrap::new(
+            "string pointer/length out of bounds of memory",
+        ));
     }
     let bytes = guest
         .read(u64::from(data), bytes_len as usize)
@@ -472,7 +473,8 @@ fn lift_string(guest: &Guest<'_>, data: u32, len: u32) -> CanonResult<String> {
 /// (pointer, length as the guest sees it).
 fn lower_string(guest: &Guest<'_>, s: &str) -> CanonResult<(u32, u32)> {
     let too_long = || CanonTrap::new("string or list too long for a 32-bit memory");
-    let latin1 = guest.encoding == StringEncoding::Latin1Utf16 && s.chars().all(|c| (c as u32) < 256);
+    let latin1 =
+        guest.encoding == StringEncoding::Latin1Utf16 && s.chars().all(|c| (c as u32) < 256);
     match guest.encoding {
         StringEncoding::Utf8 => {
             let len = u32::try_from(s.len()).map_err(|_| too_long())?;

@@ -68,6 +68,8 @@ pub enum CType {
         err: Option<Box<CType>>,
     },
     Flags(Vec<String>),
+    /// `map<K, V>`: in the canonical ABI, a `list<tuple<K, V>>`.
+    Map(Box<CType>, Box<CType>),
     Own(Rc<ResourceType>),
     Borrow(Rc<ResourceType>),
 }
@@ -106,6 +108,7 @@ impl CType {
                 err: err.as_ref().map(|t| Box::new(t.wit())),
             },
             CType::Flags(n) => WitType::Flags(n.len() as u32),
+            CType::Map(k, v) => WitType::List(Box::new(WitType::Tuple(vec![k.wit(), v.wit()]))),
             CType::Own(_) => WitType::Own(String::new()),
             CType::Borrow(_) => WitType::Borrow(String::new()),
         }
@@ -116,9 +119,12 @@ impl CType {
             CType::Prim(_) | CType::Enum(_) | CType::Flags(_) => false,
             CType::Own(_) | CType::Borrow(_) => true,
             CType::List(t) | CType::Option(t) => t.has_handles(),
+            CType::Map(k, v) => k.has_handles() || v.has_handles(),
             CType::Record(f) => f.iter().any(|(_, t)| t.has_handles()),
             CType::Tuple(f) => f.iter().any(CType::has_handles),
-            CType::Variant(c) => c.iter().any(|(_, t)| t.as_ref().is_some_and(CType::has_handles)),
+            CType::Variant(c) => c
+                .iter()
+                .any(|(_, t)| t.as_ref().is_some_and(CType::has_handles)),
             CType::Result { ok, err } => {
                 ok.as_ref().is_some_and(|t| t.has_handles())
                     || err.as_ref().is_some_and(|t| t.has_handles())
@@ -239,7 +245,11 @@ impl HandleTable {
     }
 }
 
-fn check_type(index: u32, found: &Rc<ResourceType>, expected: &Rc<ResourceType>) -> Result<(), Fail> {
+fn check_type(
+    index: u32,
+    found: &Rc<ResourceType>,
+    expected: &Rc<ResourceType>,
+) -> Result<(), Fail> {
     if Rc::ptr_eq(found, expected) {
         Ok(())
     } else {
@@ -289,13 +299,18 @@ fn each_handle(
         (CType::List(t), Value::List(items)) => {
             items.iter_mut().try_for_each(|v| each_handle(t, v, f))
         }
+        (CType::Map(k, v), Value::List(items)) => {
+            let entry = CType::Tuple(vec![(**k).clone(), (**v).clone()]);
+            items.iter_mut().try_for_each(|e| each_handle(&entry, e, f))
+        }
         (CType::Record(fields), Value::Record(values)) => fields
             .iter()
             .zip(values)
             .try_for_each(|((_, t), v)| each_handle(t, v, f)),
-        (CType::Tuple(fields), Value::Record(values)) => {
-            fields.iter().zip(values).try_for_each(|(t, v)| each_handle(t, v, f))
-        }
+        (CType::Tuple(fields), Value::Record(values)) => fields
+            .iter()
+            .zip(values)
+            .try_for_each(|(t, v)| each_handle(t, v, f)),
         (_, Value::Variant(case, Some(payload))) => {
             let case_ty = match ty {
                 CType::Variant(c) => c.get(*case as usize).and_then(|(_, t)| t.as_ref()),
@@ -326,7 +341,9 @@ fn lift_handles(
         let moving = match ty {
             CType::Own(rt) => {
                 match table.get_mut(index)? {
-                    Entry::Own { rt: found, lends, .. } => {
+                    Entry::Own {
+                        rt: found, lends, ..
+                    } => {
                         check_type(index, found, rt)?;
                         if *lends > 0 {
                             return Err(Fail::new("cannot remove owned resource while borrowed"));
@@ -350,7 +367,11 @@ fn lift_handles(
             }
             CType::Borrow(rt) => {
                 let rep = match table.get_mut(index)? {
-                    Entry::Own { rt: found, rep, lends } => {
+                    Entry::Own {
+                        rt: found,
+                        rep,
+                        lends,
+                    } => {
                         check_type(index, found, rt)?;
                         *lends += 1;
                         transit.lenders.push((from.clone(), index));
@@ -515,7 +536,11 @@ pub fn call_lifted(
             for (ty, value) in param_types.iter().zip(&args) {
                 canonical::lower_flat(&guest, ty, value, &mut out)?;
             }
-            Ok(flat_params.iter().zip(out).map(|(f, b)| to_val(*f, b)).collect())
+            Ok(flat_params
+                .iter()
+                .zip(out)
+                .map(|(f, b)| to_val(*f, b))
+                .collect())
         }
     })
     .map_err(|f| {
@@ -551,7 +576,9 @@ pub fn call_lifted(
         lift_handles(callee, ty, v, transit)?;
     }
     if scope.borrows.get() != 0 {
-        return Err(Fail::new("borrow handles still remain at the end of the call"));
+        return Err(Fail::new(
+            "borrow handles still remain at the end of the call",
+        ));
     }
     if let Some(post_return) = &func.opts.post_return {
         without_leave(callee, || post_return.call(&core_results))?;
@@ -648,7 +675,11 @@ pub fn lower(
             } else {
                 let mut out = Vec::new();
                 canonical::lower_flat(&guest, wit, value, &mut out)?;
-                Ok(flat_results.iter().zip(out).map(|(f, b)| to_val(*f, b)).collect())
+                Ok(flat_results
+                    .iter()
+                    .zip(out)
+                    .map(|(f, b)| to_val(*f, b))
+                    .collect())
             }
         })
     };
@@ -712,7 +743,9 @@ pub fn resource_drop(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> H
         let entry = {
             let mut table = instance.handles.borrow_mut();
             match table.get_mut(index)? {
-                Entry::Own { rt: found, lends, .. } => {
+                Entry::Own {
+                    rt: found, lends, ..
+                } => {
                     check_type(index, found, &rt)?;
                     if *lends > 0 {
                         return Err(Fail::new("cannot remove owned resource while borrowed"));

@@ -34,10 +34,6 @@ pub enum Slot<'p> {
 }
 
 impl Harness {
-    pub fn has_named(&self, id: Option<Id<'_>>) -> bool {
-        id.is_some_and(|id| self.named.contains_key(id.name()))
-    }
-
     pub fn has_definition(&self, id: Option<Id<'_>>) -> bool {
         match id {
             Some(id) => self.definitions.contains_key(id.name()),
@@ -176,7 +172,10 @@ impl Harness {
         })
     }
 
-    fn instantiate(&self, prepared: &Result<Rc<Prepared>, String>) -> Result<Rc<Instantiated>, String> {
+    fn instantiate(
+        &self,
+        prepared: &Result<Rc<Prepared>, String>,
+    ) -> Result<Rc<Instantiated>, String> {
         match self.instantiate_raw(prepared) {
             Ok(i) => Ok(i),
             Err(Ok(e)) => Err(e),
@@ -232,7 +231,9 @@ impl Harness {
     }
 
     fn assert_return(&self, invoke: &WastInvoke<'_>, expected: &[WastRet<'_>]) -> Check {
-        let (ty, value) = self.invoke(invoke).map_err(|f| format!("trapped: {}", f.message))?;
+        let (ty, value) = self
+            .invoke(invoke)
+            .map_err(|f| format!("trapped: {}", f.message))?;
         match (expected, ty, value) {
             ([], _, None) => Ok(()),
             ([WastRet::Component(e)], Some(ty), Some(v)) => values::check(&ty, e, &v),
@@ -257,6 +258,9 @@ fn check_trap(fail: &Fail, expected: &str) -> Check {
     if fail.message.contains(wanted) {
         Ok(())
     } else {
-        Err(format!("expected trap {expected:?}, got trap {:?}", fail.message))
+        Err(format!(
+            "expected trap {expected:?}, got trap {:?}",
+            fail.message
+        ))
     }
 }

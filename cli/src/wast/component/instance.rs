@@ -31,8 +31,8 @@ use wasmparser::{
 
 use wasmc_abi::{FuncType, ImportKind, Trap, ValRaw, ValType};
 use wasmc_runtime::instance::{
-    Extern, FuncHandle, GlobalHandle, HostFunc, InstanceHandle, InstantiationError,
-    MemoryHandle, Module, TableHandle, TagHandle, Val,
+    Extern, FuncHandle, GlobalHandle, HostFunc, InstanceHandle, InstantiationError, MemoryHandle,
+    Module, TableHandle, TagHandle, Val,
 };
 use wasmc_runtime::traps::TrapInfo;
 
@@ -139,9 +139,9 @@ pub struct ComponentDef {
 }
 
 /// A core module definition: its position in the binary.
-#[derive(Clone, Copy)]
-struct ModuleDef {
-    start: usize,
+#[derive(Clone)]
+pub struct ModuleDef {
+    range: Range<usize>,
 }
 
 /// Anything a component can import, export or pass on.
@@ -171,8 +171,6 @@ impl Item {
 #[derive(Default)]
 pub struct Scope {
     parent: Option<Rc<RefCell<Scope>>>,
-    /// Header offset of the component (the key of its types).
-    types_key: usize,
     modules: Vec<ModuleDef>,
     components: Vec<Rc<ComponentDef>>,
     types: Vec<Option<Rc<ResourceType>>>,
@@ -210,15 +208,21 @@ impl Scope {
         let i = index as usize;
         let missing = || format!("{kind:?} index {index} out of bounds");
         Ok(match kind {
-            ComponentExternalKind::Func => Item::Func(self.funcs.get(i).ok_or_else(missing)?.clone()),
+            ComponentExternalKind::Func => {
+                Item::Func(self.funcs.get(i).ok_or_else(missing)?.clone())
+            }
             ComponentExternalKind::Instance => {
                 Item::Instance(self.instances.get(i).ok_or_else(missing)?.clone())
             }
             ComponentExternalKind::Component => {
                 Item::Component(self.components.get(i).ok_or_else(missing)?.clone())
             }
-            ComponentExternalKind::Module => Item::Module(*self.modules.get(i).ok_or_else(missing)?),
-            ComponentExternalKind::Type => Item::Type(self.types.get(i).ok_or_else(missing)?.clone()),
+            ComponentExternalKind::Module => {
+                Item::Module(self.modules.get(i).ok_or_else(missing)?.clone())
+            }
+            ComponentExternalKind::Type => {
+                Item::Type(self.types.get(i).ok_or_else(missing)?.clone())
+            }
             ComponentExternalKind::Value => return Err("component values are not supported".into()),
         })
     }
@@ -230,9 +234,15 @@ impl Scope {
             ExternalKind::Func | ExternalKind::FuncExact => {
                 CoreItem::Func(self.core_funcs.get(i).ok_or_else(missing)?.clone())
             }
-            ExternalKind::Memory => CoreItem::Memory(self.core_memories.get(i).ok_or_else(missing)?.clone()),
-            ExternalKind::Table => CoreItem::Table(self.core_tables.get(i).ok_or_else(missing)?.clone()),
-            ExternalKind::Global => CoreItem::Global(self.core_globals.get(i).ok_or_else(missing)?.clone()),
+            ExternalKind::Memory => {
+                CoreItem::Memory(self.core_memories.get(i).ok_or_else(missing)?.clone())
+            }
+            ExternalKind::Table => {
+                CoreItem::Table(self.core_tables.get(i).ok_or_else(missing)?.clone())
+            }
+            ExternalKind::Global => {
+                CoreItem::Global(self.core_globals.get(i).ok_or_else(missing)?.clone())
+            }
             ExternalKind::Tag => CoreItem::Tag(self.core_tags.get(i).ok_or_else(missing)?.clone()),
         })
     }
@@ -276,7 +286,13 @@ impl Scope {
         use wasmparser::component_types::ComponentEntityType as E;
         for (name, export) in types[id].exports.iter() {
             match (&export.ty, bag.get(name)) {
-                (E::Type { referenced, created }, Some(Item::Type(Some(rt)))) => {
+                (
+                    E::Type {
+                        referenced,
+                        created,
+                    },
+                    Some(Item::Type(Some(rt))),
+                ) => {
                     for t in [referenced, created] {
                         if let ComponentAnyTypeId::Resource(r) = t {
                             self.resources.insert(r.resource(), rt.clone());
@@ -331,10 +347,13 @@ impl From<&str> for InstantiateError {
     }
 }
 
-/// The loaded core modules of a prepared component, by offset.
+/// The loaded core modules of a prepared component: by offset and the function
+/// imports given array host stubs.
 pub struct Loaded {
     prepared: Rc<Prepared>,
-    modules: RefCell<HashMap<usize, Arc<Module>>>,
+    #[allow(clippy::type_complexity)]
+    modules: RefCell<HashMap<(usize, Vec<u32>), Arc<Module>>>,
+    infos: RefCell<HashMap<usize, Rc<wasmc_abi::ModuleInfo>>>,
 }
 
 impl Loaded {
@@ -342,25 +361,70 @@ impl Loaded {
         Rc::new(Loaded {
             prepared,
             modules: RefCell::new(HashMap::new()),
+            infos: RefCell::new(HashMap::new()),
         })
     }
 
-    fn module(&self, start: usize) -> Result<Arc<Module>, String> {
-        if let Some(m) = self.modules.borrow().get(&start) {
+    /// The module's imports and types, without compiling it.
+    fn info(&self, def: &ModuleDef) -> Result<Rc<wasmc_abi::ModuleInfo>, String> {
+        if let Some(info) = self.infos.borrow().get(&def.range.start) {
+            return Ok(info.clone());
+        }
+        let wasm = &self.prepared.validated.wasm[def.range.clone()];
+        let info = Rc::new(
+            wasmc_compiler::module_info(wasm)
+                .map_err(|e| format!("core module not compiled: {e}"))?,
+        );
+        self.infos
+            .borrow_mut()
+            .insert(def.range.start, info.clone());
+        Ok(info)
+    }
+
+    /// The module compiled with array host stubs for the function imports `stubs`
+    /// (all of them: the build made in advance; otherwise built now, once).
+    fn module(&self, def: &ModuleDef, stubs: Vec<u32>, all: bool) -> Result<Arc<Module>, String> {
+        let key = (def.range.start, stubs);
+        if let Some(m) = self.modules.borrow().get(&key) {
             return Ok(m.clone());
         }
-        let shared = match self.prepared.shared.get(&start) {
-            Some(Ok(path)) => path,
-            Some(Err(e)) => return Err(format!("core module not compiled: {e}")),
-            None => return Err(format!("internal error: no core module at {start:#x}")),
+        let built;
+        let shared = if all {
+            match self.prepared.shared.get(&def.range.start) {
+                Some(Ok(path)) => path,
+                Some(Err(e)) => return Err(format!("core module not compiled: {e}")),
+                None => {
+                    return Err(format!(
+                        "internal error: no core module at {:#x}",
+                        def.range.start
+                    ));
+                }
+            }
+        } else {
+            let n = BUILDS.with(|b| b.replace(b.get() + 1));
+            let stem = format!("b{n}_{}", def.range.start);
+            built = super::build_module(
+                &self.prepared.validated.wasm,
+                &def.range,
+                &self.prepared.dir,
+                &stem,
+                Some(&key.1),
+            )
+            .map_err(|e| format!("core module not compiled: {e}"))?;
+            &built
         };
         let descriptor = super::super::loader::load(shared)?;
         // SAFETY: the descriptor comes from an object wasmc's compiler produced, and
         // `loader::load` never unloads it.
         let module = unsafe { Module::new(descriptor) }.map_err(|e| format!("cannot load: {e}"))?;
-        self.modules.borrow_mut().insert(start, module.clone());
+        self.modules.borrow_mut().insert(key, module.clone());
         Ok(module)
     }
+}
+
+thread_local! {
+    /// Builds made during instantiation, for unique file names.
+    static BUILDS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// An instantiated top-level component: its exports.
@@ -391,11 +455,15 @@ fn walk(
         .validated
         .types
         .get(&def.range.start)
-        .ok_or_else(|| format!("internal error: no types for the component at {:#x}", def.range.start))?
+        .ok_or_else(|| {
+            format!(
+                "internal error: no types for the component at {:#x}",
+                def.range.start
+            )
+        })?
         .as_ref();
     let scope = Rc::new(RefCell::new(Scope {
         parent: def.outer.clone(),
-        types_key: def.range.start,
         ..Scope::default()
     }));
     let this = ComponentInstance::new();
@@ -420,7 +488,7 @@ fn walk(
             } => {
                 let range = unchecked_range.start as usize..unchecked_range.end as usize;
                 data = &data[range.len()..];
-                scope.borrow_mut().modules.push(ModuleDef { start: range.start });
+                scope.borrow_mut().modules.push(ModuleDef { range });
             }
             Payload::ComponentSection {
                 unchecked_range, ..
@@ -443,7 +511,9 @@ fn walk(
                                 return Err(format!("resources represented as {rep}").into());
                             }
                             let dtor = match dtor {
-                                Some(i) => Some(s.core_funcs.get(i as usize).cloned().ok_or("dtor index")?),
+                                Some(i) => Some(
+                                    s.core_funcs.get(i as usize).cloned().ok_or("dtor index")?,
+                                ),
                                 None => None,
                             };
                             Some(ResourceType::new(dtor, this.clone()))
@@ -472,7 +542,11 @@ fn walk(
                         wasmparser::Instance::Instantiate { module_index, args } => {
                             let (module, bound) = {
                                 let s = scope.borrow();
-                                let module = *s.modules.get(module_index as usize).ok_or("module index")?;
+                                let module = s
+                                    .modules
+                                    .get(module_index as usize)
+                                    .cloned()
+                                    .ok_or("module index")?;
                                 let mut bound = HashMap::new();
                                 for arg in args.iter() {
                                     let inst = s
@@ -484,13 +558,16 @@ fn walk(
                                 }
                                 (module, bound)
                             };
-                            instantiate_core(loaded, module, &bound)?
+                            instantiate_core(loaded, &module, &bound)?
                         }
                         wasmparser::Instance::FromExports(items) => {
                             let s = scope.borrow();
                             let mut bag = HashMap::new();
                             for export in items.iter() {
-                                bag.insert(export.name.to_string(), s.core_item(export.kind, export.index)?);
+                                bag.insert(
+                                    export.name.to_string(),
+                                    s.core_item(export.kind, export.index)?,
+                                );
                             }
                             CoreInst::Bag(Rc::new(bag))
                         }
@@ -522,7 +599,10 @@ fn walk(
                             instance_index,
                             name,
                         } => {
-                            let inst = s.instances.get(instance_index as usize).ok_or("instance index")?;
+                            let inst = s
+                                .instances
+                                .get(instance_index as usize)
+                                .ok_or("instance index")?;
                             let item = inst
                                 .get(name)
                                 .cloned()
@@ -542,32 +622,54 @@ fn walk(
                                 (ComponentOuterAliasKind::CoreType, _) => continue,
                                 (_, None) if count == 0 => {
                                     let item = match kind {
-                                        ComponentOuterAliasKind::CoreModule => {
-                                            Item::Module(*s.modules.get(index as usize).ok_or("module index")?)
-                                        }
-                                        ComponentOuterAliasKind::Component => Item::Component(
-                                            s.components.get(index as usize).cloned().ok_or("component index")?,
+                                        ComponentOuterAliasKind::CoreModule => Item::Module(
+                                            s.modules
+                                                .get(index as usize)
+                                                .cloned()
+                                                .ok_or("module index")?,
                                         ),
-                                        ComponentOuterAliasKind::Type => {
-                                            Item::Type(s.types.get(index as usize).cloned().ok_or("type index")?)
-                                        }
+                                        ComponentOuterAliasKind::Component => Item::Component(
+                                            s.components
+                                                .get(index as usize)
+                                                .cloned()
+                                                .ok_or("component index")?,
+                                        ),
+                                        ComponentOuterAliasKind::Type => Item::Type(
+                                            s.types
+                                                .get(index as usize)
+                                                .cloned()
+                                                .ok_or("type index")?,
+                                        ),
                                         ComponentOuterAliasKind::CoreType => unreachable!(),
                                     };
                                     item
                                 }
-                                (_, None) => return Err("outer alias beyond the outermost component".to_string().into()),
+                                (_, None) => {
+                                    return Err("outer alias beyond the outermost component"
+                                        .to_string()
+                                        .into());
+                                }
                                 (_, Some(o)) => {
                                     let o = o.borrow();
                                     match kind {
-                                        ComponentOuterAliasKind::CoreModule => {
-                                            Item::Module(*o.modules.get(index as usize).ok_or("module index")?)
-                                        }
-                                        ComponentOuterAliasKind::Component => Item::Component(
-                                            o.components.get(index as usize).cloned().ok_or("component index")?,
+                                        ComponentOuterAliasKind::CoreModule => Item::Module(
+                                            o.modules
+                                                .get(index as usize)
+                                                .cloned()
+                                                .ok_or("module index")?,
                                         ),
-                                        ComponentOuterAliasKind::Type => {
-                                            Item::Type(o.types.get(index as usize).cloned().ok_or("type index")?)
-                                        }
+                                        ComponentOuterAliasKind::Component => Item::Component(
+                                            o.components
+                                                .get(index as usize)
+                                                .cloned()
+                                                .ok_or("component index")?,
+                                        ),
+                                        ComponentOuterAliasKind::Type => Item::Type(
+                                            o.types
+                                                .get(index as usize)
+                                                .cloned()
+                                                .ok_or("type index")?,
+                                        ),
                                         ComponentOuterAliasKind::CoreType => unreachable!(),
                                     }
                                 }
@@ -599,7 +701,8 @@ fn walk(
                                     .ok_or("component index")?;
                                 let mut bound = HashMap::new();
                                 for arg in args.iter() {
-                                    bound.insert(arg.name.to_string(), s.item(arg.kind, arg.index)?);
+                                    bound
+                                        .insert(arg.name.to_string(), s.item(arg.kind, arg.index)?);
                                 }
                                 (component, bound)
                             };
@@ -609,12 +712,17 @@ fn walk(
                             let s = scope.borrow();
                             let mut bag = HashMap::new();
                             for export in items.iter() {
-                                bag.insert(export.name.name.to_string(), s.item(export.kind, export.index)?);
+                                bag.insert(
+                                    export.name.name.to_string(),
+                                    s.item(export.kind, export.index)?,
+                                );
                             }
                             bag
                         }
                     };
-                    scope.borrow_mut().push_bound(types, Item::Instance(Rc::new(inst)));
+                    scope
+                        .borrow_mut()
+                        .push_bound(types, Item::Instance(Rc::new(inst)));
                 }
             }
             Payload::ComponentExportSection(reader) => {
@@ -627,7 +735,9 @@ fn walk(
                 }
             }
             Payload::ComponentStartSection { .. } => {
-                return Err("component start functions are not supported".to_string().into());
+                return Err("component start functions are not supported"
+                    .to_string()
+                    .into());
             }
             Payload::End(_) => return Ok(exports),
             other => {
@@ -673,7 +783,11 @@ fn canonical(
             type_index,
             options,
         } => {
-            let core = s.core_funcs.get(core_func_index as usize).cloned().ok_or("core func index")?;
+            let core = s
+                .core_funcs
+                .get(core_func_index as usize)
+                .cloned()
+                .ok_or("core func index")?;
             let ComponentAnyTypeId::Func(id) = types.component_any_type_at(type_index) else {
                 return Err("canon lift of a non-function type".to_string().into());
             };
@@ -696,8 +810,15 @@ fn canonical(
                 instance: this.clone(),
             }));
         }
-        CanonicalFunction::Lower { func_index, options } => {
-            let callee = s.funcs.get(func_index as usize).cloned().ok_or("func index")?;
+        CanonicalFunction::Lower {
+            func_index,
+            options,
+        } => {
+            let callee = s
+                .funcs
+                .get(func_index as usize)
+                .cloned()
+                .ok_or("func index")?;
             let fty = &types[types.component_function_at(func_index)];
             let params = fty
                 .params
@@ -711,15 +832,21 @@ fn canonical(
         }
         CanonicalFunction::ResourceNew { resource } => {
             let r = resource_at(&s, resource)?;
-            s.core_funcs.push(CoreFunc::Host(Rc::new(call::resource_new(r, this.clone()))));
+            s.core_funcs
+                .push(CoreFunc::Host(Rc::new(call::resource_new(r, this.clone()))));
         }
         CanonicalFunction::ResourceDrop { resource } => {
             let r = resource_at(&s, resource)?;
-            s.core_funcs.push(CoreFunc::Host(Rc::new(call::resource_drop(r, this.clone()))));
+            s.core_funcs
+                .push(CoreFunc::Host(Rc::new(call::resource_drop(
+                    r,
+                    this.clone(),
+                ))));
         }
         CanonicalFunction::ResourceRep { resource } => {
             let r = resource_at(&s, resource)?;
-            s.core_funcs.push(CoreFunc::Host(Rc::new(call::resource_rep(r, this.clone()))));
+            s.core_funcs
+                .push(CoreFunc::Host(Rc::new(call::resource_rep(r, this.clone()))));
         }
         other => {
             let what = format!("{other:?}");
@@ -738,12 +865,21 @@ fn options_of(s: &Scope, options: &[CanonicalOption]) -> Result<call::Options, S
             CanonicalOption::UTF16 => opts.encoding = call::Encoding::Utf16,
             CanonicalOption::CompactUTF16 => opts.encoding = call::Encoding::Latin1Utf16,
             CanonicalOption::Memory(i) => {
-                opts.memory = Some(s.core_memories.get(i as usize).cloned().ok_or("memory index")?);
+                opts.memory = Some(
+                    s.core_memories
+                        .get(i as usize)
+                        .cloned()
+                        .ok_or("memory index")?,
+                );
             }
-            CanonicalOption::Realloc(i) => match s.core_funcs.get(i as usize).cloned().ok_or("func index")? {
-                CoreFunc::Wasm(f) => opts.realloc = Some(f),
-                CoreFunc::Host(_) => return Err("a host function as realloc is not supported".into()),
-            },
+            CanonicalOption::Realloc(i) => {
+                match s.core_funcs.get(i as usize).cloned().ok_or("func index")? {
+                    CoreFunc::Wasm(f) => opts.realloc = Some(f),
+                    CoreFunc::Host(_) => {
+                        return Err("a host function as realloc is not supported".into());
+                    }
+                }
+            }
             CanonicalOption::PostReturn(i) => {
                 opts.post_return = Some(s.core_funcs.get(i as usize).cloned().ok_or("func index")?);
             }
@@ -799,7 +935,10 @@ fn ctype(s: &Scope, types: TypesRef<'_>, ty: ComponentValType) -> Result<CType, 
         },
         D::Own(id) => CType::Own(resource(id.resource())?),
         D::Borrow(id) => CType::Borrow(resource(id.resource())?),
-        D::Map { .. } => return Err("map types are not supported".into()),
+        D::Map { key, value, .. } => CType::Map(
+            Box::new(ctype(s, types, *key)?),
+            Box::new(ctype(s, types, *value)?),
+        ),
         D::FixedLengthList { .. } => return Err("fixed-length list types are not supported".into()),
         D::Future { .. } | D::Stream { .. } => {
             return Err("future and stream types (the async ABI) are not supported".into());
@@ -807,27 +946,42 @@ fn ctype(s: &Scope, types: TypesRef<'_>, ty: ComponentValType) -> Result<CType, 
     })
 }
 
-/// Host state of a core instance: what each function import is bound to.
+/// Host state of a core instance: the host function each stubbed function import
+/// is bound to, by function import index.
 struct ImportCalls {
-    calls: Vec<(FuncType, CoreFunc)>,
+    calls: Vec<Option<(FuncType, CoreFunc)>>,
 }
 
-/// Instantiates core module `module` with its imports taken from `args`.
+/// Instantiates core module `module` with its imports taken from `args`. A
+/// function import bound to a host function (a lowering, a built-in) gets an array
+/// host stub; one bound to another core instance's function is linked to it
+/// directly, as in a core module (so exceptions, multiple results and function
+/// identity work as between core modules). The module is built for that split.
 fn instantiate_core(
     loaded: &Rc<Loaded>,
-    module: ModuleDef,
+    module: &ModuleDef,
     args: &HashMap<String, CoreInst>,
 ) -> Result<CoreInst, InstantiateError> {
-    let module = loaded.module(module.start)?;
-    let info = module.info();
+    let info = loaded.info(module)?;
     let mut calls = Vec::new();
+    let mut stubs = Vec::new();
     let mut externs = Vec::with_capacity(info.imports.len());
     for import in &info.imports {
         let item = args
             .get(&import.module)
-            .ok_or_else(|| format!("unknown import: no instance `{}` for `{}`", import.module, import.name))?
+            .ok_or_else(|| {
+                format!(
+                    "unknown import: no instance `{}` for `{}`",
+                    import.module, import.name
+                )
+            })?
             .export(&import.name)
-            .ok_or_else(|| format!("unknown import: `{}` has no export `{}`", import.module, import.name))?;
+            .ok_or_else(|| {
+                format!(
+                    "unknown import: `{}` has no export `{}`",
+                    import.module, import.name
+                )
+            })?;
         let ext = match (&import.kind, item) {
             (ImportKind::Func { type_index }, CoreItem::Func(f)) => {
                 let ty = info.types[*type_index as usize].clone();
@@ -838,11 +992,21 @@ fn instantiate_core(
                     )
                     .into());
                 }
-                calls.push((ty.clone(), f));
-                Extern::HostFunc(HostFunc {
-                    ty,
-                    code: import_entry as *const u8,
-                })
+                let func_import = calls.len() as u32;
+                match f {
+                    CoreFunc::Wasm(f) => {
+                        calls.push(None);
+                        Extern::Func(f)
+                    }
+                    host @ CoreFunc::Host(_) => {
+                        stubs.push(func_import);
+                        calls.push(Some((ty.clone(), host)));
+                        Extern::HostFunc(HostFunc {
+                            ty,
+                            code: import_entry as *const u8,
+                        })
+                    }
+                }
             }
             (_, CoreItem::Memory(m)) => Extern::Memory(m),
             (_, CoreItem::Table(t)) => Extern::Table(t),
@@ -858,12 +1022,14 @@ fn instantiate_core(
         };
         externs.push(Some(ext));
     }
+    let all = stubs.len() == calls.len();
+    let module = loaded.module(module, stubs, all)?;
     let mut position = 0;
     let mut resolver = |_: &wasmc_abi::Import| {
         position += 1;
         externs[position - 1].take()
     };
-    match InstanceHandle::new(module.clone(), &mut resolver, Some(Box::new(ImportCalls { calls }))) {
+    match InstanceHandle::new(module, &mut resolver, Some(Box::new(ImportCalls { calls }))) {
         Ok(instance) => Ok(CoreInst::Wasm(instance)),
         Err(InstantiationError::Trap(trap)) => Err(InstantiateError::Trap(Fail::from_trap(trap))),
         Err(e) => Err(InstantiateError::Link(e.to_string())),
@@ -911,12 +1077,17 @@ fn dispatch(vmctx: *mut u8, import: u32, values: *mut ValRaw) -> Result<(), Fail
     let mut caller = unsafe { wasmc_runtime::caller::Caller::from_vmctx(vmctx) };
     let (ty, func) = caller
         .host_state::<ImportCalls>()
-        .and_then(|c| c.calls.get(import as usize).cloned())
+        .and_then(|c| c.calls.get(import as usize).cloned().flatten())
         .ok_or_else(|| Fail::new("internal error: unbound import"))?;
     let slots = ty.params.len().max(ty.results.len()).max(1);
     // SAFETY: the stub passes `max(params, results, 1)` 16-byte slots.
     let raw = unsafe { std::slice::from_raw_parts_mut(values, slots) };
-    let args: Vec<Val> = ty.params.iter().zip(raw.iter()).map(|(t, r)| from_raw(*t, *r)).collect();
+    let args: Vec<Val> = ty
+        .params
+        .iter()
+        .zip(raw.iter())
+        .map(|(t, r)| from_raw(*t, *r))
+        .collect();
     let results = func.call(&args)?;
     if results.len() != ty.results.len() {
         return Err(Fail::new("internal error: host function result count"));
@@ -949,6 +1120,3 @@ fn to_raw(v: &Val) -> ValRaw {
         Val::FuncRef(x) | Val::ExternRef(x) => x as u128,
     }
 }
-
-/// A core trap kind for failures found by the harness's canonical ABI code.
-pub const CANON_TRAP: Trap = Trap::HostError;

@@ -101,22 +101,27 @@ pub fn validate(wasm: Vec<u8>) -> Result<Validated, String> {
 }
 
 /// A component of a script, ready to instantiate: the binary and the shared object
-/// of each core module (or why it could not be built).
+/// of each core module built with every function import stubbed (or why it could
+/// not be built), and the directory for builds with other stub sets.
 pub struct Prepared {
     pub validated: Validated,
     pub shared: HashMap<usize, Result<PathBuf, String>>,
+    pub dir: PathBuf,
 }
 
-/// Compiles and links one core module of a component (runs on any thread).
+/// Compiles and links one core module of a component (runs on any thread); `stubs`
+/// as in [`loader::compile_and_link_component_module`].
 pub fn build_module(
     wasm: &[u8],
     range: &Range<usize>,
     dir: &Path,
     stem: &str,
+    stubs: Option<&[u32]>,
 ) -> Result<PathBuf, String> {
-    loader::compile_and_link_component_module(&wasm[range.clone()], dir, stem).map_err(|e| match e
-    {
-        PrepareError::Compile(e) => format!("core module at {:#x}: {e}", range.start),
-        PrepareError::Load(e) => e,
+    loader::compile_and_link_component_module(&wasm[range.clone()], dir, stem, stubs).map_err(|e| {
+        match e {
+            PrepareError::Compile(e) => format!("core module at {:#x}: {e}", range.start),
+            PrepareError::Load(e) => e,
+        }
     })
 }

@@ -10,7 +10,13 @@ use super::call::CType;
 
 /// The engine's value of a script argument of type `ty`.
 pub fn to_value(ty: &CType, v: &WastVal<'_>) -> Result<Value, String> {
-    let mismatch = || format!("argument {} does not have type {}", show_wast(v), show_type(ty));
+    let mismatch = || {
+        format!(
+            "argument {} does not have type {}",
+            show_wast(v),
+            show_type(ty)
+        )
+    };
     Ok(match (ty, v) {
         (CType::Prim(P::Bool), WastVal::Bool(b)) => Value::Bool(*b),
         (CType::Prim(P::U8), WastVal::U8(x)) => Value::Int(u64::from(*x)),
@@ -45,6 +51,12 @@ pub fn to_value(ty: &CType, v: &WastVal<'_>) -> Result<Value, String> {
                 Value::List(items)
             }
         }
+        (CType::Map(k, v), WastVal::Map(entries)) => Value::List(
+            entries
+                .iter()
+                .map(|(key, value)| Ok(Value::Record(vec![to_value(k, key)?, to_value(v, value)?])))
+                .collect::<Result<_, String>>()?,
+        ),
         (CType::Record(fields), WastVal::Record(values)) if fields.len() == values.len() => {
             let mut out = Vec::new();
             for ((name, t), (vname, v)) in fields.iter().zip(values) {
@@ -177,7 +189,11 @@ pub fn show(ty: &CType, v: &Value) -> String {
         ),
         (CType::List(t), Value::List(items)) => format!(
             "(list.const {})",
-            items.iter().map(|i| show(t, i)).collect::<Vec<_>>().join(" ")
+            items
+                .iter()
+                .map(|i| show(t, i))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         (CType::Record(fields), Value::Record(values)) => format!(
             "(record.const {})",
