@@ -703,6 +703,15 @@ fn i32_fn(
     }
 }
 
+/// The built-ins may not run while their instance runs `realloc` or `post-return`.
+fn check_may_leave(instance: &ComponentInstance) -> Result<(), Fail> {
+    if instance.may_leave.get() {
+        Ok(())
+    } else {
+        Err(Fail::new("cannot leave component instance"))
+    }
+}
+
 fn arg(args: &[Val]) -> u32 {
     match args.first() {
         Some(Val::I32(v)) => *v as u32,
@@ -713,6 +722,7 @@ fn arg(args: &[Val]) -> u32 {
 /// `canon resource.new`: a new `own` handle for a representation.
 pub fn resource_new(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> HostFn {
     i32_fn(1, 1, move |args| {
+        check_may_leave(&instance)?;
         let index = instance.handles.borrow_mut().add(Entry::Own {
             rt: rt.clone(),
             rep: arg(args),
@@ -724,6 +734,7 @@ pub fn resource_new(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> Ho
 
 /// `canon resource.rep`: the representation behind a handle of the type.
 pub fn resource_rep(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> HostFn {
+    // Unlike `resource.new` and `resource.drop`, allowed during `post-return`.
     i32_fn(1, 1, move |args| {
         let index = arg(args);
         let mut table = instance.handles.borrow_mut();
@@ -739,6 +750,7 @@ pub fn resource_rep(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> Ho
 /// destructor in the defining instance).
 pub fn resource_drop(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> HostFn {
     i32_fn(1, 0, move |args| {
+        check_may_leave(&instance)?;
         let index = arg(args);
         let entry = {
             let mut table = instance.handles.borrow_mut();

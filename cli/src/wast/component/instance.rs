@@ -29,7 +29,7 @@ use wasmparser::{
     ComponentOuterAliasKind, ComponentType, ExternalKind, Parser, Payload,
 };
 
-use wasmc_abi::{FuncType, ImportKind, Trap, ValRaw, ValType};
+use wasmc_abi::{FuncType, ImportKind, ValRaw, ValType};
 use wasmc_runtime::instance::{
     Extern, FuncHandle, GlobalHandle, HostFunc, InstanceHandle, InstantiationError, MemoryHandle,
     Module, TableHandle, TagHandle, Val,
