@@ -279,7 +279,7 @@ impl Transit {
     fn release(&mut self) {
         for (instance, index) in self.lenders.drain(..) {
             if let Ok(Entry::Own { lends, .. }) = instance.handles.borrow_mut().get_mut(index) {
-                *lends -= 1;
+                *lends = lends.saturating_sub(1);
             }
         }
     }
@@ -769,7 +769,7 @@ pub fn resource_drop(rt: Rc<ResourceType>, instance: Rc<ComponentInstance>) -> H
         };
         match entry {
             Entry::Borrow { scope, .. } => {
-                scope.borrows.set(scope.borrows.get() - 1);
+                scope.borrows.set(scope.borrows.get().saturating_sub(1));
             }
             Entry::Own { rt, rep, .. } => {
                 if let Some(dtor) = &rt.dtor {
