@@ -247,6 +247,23 @@ impl Scope {
         })
     }
 
+    /// The item an outer alias of `kind` names (core types have no run-time value).
+    fn aliasable(&self, kind: ComponentOuterAliasKind, index: u32) -> Result<Item, String> {
+        let i = index as usize;
+        let missing = || format!("outer alias: {kind:?} index {index} out of bounds");
+        Ok(match kind {
+            ComponentOuterAliasKind::CoreModule => {
+                Item::Module(self.modules.get(i).cloned().ok_or_else(missing)?)
+            }
+            ComponentOuterAliasKind::Component => {
+                Item::Component(self.components.get(i).cloned().ok_or_else(missing)?)
+            }
+            ComponentOuterAliasKind::Type | ComponentOuterAliasKind::CoreType => {
+                Item::Type(self.types.get(i).cloned().ok_or_else(missing)?)
+            }
+        })
+    }
+
     fn push_core(&mut self, item: CoreItem) {
         match item {
             CoreItem::Func(f) => self.core_funcs.push(f),
@@ -613,66 +630,19 @@ fn walk(
                             s.push_bound(types, item);
                         }
                         ComponentAlias::Outer { kind, count, index } => {
-                            let mut outer = s.parent.clone();
-                            for _ in 1..count {
-                                outer = outer.and_then(|o| o.borrow().parent.clone());
+                            if kind == ComponentOuterAliasKind::CoreType {
+                                continue;
                             }
-                            let outer = if count == 0 { None } else { outer };
-                            let item = match (kind, &outer) {
-                                (ComponentOuterAliasKind::CoreType, _) => continue,
-                                (_, None) if count == 0 => {
-                                    let item = match kind {
-                                        ComponentOuterAliasKind::CoreModule => Item::Module(
-                                            s.modules
-                                                .get(index as usize)
-                                                .cloned()
-                                                .ok_or("module index")?,
-                                        ),
-                                        ComponentOuterAliasKind::Component => Item::Component(
-                                            s.components
-                                                .get(index as usize)
-                                                .cloned()
-                                                .ok_or("component index")?,
-                                        ),
-                                        ComponentOuterAliasKind::Type => Item::Type(
-                                            s.types
-                                                .get(index as usize)
-                                                .cloned()
-                                                .ok_or("type index")?,
-                                        ),
-                                        ComponentOuterAliasKind::CoreType => unreachable!(),
-                                    };
-                                    item
+                            let item = if count == 0 {
+                                s.aliasable(kind, index)?
+                            } else {
+                                let mut outer = s.parent.clone();
+                                for _ in 1..count {
+                                    outer = outer.and_then(|o| o.borrow().parent.clone());
                                 }
-                                (_, None) => {
-                                    return Err("outer alias beyond the outermost component"
-                                        .to_string()
-                                        .into());
-                                }
-                                (_, Some(o)) => {
-                                    let o = o.borrow();
-                                    match kind {
-                                        ComponentOuterAliasKind::CoreModule => Item::Module(
-                                            o.modules
-                                                .get(index as usize)
-                                                .cloned()
-                                                .ok_or("module index")?,
-                                        ),
-                                        ComponentOuterAliasKind::Component => Item::Component(
-                                            o.components
-                                                .get(index as usize)
-                                                .cloned()
-                                                .ok_or("component index")?,
-                                        ),
-                                        ComponentOuterAliasKind::Type => Item::Type(
-                                            o.types
-                                                .get(index as usize)
-                                                .cloned()
-                                                .ok_or("type index")?,
-                                        ),
-                                        ComponentOuterAliasKind::CoreType => unreachable!(),
-                                    }
-                                }
+                                let outer = outer.ok_or("outer alias count")?;
+                                let outer = outer.borrow();
+                                outer.aliasable(kind, index)?
                             };
                             s.push_bound(types, item);
                         }
