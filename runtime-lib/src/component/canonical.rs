@@ -757,4 +757,50 @@ mod tests {
         assert_eq!(size(&WitType::Flags(6)), 1);
         assert_eq!(size(&WitType::Variant(vec![None; 300])), 2);
     }
+
+    #[test]
+    fn strings_lift_in_every_encoding() {
+        let memory = MemoryHandle::new(crate::abi::MemoryType {
+            minimum: 1,
+            maximum: Some(1),
+            memory64: false,
+            shared: false,
+            page_size_log2: 16,
+        })
+        .expect("memory");
+        let guest = |encoding| Guest {
+            memory: Some(&memory),
+            realloc: None,
+            encoding,
+        };
+        let lift = |encoding, ptr: u32, len: u32| {
+            let mut flat = [(Flat::I32, u128::from(ptr)), (Flat::I32, u128::from(len))].into_iter();
+            lift_flat(&guest(encoding), &WitType::String, &mut flat)
+        };
+        memory.write(0, "h\u{e9}\u{1f600}".as_bytes()).unwrap();
+        let utf16: Vec<u8> = "h\u{e9}\u{1f600}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        memory.write(16, &utf16).unwrap();
+        memory.write(32, &[b'h', 0xe9]).unwrap();
+        let expected = Ok(Value::String("h\u{e9}\u{1f600}".into()));
+        assert_eq!(lift(StringEncoding::Utf8, 0, 7), expected);
+        assert_eq!(lift(StringEncoding::Utf16, 16, 4), expected);
+        assert_eq!(
+            lift(StringEncoding::Latin1Utf16, 16, 4 | UTF16_TAG),
+            expected
+        );
+        assert_eq!(
+            lift(StringEncoding::Latin1Utf16, 32, 2),
+            Ok(Value::String("h\u{e9}".into()))
+        );
+        // UTF-16 needs 2-byte alignment; a lone surrogate is invalid; a length
+        // past the memory is refused before anything is allocated for it.
+        assert!(lift(StringEncoding::Utf16, 17, 1).is_err());
+        memory.write(48, &0xd800u16.to_le_bytes()).unwrap();
+        assert!(lift(StringEncoding::Utf16, 48, 1).is_err());
+        assert!(lift(StringEncoding::Utf16, 0, 0x7fff_ffff).is_err());
+        assert!(lift(StringEncoding::Utf8, 0, 2).is_err()); // cuts `é` in half
+    }
 }
