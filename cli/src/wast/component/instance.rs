@@ -288,7 +288,11 @@ impl Scope {
                 let bag = bag.clone();
                 let index = self.instances.len() as u32;
                 self.push(item);
-                self.bind_instance(types, types.component_instance_at(index), &bag);
+                // The index spaces mirror the validator's; checked all the same, so
+                // that a disagreement is a missing binding, never a panic.
+                if index < types.component_instance_count() {
+                    self.bind_instance(types, types.component_instance_at(index), &bag);
+                }
             }
             _ => self.push(item),
         }
@@ -328,6 +332,7 @@ impl Scope {
     /// Records the run-time identity of type index `index` if it is a resource.
     fn bind_type(&mut self, types: TypesRef<'_>, index: u32) {
         if let Some(Some(resource)) = self.types.get(index as usize)
+            && index < types.component_type_count()
             && let ComponentAnyTypeId::Resource(id) = types.component_any_type_at(index)
         {
             self.resources.insert(id.resource(), resource.clone());
@@ -758,6 +763,9 @@ fn canonical(
                 .get(core_func_index as usize)
                 .cloned()
                 .ok_or("core func index")?;
+            if type_index >= types.component_type_count() {
+                return Err(format!("type index {type_index} out of bounds").into());
+            }
             let ComponentAnyTypeId::Func(id) = types.component_any_type_at(type_index) else {
                 return Err("canon lift of a non-function type".to_string().into());
             };
@@ -789,6 +797,9 @@ fn canonical(
                 .get(func_index as usize)
                 .cloned()
                 .ok_or("func index")?;
+            if func_index >= types.component_function_count() {
+                return Err(format!("function index {func_index} out of bounds").into());
+            }
             let fty = &types[types.component_function_at(func_index)];
             let params = fty
                 .params
