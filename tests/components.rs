@@ -125,6 +125,90 @@ fn shim_fixup_with(from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
+/// The shim/fix-up component with its `get-arguments` lowered with `encoding`; its
+/// `run` writes the length word of argument 1 (4 bytes, little-endian) and then the
+/// string's bytes as the lowering laid them out, to stdout.
+fn arguments_in_encoding(encoding: &str) -> String {
+    let text = shim_fixup_with(
+        "string-encoding=utf8",
+        &format!("string-encoding={encoding}"),
+    );
+    // UTF-16 strings are 2 bytes per unit; latin1+utf16 ones too when the length's
+    // top bit is set, else 1.
+    let shift = if encoding == "utf16" {
+        "i32.const 1"
+    } else {
+        "local.get $len i32.const 31 i32.shr_u"
+    };
+    let write_argument = format!(
+        "i32.const 0 call $args
+      i32.const 0 i32.load i32.const 8 i32.add local.set $elem
+      local.get $elem i32.load offset=4 local.set $len
+      local.get $out local.get $elem i32.const 4 i32.add i32.const 4 i32.const 8
+      call $write
+      local.get $out local.get $elem i32.load
+      local.get $len i32.const 0x7fffffff i32.and {shift} i32.shl
+      i32.const 8 call $write
+      local.get $out call $drop
+      i32.const 0)"
+    );
+    let old_tail = "i32.const 0 call $args
+      local.get $out call $drop
+      i32.const 4 i32.load
+      i32.const 1 i32.gt_u)";
+    assert!(text.contains(old_tail), "the fixture's run changed");
+    // The fixture's bump allocator ignores an old block; the UTF-16 stores shrink
+    // (and latin1+utf16 grows) blocks with realloc, so this one keeps or copies them.
+    let bump = "(local $ptr i32)
+      ;; A bump allocator: align, hand out, never free.";
+    let reallocating = "(local $ptr i32)
+      local.get 0
+      if
+        local.get 3 local.get 1 i32.le_u
+        if local.get 0 return end
+      end
+      ;; A bump allocator: align, hand out, never free; a grown block is copied.
+      global.get $heap
+      local.get 2 i32.const 1 i32.sub i32.add
+      i32.const 0 local.get 2 i32.sub i32.and
+      local.get 0 local.get 1 memory.copy";
+    assert!(text.contains(bump), "the fixture's allocator changed");
+    text.replace(old_tail, &write_argument)
+        .replace(
+            "(local $out i32)",
+            "(local $out i32) (local $elem i32) (local $len i32)",
+        )
+        .replace(bump, reallocating)
+}
+
+/// Strings the host returns in UTF-16 and latin1+utf16 (`get-arguments`), laid
+/// out as the canonical ABI says (checked against `wasmtime run` on the same
+/// component when this test was written).
+#[test]
+fn host_strings_in_every_encoding() {
+    let scratch = Scratch::new();
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let cases: [(&str, &str, u32, Vec<u8>); 3] = [
+        ("utf16", "h\u{e9}\u{1f600}", 4, utf16("h\u{e9}\u{1f600}")),
+        ("latin1+utf16", "h\u{e9}", 2, vec![b'h', 0xe9]),
+        (
+            "latin1+utf16",
+            "h\u{e9}\u{1f600}",
+            4 | 1 << 31,
+            utf16("h\u{e9}\u{1f600}"),
+        ),
+    ];
+    for (i, (encoding, argument, len, bytes)) in cases.into_iter().enumerate() {
+        let text = arguments_in_encoding(encoding);
+        let output = compile_and_run(&scratch, &format!("enc{i}.wat"), &text, &[argument]);
+        output.assert_code(0);
+        let mut expected = b"hello from a hand-written component\n".to_vec();
+        expected.extend(len.to_le_bytes());
+        expected.extend(bytes);
+        output.assert_stdout(&expected);
+    }
+}
+
 /// A list the guest passes past the end of its memory, and a handle it never had:
 /// the host refuses the call before doing anything, as wasmtime does (status 1 and
 /// its message), and never faults.

@@ -73,6 +73,19 @@ pub struct Lowering {
     pub memory: Option<CoreExport>,
     /// `(realloc ...)`: allocates results (strings, lists) in that memory.
     pub realloc: Option<CoreExport>,
+    /// `string-encoding=...`: how strings are laid out in that memory.
+    pub encoding: StringEncoding,
+}
+
+/// The `string-encoding` canonical option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StringEncoding {
+    #[default]
+    Utf8,
+    Utf16,
+    /// `latin1+utf16`: Latin-1 when every character fits, else UTF-16 with the length's
+    /// top bit set.
+    Latin1Utf16,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,6 +305,7 @@ mod tests {
                 },
                 memory: None,
                 realloc: None,
+                encoding: StringEncoding::Latin1Utf16,
             }],
             run: CoreExport {
                 instance: 0,

@@ -19,15 +19,15 @@
 //! naming it: WASI interfaces other than those in
 //! `wasmc_abi::component::WASI_P2_HOST_FUNCTIONS`, the async ABI (WASI 0.3),
 //! imported core modules, components exporting something else than
-//! `wasi:cli/run`, resources defined by the component, string encodings other than
-//! UTF-8, and canonical built-ins beyond `resource.drop` of a host resource.
+//! `wasi:cli/run`, resources defined by the component, and canonical built-ins
+//! beyond `resource.drop` of a host resource.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use wasmc_abi::component::{
-    ComponentPlan, CoreDef, CoreExport, CoreInstance, Lowering, LoweringKind, WitType,
-    wasi_p2_host_functions, wasi_p2_interface,
+    ComponentPlan, CoreDef, CoreExport, CoreInstance, Lowering, LoweringKind, StringEncoding,
+    WitType, wasi_p2_host_functions, wasi_p2_interface,
 };
 use wasmc_abi::{ImportKind, ModuleInfo};
 use wasmparser::component_types::{
@@ -691,6 +691,7 @@ impl<'a> Flattener<'a> {
                     },
                     memory: opts.memory,
                     realloc: opts.realloc,
+                    encoding: opts.encoding,
                 });
                 spaces
                     .core_funcs
@@ -709,6 +710,7 @@ impl<'a> Flattener<'a> {
                     kind: LoweringKind::ResourceDrop { resource },
                     memory: None,
                     realloc: None,
+                    encoding: StringEncoding::Utf8,
                 });
                 spaces
                     .core_funcs
@@ -739,10 +741,9 @@ impl<'a> Flattener<'a> {
         let mut opts = CanonOptions::default();
         for option in options {
             match *option {
-                CanonicalOption::UTF8 => {}
-                CanonicalOption::UTF16 | CanonicalOption::CompactUTF16 => {
-                    return Err(unsupported("string encodings other than UTF-8"));
-                }
+                CanonicalOption::UTF8 => opts.encoding = StringEncoding::Utf8,
+                CanonicalOption::UTF16 => opts.encoding = StringEncoding::Utf16,
+                CanonicalOption::CompactUTF16 => opts.encoding = StringEncoding::Latin1Utf16,
                 CanonicalOption::Memory(index) => {
                     let CoreItem::Def(def) = spaces
                         .core_memories
@@ -863,6 +864,7 @@ impl<'a> Flattener<'a> {
 
 #[derive(Default)]
 struct CanonOptions {
+    encoding: StringEncoding,
     memory: Option<CoreExport>,
     realloc: Option<CoreExport>,
     post_return: Option<CoreDef>,

@@ -220,16 +220,7 @@ pub fn flat_count(types: &[WitType]) -> usize {
     flat.len()
 }
 
-/// The `string-encoding` canonical option.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StringEncoding {
-    #[default]
-    Utf8,
-    Utf16,
-    /// `latin1+utf16`: Latin-1 when every character fits, else UTF-16 with the length's
-    /// top bit set.
-    Latin1Utf16,
-}
+pub use crate::abi::component::StringEncoding;
 
 /// The length bit that marks a `latin1+utf16` string as UTF-16.
 const UTF16_TAG: u32 = 1 << 31;
@@ -289,13 +280,18 @@ impl Guest<'_> {
     /// `realloc(0, 0, align, size)`, checked: the block must be aligned and inside
     /// the memory.
     pub fn allocate(&self, align: u32, size: u32) -> CanonResult<u32> {
+        self.reallocate(0, 0, align, size)
+    }
+
+    /// `realloc(old, old_size, align, size)`, checked like [`Guest::allocate`].
+    pub fn reallocate(&self, old: u32, old_size: u32, align: u32, size: u32) -> CanonResult<u32> {
         let realloc = self
             .realloc
             .ok_or_else(|| CanonTrap::new("canonical function has no realloc option"))?;
         let results = realloc
             .call(&[
-                CoreVal::I32(0),
-                CoreVal::I32(0),
+                CoreVal::I32(old as i32),
+                CoreVal::I32(old_size as i32),
                 CoreVal::I32(align as i32),
                 CoreVal::I32(size as i32),
             ])
@@ -470,42 +466,61 @@ fn lift_string(guest: &Guest<'_>, data: u32, len: u32) -> CanonResult<String> {
 }
 
 /// Writes a string in the guest's encoding into memory from its realloc; returns
-/// (pointer, length as the guest sees it).
+/// (pointer, length as the guest sees it). The host's strings are UTF-8, and the
+/// realloc calls are those of the canonical ABI's `store_string` for a UTF-8
+/// source (a worst-case block shrunk afterwards; Latin-1 inflated to UTF-16 in
+/// place at the first character beyond it), so a guest sees the same calls as
+/// under wasmtime.
 fn lower_string(guest: &Guest<'_>, s: &str) -> CanonResult<(u32, u32)> {
     let too_long = || CanonTrap::new("string or list too long for a 32-bit memory");
-    let latin1 =
-        guest.encoding == StringEncoding::Latin1Utf16 && s.chars().all(|c| (c as u32) < 256);
+    // The source's code units (UTF-8 bytes); every size below is at most twice it.
+    let src_units = u32::try_from(s.len())
+        .ok()
+        .filter(|l| l & UTF16_TAG == 0)
+        .ok_or_else(too_long)?;
+    let worst_case = src_units.checked_mul(2).ok_or_else(too_long)?;
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
     match guest.encoding {
         StringEncoding::Utf8 => {
-            let len = u32::try_from(s.len()).map_err(|_| too_long())?;
-            let ptr = guest.allocate(1, len)?;
+            let ptr = guest.allocate(1, src_units)?;
             guest.write(u64::from(ptr), s.as_bytes())?;
-            Ok((ptr, len))
+            Ok((ptr, src_units))
         }
-        _ if latin1 => {
-            let bytes: Vec<u8> = s.chars().map(|c| c as u32 as u8).collect();
-            let len = u32::try_from(bytes.len())
-                .ok()
-                .filter(|l| l & UTF16_TAG == 0)
-                .ok_or_else(too_long)?;
-            let ptr = guest.allocate(2, len)?;
-            guest.write(u64::from(ptr), &bytes)?;
-            Ok((ptr, len))
+        StringEncoding::Utf16 => {
+            let mut ptr = guest.allocate(2, worst_case)?;
+            let encoded = utf16(s);
+            guest.write(u64::from(ptr), &encoded)?;
+            let len = encoded.len() as u32;
+            if len < worst_case {
+                ptr = guest.reallocate(ptr, worst_case, 2, len)?;
+            }
+            Ok((ptr, len / 2))
         }
-        _ => {
-            let bytes: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
-            let units = u32::try_from(bytes.len() / 2)
-                .ok()
-                .filter(|l| l & UTF16_TAG == 0)
-                .ok_or_else(too_long)?;
-            let ptr = guest.allocate(2, units.checked_mul(2).ok_or_else(too_long)?)?;
-            guest.write(u64::from(ptr), &bytes)?;
-            let len = if guest.encoding == StringEncoding::Latin1Utf16 {
-                units | UTF16_TAG
-            } else {
-                units
-            };
-            Ok((ptr, len))
+        StringEncoding::Latin1Utf16 => {
+            let mut ptr = guest.allocate(2, src_units)?;
+            let latin1_prefix = s.find(|c: char| (c as u32) >= 256).unwrap_or(s.len());
+            let latin1: Vec<u8> = s[..latin1_prefix].chars().map(|c| c as u32 as u8).collect();
+            guest.write(u64::from(ptr), &latin1)?;
+            let written = latin1.len() as u32;
+            if latin1_prefix == s.len() {
+                if written < src_units {
+                    ptr = guest.reallocate(ptr, src_units, 2, written)?;
+                }
+                return Ok((ptr, written));
+            }
+            // Inflate what was written (as the guest's realloc moved it) to UTF-16,
+            // then write the rest.
+            ptr = guest.reallocate(ptr, src_units, 2, worst_case)?;
+            let moved = guest.read(u64::from(ptr), latin1.len())?;
+            let inflated: Vec<u8> = moved.iter().flat_map(|b| [*b, 0]).collect();
+            guest.write(u64::from(ptr), &inflated)?;
+            let rest = utf16(&s[latin1_prefix..]);
+            guest.write(u64::from(ptr) + u64::from(written) * 2, &rest)?;
+            let len = written * 2 + rest.len() as u32;
+            if len < worst_case {
+                ptr = guest.reallocate(ptr, worst_case, 2, len)?;
+            }
+            Ok((ptr, (len / 2) | UTF16_TAG))
         }
     }
 }

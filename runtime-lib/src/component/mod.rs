@@ -268,7 +268,7 @@ fn call_lowered(vmctx: *mut u8, import: u32, values: *mut ValRaw) -> Result<(), 
     let guest = Guest {
         memory: memory.as_ref(),
         realloc: realloc.as_ref(),
-        encoding: canonical::StringEncoding::Utf8,
+        encoding: lowering.encoding,
     };
     match &lowering.kind {
         LoweringKind::ResourceDrop { resource } => {
