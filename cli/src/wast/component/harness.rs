@@ -42,8 +42,10 @@ impl Harness {
     }
 
     /// Runs `directive` if it concerns components; `None` leaves it to the core
-    /// harness. `core_current`: whether the script's current instance is a core one
-    /// (the later of the two is current).
+    /// harness. An unnamed invocation targets the current component instance while
+    /// there is one (the script clears it when a core module becomes current);
+    /// `last_definition_is_component`: an unnamed `(module instance)` instantiates
+    /// the latest definition, which may be a component's.
     pub fn execute(
         &mut self,
         directive: &WastDirective<'_>,
