@@ -116,9 +116,8 @@ fn host_stub(ty: &FuncType, host_fn_offset: i32, isa: &dyn TargetIsa) -> ir::Fun
 
 /// The host stub of an import lowered from a component's host: stores the
 /// arguments in 16-byte slots on its stack, calls `extern "C" fn(vmctx, import,
-/// values)` and returns what the host wrote to `values[0..results]` (the canonical
-/// ABI lowers to at most one result; `wasmc wast` forwards core calls between a
-/// component's core instances through the same stubs, with any number of results).
+/// values)` and returns what the host wrote to `values[0]` (the canonical ABI lowers
+/// to at most one result; more traps, as for the C stub).
 fn array_host_stub(
     ty: &FuncType,
     import: u32,
@@ -133,6 +132,11 @@ fn array_host_stub(
     builder.switch_to_block(entry);
     builder.seal_block(entry);
     let args = builder.block_params(entry).to_vec();
+    if ty.results.len() > 1 {
+        builder.ins().trap(trap_code(Trap::HostError));
+        builder.finalize(isa.frontend_config());
+        return func;
+    }
     let slots = ty.params.len().max(ty.results.len()).max(1) as u32;
     let slot = builder.create_sized_stack_slot(ir::StackSlotData::new(
         ir::StackSlotKind::ExplicitSlot,
@@ -182,12 +186,7 @@ fn array_host_stub(
     let results: Vec<_> = ty
         .results
         .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            builder
-                .ins()
-                .load(ir_type(*t), flags, values, i as i32 * SLOT)
-        })
+        .map(|t| builder.ins().load(ir_type(*t), flags, values, 0))
         .collect();
     builder.ins().return_(&results);
     builder.finalize(isa.frontend_config());
