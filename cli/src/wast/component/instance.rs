@@ -9,12 +9,14 @@
 //! walking its sections with its imports bound to the instantiation's arguments;
 //! outer aliases read the scope the component was defined in.
 //!
-//! Core modules are compiled with an array host stub for every function import
-//! (`loader::compile_and_link_component_module`), all served by [`import_entry`]: an
-//! import bound to another core instance's function forwards the call, one bound to
-//! a host function runs it. One entry point serves every signature, and the compiler
-//! does not need to know, when compiling a module, what its imports will be bound
-//! to.
+//! A core module's function import bound to a host function (a lowering, a
+//! resource built-in) is compiled with an array host stub, served by
+//! [`import_entry`], which finds the host function in the calling instance's host
+//! state; one bound to another core instance's function is linked to it directly,
+//! as between core modules. Which imports are which is known only when the module
+//! is instantiated: the build made in advance stubs every function import (the
+//! usual case: a module importing only lowerings), and another split is compiled
+//! once, on demand ([`Loaded::module`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

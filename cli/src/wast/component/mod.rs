@@ -3,8 +3,10 @@
 //! A component of a script is validated by wasmparser's component validator (with
 //! the types of every nested component kept for the instantiator), and each of its
 //! core modules is compiled and linked into a shared object like a core module of a
-//! spec script, except that every function import gets an *array host stub*: the
-//! instantiator serves them all through one entry point ([`instance`]).
+//! spec script, with every function import given an *array host stub* that the
+//! instantiator serves through one entry point (a module whose imports turn out to
+//! be bound to other core instances' functions is rebuilt for that, see
+//! [`instance`]).
 //!
 //! Unlike an executable, which flattens its component at compile time
 //! (`compiler::component`), the harness instantiates components *dynamically*: it
