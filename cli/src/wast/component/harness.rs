@@ -23,6 +23,9 @@ pub struct Harness {
     named: HashMap<String, Rc<Instantiated>>,
     definitions: HashMap<String, Rc<Prepared>>,
     last_definition: Option<Rc<Prepared>>,
+    /// The loaded modules of each component, by the address of its `Prepared` (kept
+    /// alive by the `Loaded`), shared by every instantiation of a definition.
+    loaded: std::cell::RefCell<HashMap<usize, Rc<Loaded>>>,
 }
 
 /// What a directive's module slot holds, as far as components are concerned.
@@ -192,7 +195,12 @@ impl Harness {
         prepared: &Result<Rc<Prepared>, String>,
     ) -> Result<Rc<Instantiated>, Result<String, InstantiateError>> {
         let prepared = prepared.as_ref().map_err(|e| Ok(e.clone()))?;
-        let loaded = Loaded::new(prepared.clone());
+        let loaded = self
+            .loaded
+            .borrow_mut()
+            .entry(Rc::as_ptr(prepared) as usize)
+            .or_insert_with(|| Loaded::new(prepared.clone()))
+            .clone();
         instance::instantiate(&loaded).map(Rc::new).map_err(Err)
     }
 
