@@ -355,6 +355,11 @@ fn linker_gets_pie_for_gnu_and_static_pie_for_musl() {
         assert!(args.contains(&expected), "{target}: {args:?}");
         assert!(!args.contains(&refused), "{target}: {args:?}");
         assert!(args.contains(&"-Wl,-z,noexecstack"), "{target}: {args:?}");
+        // The unwinder is linked statically (start-up time), never as libgcc_s.
+        assert!(!args.contains(&"-lgcc_s"), "{target}: {args:?}");
+        if target.ends_with("-gnu") {
+            assert!(args.contains(&"-lgcc_eh"), "{target}: {args:?}");
+        }
         assert!(exe.exists());
     }
 }
@@ -436,6 +441,12 @@ fn default_output_is_the_input_stem_and_executable() {
     let run = common::run::<&str>(&exe, &[], scratch.path());
     run.assert_code(0);
     run.assert_stdout(b"Hello, world!\n");
+    // Start-up: no shared library beyond the C library's (the unwinder is static).
+    let bytes = fs::read(&exe).unwrap();
+    assert!(
+        !bytes.windows(11).any(|w| w == b"libgcc_s.so"),
+        "the executable needs libgcc_s"
+    );
 }
 
 #[test]
