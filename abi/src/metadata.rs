@@ -378,6 +378,11 @@ pub struct ModuleInfo {
     /// `crate::component`): the imports a component lowers from the host. Empty for
     /// plain modules.
     pub array_host_imports: Vec<u32>,
+    /// The CPU features the code was generated for: the names of the Cranelift ISA
+    /// flags that were on (`has_sse41`, `has_avx2`, `has_lse`...; `--target-cpu`).
+    /// The runtime refuses to run the code on a CPU that lacks one, with a message,
+    /// instead of letting an unknown instruction crash it.
+    pub cpu_features: Vec<String>,
 }
 
 impl ModuleInfo {

@@ -1,7 +1,8 @@
 //! wasmc's runtime library, linked into every executable wasmc produces (as a static
 //! library) and used in-process by `wasmc wast` (as an rlib).
 //!
-//! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
+//! Areas, one module each: linear memory (`memory`), tables (`table`), the CPU
+//! features compiled code needs (`cpu_features`), trap handling
 //! and backtraces (`traps`), timeouts (`interrupt`), the fuel budget (`fuel`),
 //! exception objects (`exceptions`; the unwinder is in `traps`), shared memories'
 //! wait/notify and wasi-threads (`threads`), builtins called by
@@ -18,6 +19,7 @@ pub mod builtins;
 pub mod caller;
 pub mod command_line;
 pub mod component;
+pub mod cpu_features;
 pub mod embed;
 pub mod entry;
 pub mod exceptions;
