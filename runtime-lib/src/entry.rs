@@ -18,7 +18,8 @@
 //!    `threads::spawn`, which also starts its other threads;
 //! 4. a trap prints `wasm trap: <message>`, the wasm backtrace, and exits 134;
 //!    `proc_exit(n)` exits n right away ([`exit_process`]); returning from `_start`
-//!    exits 0. Other errors print `error: ...` and exit 1.
+//!    exits 0, leaving the instance to the process exit ([`Teardown::LeaveToExit`]).
+//!    Other errors print `error: ...` and exit 1.
 //!
 //! Nothing here may fail because stderr is unusable (closed, or a pipe nobody
 //! reads): messages are written best-effort and the exit status stays the same.
