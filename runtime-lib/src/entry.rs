@@ -9,9 +9,9 @@
 //! 2. the command line and the policy baked into the executable become a
 //!    [`RunConfig`] (see `command_line`); a bad option prints `error: ...` and
 //!    exits 2, `--wasmc-help` prints the options and the policy;
-//! 3. on a dedicated thread with the configured wasm stack (see
-//!    `traps::run_on_wasm_stack`) the module is instantiated with its imports
-//!    resolved to WASI functions, its start function runs, then its `_start` export;
+//! 3. with the configured wasm stack (on the main thread with a stack of its own,
+//!    `own_stack`, or on a dedicated thread, `traps::run_on_wasm_stack`) the
+//!    module is instantiated with its imports resolved to WASI functions, its start function runs, then its `_start` export;
 //!    a module without `_start` (a reactor) gets `_initialize` called and then an
 //!    error naming `_start`;
 //!    a threaded program (shared memory, `wasi.thread-spawn`) is instantiated by
@@ -99,7 +99,13 @@ pub fn run_command_with(
     };
     let stack = config.limits.wasm_stack();
     let run = move || run_on_this_thread(module, config, teardown);
-    match traps::run_on_wasm_stack_with(stack, run) {
+    let ran = match teardown {
+        // The executable's main thread does nothing else: wasm runs on it, on a
+        // stack of its own, instead of on a new thread (start-up time).
+        Teardown::LeaveToExit => crate::own_stack::run(stack, run),
+        Teardown::Free => traps::run_on_wasm_stack_with(stack, run),
+    };
+    match ran {
         Ok(code) => code,
         Err(e) => {
             print_error(format_args!("cannot create the thread that runs wasm: {e}"));
