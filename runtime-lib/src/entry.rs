@@ -11,7 +11,8 @@
 //!    exits 2, `--wasmc-help` prints the options and the policy;
 //! 3. with the configured wasm stack (on the main thread with a stack of its own,
 //!    `own_stack`, or on a dedicated thread, `traps::run_on_wasm_stack`) the
-//!    module is instantiated with its imports resolved to WASI functions, its start function runs, then its `_start` export;
+//!    module is instantiated with its imports resolved to WASI functions, its start
+//!    function runs, then its `_start` export;
 //!    a module without `_start` (a reactor) gets `_initialize` called and then an
 //!    error naming `_start`;
 //!    a threaded program (shared memory, `wasi.thread-spawn`) is instantiated by
@@ -108,7 +109,11 @@ pub fn run_command_with(
     match ran {
         Ok(code) => code,
         Err(e) => {
-            print_error(format_args!("cannot create the thread that runs wasm: {e}"));
+            let what = match teardown {
+                Teardown::LeaveToExit => "set up the stack",
+                Teardown::Free => "create the thread",
+            };
+            print_error(format_args!("cannot {what} that runs wasm: {e}"));
             1
         }
     }
