@@ -355,6 +355,11 @@ fn linker_gets_pie_for_gnu_and_static_pie_for_musl() {
         assert!(args.contains(&expected), "{target}: {args:?}");
         assert!(!args.contains(&refused), "{target}: {args:?}");
         assert!(args.contains(&"-Wl,-z,noexecstack"), "{target}: {args:?}");
+        // The unwinder is linked statically (start-up time), never as libgcc_s.
+        assert!(!args.contains(&"-lgcc_s"), "{target}: {args:?}");
+        if target.ends_with("-gnu") {
+            assert!(args.contains(&"-lgcc_eh"), "{target}: {args:?}");
+        }
         assert!(exe.exists());
     }
 }
@@ -436,6 +441,12 @@ fn default_output_is_the_input_stem_and_executable() {
     let run = common::run::<&str>(&exe, &[], scratch.path());
     run.assert_code(0);
     run.assert_stdout(b"Hello, world!\n");
+    // Start-up: no shared library beyond the C library's (the unwinder is static).
+    let bytes = fs::read(&exe).unwrap();
+    assert!(
+        !bytes.windows(11).any(|w| w == b"libgcc_s.so"),
+        "the executable needs libgcc_s"
+    );
 }
 
 #[test]
@@ -635,4 +646,58 @@ fn progress_line_only_on_a_terminal() {
         tty.describe()
     );
     assert!(scratch.path().join("lua-tty").exists());
+}
+
+/// `--target-cpu native` runs here; code for features this CPU lacks is refused at
+/// start-up with a message that names them, instead of crashing on an instruction.
+#[test]
+fn target_cpu_native_runs_and_missing_features_are_refused() {
+    let scratch = Scratch::new();
+    let input = fixture("hello/hello.wat");
+    let exe = scratch.path().join("hello-native");
+    let output = wasmc(
+        &[
+            input.as_os_str(),
+            OsStr::new("--target-cpu"),
+            OsStr::new("native"),
+            OsStr::new("-o"),
+            exe.as_os_str(),
+        ],
+        scratch.path(),
+    );
+    output.assert_code(0);
+    let run = common::run::<&str>(&exe, &[], scratch.path());
+    run.assert_code(0);
+    run.assert_stdout(b"Hello, world!\n");
+
+    let line = assert_one_line_error(&wasmc(
+        &[input.as_os_str(), OsStr::new("--target-cpu=pentium9")],
+        scratch.path(),
+    ));
+    assert!(line.contains("not a CPU wasmc knows"), "{line}");
+
+    #[cfg(target_arch = "x86_64")]
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        let exe = scratch.path().join("hello-v4");
+        let output = wasmc(
+            &[
+                input.as_os_str(),
+                OsStr::new("--target-cpu"),
+                OsStr::new("x86-64-v4"),
+                OsStr::new("-o"),
+                exe.as_os_str(),
+            ],
+            scratch.path(),
+        );
+        output.assert_code(0);
+        let run = common::run::<&str>(&exe, &[], scratch.path());
+        run.assert_code(1);
+        let stderr = run.stderr_text();
+        assert!(
+            stderr.contains("CPU features this machine does not have")
+                && stderr.contains("avx512f"),
+            "{stderr}"
+        );
+        assert!(run.stdout.is_empty());
+    }
 }

@@ -38,7 +38,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_000c; // "wasmc" + 1.12 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_000d; // "wasmc" + 1.13 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";

@@ -101,6 +101,7 @@ mod tests {
             guard_pages: true,
             fuel_metering: false,
             array_host_imports: Vec::new(),
+            cpu_features: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! gnu:            cc -pie -o OUT OBJ libwasmc_runtime.a -Wl,... <native libs>
+//!                    (with the static `-lgcc_eh` for `-lgcc_s`)
 //! musl:           cc -nostdlib -static-pie -o OUT rcrt1.o crti.o crtbeginS.o OBJ -Wl,...
 //!                    --start-group libwasmc_runtime.a libunwind.a libc.a --end-group
 //!                    crtendS.o crtn.o
@@ -141,6 +142,14 @@ impl LinkJob<'_> {
         }
         args.push(archive.into());
         for lib in self.embedded.native_libs {
+            if *lib == "-lgcc_s" && !static_link {
+                // Rust's std wants the unwinder of the shared libgcc_s; its static copy
+                // in gcc's libgcc_eh.a is the same code without a second shared library
+                // to load and relocate at every start (hello world: 10% of the CPU
+                // time of a run, bench/README.md).
+                args.push("-lgcc_eh".into());
+                continue;
+            }
             // A library that is embedded (musl's libc.a, libunwind.a) is passed by
             // path; others are left to the linker's search path.
             let embedded = lib

@@ -122,6 +122,16 @@ struct Cli {
     #[arg(long, value_name = "TRIPLE")]
     target: Option<String>,
 
+    /// CPU to generate code for (default: the target's baseline, x86-64-v2 on x86_64,
+    /// generic ARMv8 on aarch64). `native` uses every feature of this machine (what
+    /// `wasmtime compile` does by default; the executable then runs only on CPUs with
+    /// the same features); `x86-64-v3` adds AVX2, BMI1/2, FMA and LZCNT (Haswell,
+    /// Zen and later); other names are Cranelift's CPU names (`skylake`, `znver3`...;
+    /// a wrong name lists them). An executable refuses to start, with a message, on a
+    /// CPU that lacks a feature it was compiled for. Example: `--target-cpu x86-64-v3`.
+    #[arg(long, value_name = "CPU")]
+    target_cpu: Option<String>,
+
     /// Linker (gcc-compatible driver) to use instead of the target's default (`cc` for
     /// the host architecture, `aarch64-linux-gnu-gcc` for aarch64 on x86_64). Example:
     /// `--linker /usr/bin/aarch64-linux-gnu-gcc-12`.
@@ -333,6 +343,7 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         spectre_guards: !cli.no_spectre_guards,
         fuel_metering: cli.policy.fuel.is_some(),
         policy: Some(policy),
+        target_cpu: cli.target_cpu.clone(),
     };
     let is_component = wasmc_compiler::component::is_component(&wasm);
     let mut library = None;

@@ -13,6 +13,10 @@
 //!   there are return registers.
 //! * x86_64 targets the x86-64-v2 baseline (SSE4.1 gives `roundss` for
 //!   floor/ceil/trunc/nearest, so no libm libcalls are needed, and popcnt).
+//!   `--target-cpu` (`CompileOptions::target_cpu`) adds features on top: `native`
+//!   (this machine's, as `wasmtime compile` does by default), `x86-64-v3`/`-v4`, or
+//!   a Cranelift CPU name. The enabled `has_*` flags are recorded in
+//!   `ModuleInfo::cpu_features`, which the runtime checks before running the code.
 
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
@@ -77,14 +81,117 @@ pub(crate) fn build(opts: &CompileOptions) -> Result<OwnedTargetIsa, CompileErro
             .map_err(|e| CompileError::target(format!("cranelift setting {name}={value}: {e}")))?;
     }
 
-    let mut isa_builder = isa::lookup(triple.clone())
-        .map_err(|e| CompileError::target(format!("target `{triple}`: {e}")))?;
-    if triple.architecture == Architecture::X86_64 {
+    let flags = settings::Flags::new(flags);
+    let configured = |implied: &[&str]| -> Result<isa::Builder, CompileError> {
+        let mut isa_builder = isa::lookup(triple.clone())
+            .map_err(|e| CompileError::target(format!("target `{triple}`: {e}")))?;
+        if let Some(cpu) = &opts.target_cpu {
+            select_cpu(&mut isa_builder, triple, cpu)?;
+        }
+        if triple.architecture == Architecture::X86_64 {
+            // Always at least the baseline, whatever CPU was named (module docs).
+            isa_builder
+                .enable("x86-64-v2")
+                .map_err(|e| CompileError::target(format!("x86-64-v2 baseline: {e}")))?;
+        }
+        for name in implied {
+            isa_builder
+                .enable(name)
+                .map_err(|e| CompileError::target(format!("{name}: {e}")))?;
+        }
+        Ok(isa_builder)
+    };
+    let finish = |isa_builder: isa::Builder| {
         isa_builder
-            .enable("x86-64-v2")
-            .map_err(|e| CompileError::target(format!("x86-64-v2 baseline: {e}")))?;
+            .finish(flags.clone())
+            .map_err(|e| CompileError::target(format!("target `{triple}`: {e}")))
+    };
+    let isa = finish(configured(&[])?)?;
+    // Cranelift's presets name AVX2 without AVX and AVX-512 extensions without
+    // AVX512F; the architecture implies them, and only with them does Cranelift use
+    // the VEX/EVEX encodings (no false dependencies in scalar float code).
+    let enabled = required_features(&*isa);
+    let has = |name: &str| enabled.iter().any(|f| f == name);
+    let mut implied = Vec::new();
+    if has("has_avx2") && !has("has_avx") {
+        implied.push("has_avx");
+    }
+    if enabled.iter().any(|f| f.starts_with("has_avx512")) && !has("has_avx512f") {
+        implied.push("has_avx512f");
+    }
+    if implied.is_empty() {
+        return Ok(isa);
+    }
+    finish(configured(&implied)?)
+}
+
+/// Applies `--target-cpu cpu` to the ISA builder.
+fn select_cpu(
+    isa_builder: &mut isa::Builder,
+    triple: &target_lexicon::Triple,
+    cpu: &str,
+) -> Result<(), CompileError> {
+    let arch_name = match triple.architecture {
+        Architecture::X86_64 => "x86_64",
+        _ => "aarch64",
+    };
+    if cpu == "native" {
+        let host = target_lexicon::Triple::host().architecture;
+        if host != triple.architecture {
+            return Err(CompileError::target(format!(
+                "--target-cpu native: the target is {arch_name} but this machine is {host}; \
+                 name the target's CPU instead"
+            )));
+        }
+        return cranelift_native::infer_native_flags(isa_builder)
+            .map_err(|e| CompileError::target(format!("--target-cpu native: {e}")));
+    }
+    if cpu == "generic" || (cpu == "x86-64-v2" && arch_name == "x86_64") {
+        return Ok(());
+    }
+    // Only CPU names (Cranelift presets), not single settings such as `has_avx` or
+    // `sign_return_address`, which would pass `enable` as well.
+    let known = isa_builder
+        .iter()
+        .any(|s| s.name == cpu && s.kind == settings::SettingKind::Preset);
+    if !known {
+        let mut names: Vec<&str> = isa_builder
+            .iter()
+            .filter(|s| s.kind == settings::SettingKind::Preset)
+            .map(|s| s.name)
+            .filter(|n| {
+                !matches!(
+                    *n,
+                    "baseline" | "x86-64" | "sse3" | "ssse3" | "sse41" | "sse42"
+                )
+            })
+            .collect();
+        names.sort_unstable();
+        return Err(CompileError::target(format!(
+            "--target-cpu {cpu}: not a CPU wasmc knows for {arch_name}; use `native`, \
+             `generic`{}{}",
+            if arch_name == "x86_64" {
+                ", `x86-64-v2` (the default)"
+            } else {
+                " (the default)"
+            },
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(" or one of: {}", names.join(", "))
+            }
+        )));
     }
     isa_builder
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| CompileError::target(format!("target `{triple}`: {e}")))
+        .enable(cpu)
+        .map_err(|e| CompileError::target(format!("--target-cpu {cpu}: {e}")))
+}
+
+/// The CPU features `isa` generates code for: its `has_*` flags that are on.
+pub(crate) fn required_features(isa: &dyn isa::TargetIsa) -> Vec<String> {
+    isa.isa_flags()
+        .iter()
+        .filter(|v| v.name.starts_with("has_") && v.as_bool() == Some(true))
+        .map(|v| v.name.to_string())
+        .collect()
 }

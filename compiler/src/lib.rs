@@ -58,6 +58,11 @@ pub struct CompileOptions {
     pub fuel_metering: bool,
     /// The sandbox policy to bake into the object (see `wasmc_abi::policy`).
     pub policy: Option<wasmc_abi::policy::Policy>,
+    /// The CPU to generate code for (`--target-cpu`): `None` for the target's
+    /// baseline (x86-64-v2, generic aarch64), `native` for this machine, or a
+    /// Cranelift CPU name (`x86-64-v3`, `haswell`, `znver3`...). The features it
+    /// implies are recorded in `ModuleInfo::cpu_features`.
+    pub target_cpu: Option<String>,
 }
 
 impl Default for CompileOptions {
@@ -69,6 +74,7 @@ impl Default for CompileOptions {
             spectre_guards: true,
             fuel_metering: false,
             policy: None,
+            target_cpu: None,
         }
     }
 }
@@ -277,6 +283,7 @@ pub(crate) fn compile_core(
         info.guard_pages = !opts.explicit_bounds_checks;
         info.fuel_metering = opts.fuel_metering;
         info.array_host_imports = array_host_imports.to_vec();
+        info.cpu_features = isa::required_features(&*isa);
         let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
         progress.total.store(bodies.len(), Ordering::Relaxed);
         let compiled = translate::compile_functions(

@@ -121,6 +121,7 @@ impl<'a> ModuleEnv<'a> {
                 guard_pages: true,
                 fuel_metering: false,
                 array_host_imports: Vec::new(),
+                cpu_features: Vec::new(),
             },
             bodies: Vec::new(),
             func_names: HashMap::new(),

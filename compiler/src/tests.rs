@@ -1197,3 +1197,87 @@ fn memory_stores_keep_globals_loaded() {
         );
     }
 }
+
+/// `--target-cpu`: the chosen CPU's features are recorded for the runtime's check
+/// (which refuses code the CPU cannot run), AVX2 brings AVX (Cranelift's preset
+/// lacks it), the baseline stays x86-64-v2 whatever is named, and bad names are
+/// refused with the list of good ones.
+#[test]
+fn target_cpu_features_are_recorded_and_names_checked() {
+    let wasm = read_input(
+        br#"(module (func (export "f") (param i32 f64) (result i32 f64)
+                (i32.ctz (i32.shl (local.get 0) (local.get 0)))
+                (f64.add (local.get 1) (local.get 1))))"#,
+    )
+    .unwrap();
+    let x86 = "x86_64-unknown-linux-gnu";
+    let with_cpu = |triple: &str, cpu: Option<&str>| CompileOptions {
+        target_cpu: cpu.map(str::to_string),
+        ..opts(triple)
+    };
+    let baseline = compile(&wasm, &with_cpu(x86, None)).unwrap();
+    let features = &baseline.info.cpu_features;
+    for f in ["has_sse41", "has_sse42", "has_popcnt"] {
+        assert!(features.iter().any(|g| g == f), "{f} in {features:?}");
+    }
+    assert!(!features.iter().any(|g| g == "has_avx"), "{features:?}");
+    let v3 = compile(&wasm, &with_cpu(x86, Some("x86-64-v3"))).unwrap();
+    let features = &v3.info.cpu_features;
+    for f in [
+        "has_sse41",
+        "has_avx",
+        "has_avx2",
+        "has_bmi2",
+        "has_lzcnt",
+        "has_fma",
+    ] {
+        assert!(features.iter().any(|g| g == f), "{f} in {features:?}");
+    }
+    assert_ne!(
+        baseline.object, v3.object,
+        "x86-64-v3 code is the baseline's"
+    );
+    // A CPU name below the baseline still gets it (no libm calls for rounding).
+    let core2 = compile(&wasm, &with_cpu(x86, Some("core2"))).unwrap();
+    assert!(core2.info.cpu_features.iter().any(|g| g == "has_sse41"));
+    assert_eq!(
+        compile(&wasm, &with_cpu(x86, Some("x86-64-v2")))
+            .unwrap()
+            .object,
+        baseline.object
+    );
+    // aarch64's baseline needs nothing optional.
+    let arm = compile(&wasm, &with_cpu("aarch64-unknown-linux-gnu", None)).unwrap();
+    assert_eq!(arm.info.cpu_features, Vec::<String>::new());
+
+    for (triple, cpu, says) in [
+        (x86, "pentium9", "not a CPU wasmc knows for x86_64"),
+        (x86, "has_avx2", "not a CPU wasmc knows for x86_64"),
+        (
+            "aarch64-unknown-linux-gnu",
+            "haswell",
+            "not a CPU wasmc knows for aarch64",
+        ),
+    ] {
+        let err = compile(&wasm, &with_cpu(triple, Some(cpu))).unwrap_err();
+        assert_eq!(err.kind, CompileErrorKind::Target, "{cpu}");
+        assert!(err.message.contains(says), "{cpu}: {err}");
+    }
+    let err = compile(&wasm, &with_cpu(x86, Some("nope"))).unwrap_err();
+    assert!(
+        err.message.contains("x86-64-v3") && err.message.contains("znver3"),
+        "{err}"
+    );
+    let foreign = if cfg!(target_arch = "x86_64") {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        x86
+    };
+    let err = compile(&wasm, &with_cpu(foreign, Some("native"))).unwrap_err();
+    assert!(err.message.contains("--target-cpu native"), "{err}");
+    let native = compile(
+        &wasm,
+        &with_cpu(&Triple::host().to_string(), Some("native")),
+    );
+    assert!(native.is_ok(), "{:?}", native.err());
+}

@@ -9,16 +9,18 @@
 //! 2. the command line and the policy baked into the executable become a
 //!    [`RunConfig`] (see `command_line`); a bad option prints `error: ...` and
 //!    exits 2, `--wasmc-help` prints the options and the policy;
-//! 3. on a dedicated thread with the configured wasm stack (see
-//!    `traps::run_on_wasm_stack`) the module is instantiated with its imports
-//!    resolved to WASI functions, its start function runs, then its `_start` export;
+//! 3. with the configured wasm stack (on the main thread with a stack of its own,
+//!    `own_stack`, or on a dedicated thread, `traps::run_on_wasm_stack`) the
+//!    module is instantiated with its imports resolved to WASI functions, its start
+//!    function runs, then its `_start` export;
 //!    a module without `_start` (a reactor) gets `_initialize` called and then an
 //!    error naming `_start`;
 //!    a threaded program (shared memory, `wasi.thread-spawn`) is instantiated by
 //!    `threads::spawn`, which also starts its other threads;
 //! 4. a trap prints `wasm trap: <message>`, the wasm backtrace, and exits 134;
 //!    `proc_exit(n)` exits n right away ([`exit_process`]); returning from `_start`
-//!    exits 0. Other errors print `error: ...` and exit 1.
+//!    exits 0, leaving the instance to the process exit ([`Teardown::LeaveToExit`]).
+//!    Other errors print `error: ...` and exit 1.
 //!
 //! Nothing here may fail because stderr is unusable (closed, or a pipe nobody
 //! reads): messages are written best-effort and the exit status stays the same.
@@ -53,9 +55,31 @@ pub fn print_error(message: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "error: {message}");
 }
 
+/// What happens to a command's instance when its run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Teardown {
+    /// Unmap its memory and free it and the WASI state (in-process callers).
+    Free,
+    /// Leave all of it to the process exit that follows (the executable's `main`):
+    /// unmapping the memory reservation and freeing the metadata and the WASI state
+    /// change nothing then and cost time at every exit (CPython's start-up: about
+    /// 5%, bench/README.md).
+    LeaveToExit,
+}
+
 /// Runs a WASI command module as the executable does and returns the exit status.
 /// `exe_name` is how the executable was invoked, `args` the command line after it.
 pub fn run_command(module: Arc<Module>, exe_name: &OsStr, args: Vec<OsString>) -> i32 {
+    run_command_with(module, exe_name, args, Teardown::Free)
+}
+
+/// [`run_command`], choosing what happens to the instance at the end.
+pub fn run_command_with(
+    module: Arc<Module>,
+    exe_name: &OsStr,
+    args: Vec<OsString>,
+    teardown: Teardown,
+) -> i32 {
     let policy = module.policy().cloned().unwrap_or_default();
     let config = match command_line::parse(&policy, module.info().fuel_metering, exe_name, args) {
         Ok(Invocation::Run(config)) => config,
@@ -75,10 +99,21 @@ pub fn run_command(module: Arc<Module>, exe_name: &OsStr, args: Vec<OsString>) -
         }
     };
     let stack = config.limits.wasm_stack();
-    match traps::run_on_wasm_stack_with(stack, move || run_on_this_thread(module, config)) {
+    let run = move || run_on_this_thread(module, config, teardown);
+    let ran = match teardown {
+        // The executable's main thread does nothing else: wasm runs on it, on a
+        // stack of its own, instead of on a new thread (start-up time).
+        Teardown::LeaveToExit => crate::own_stack::run(stack, run),
+        Teardown::Free => traps::run_on_wasm_stack_with(stack, run),
+    };
+    match ran {
         Ok(code) => code,
         Err(e) => {
-            print_error(format_args!("cannot create the thread that runs wasm: {e}"));
+            let what = match teardown {
+                Teardown::LeaveToExit => "set up the stack",
+                Teardown::Free => "create the thread",
+            };
+            print_error(format_args!("cannot {what} that runs wasm: {e}"));
             1
         }
     }
@@ -175,7 +210,7 @@ pub fn run_component_command(
     }
 }
 
-fn run_on_this_thread(module: Arc<Module>, config: RunConfig) -> i32 {
+fn run_on_this_thread(module: Arc<Module>, config: RunConfig, teardown: Teardown) -> i32 {
     let ctx = match config.wasi_ctx() {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -198,7 +233,7 @@ fn run_on_this_thread(module: Arc<Module>, config: RunConfig) -> i32 {
         },
         None => None,
     };
-    let outcome = instantiate_and_start(module, ctx, &limits);
+    let outcome = instantiate_and_start(module, ctx, &limits, teardown);
     // Disarm before reporting: if the watchdog is already reporting the interrupt,
     // this never returns and the process ends with that one report.
     drop(timeout);
@@ -223,6 +258,7 @@ fn instantiate_and_start(
     module: Arc<Module>,
     ctx: crate::wasi::WasiCtx,
     limits: &Limits,
+    teardown: Teardown,
 ) -> Outcome {
     let mut resolver = |import: &Import| match import.kind {
         ImportKind::Func { .. } => {
@@ -254,10 +290,14 @@ fn instantiate_and_start(
     if !start.ty().params.is_empty() || !start.ty().results.is_empty() {
         return Outcome::Failed("the module's `_start` export must take and return nothing".into());
     }
-    match start.call(&[]) {
+    let outcome = match start.call(&[]) {
         Ok(_) => Outcome::Finished,
         Err(trap) => Outcome::Trapped(trap),
+    };
+    if teardown == Teardown::LeaveToExit {
+        std::mem::forget(instance);
     }
+    outcome
 }
 
 fn report_trap(trap: &TrapInfo) -> i32 {
@@ -326,7 +366,7 @@ mod executable {
                 return 1;
             }
         };
-        super::run_command(module, &exe_name, args)
+        super::run_command_with(module, &exe_name, args, super::Teardown::LeaveToExit)
     }
 
     /// Started with descriptor 0, 1 or 2 closed (`./prog 1>&-`), the first preopen

@@ -247,6 +247,7 @@ impl Module {
             unsafe { std::slice::from_raw_parts(descriptor.metadata, descriptor.metadata_len) };
         let info = ModuleInfo::deserialize(bytes)?;
         validate(&info).map_err(|e| format!("corrupt module metadata: {e}"))?;
+        crate::cpu_features::check(&info.cpu_features)?;
         let policy = if descriptor.policy.is_null() {
             None
         } else {

@@ -1,8 +1,10 @@
 //! wasmc's runtime library, linked into every executable wasmc produces (as a static
 //! library) and used in-process by `wasmc wast` (as an rlib).
 //!
-//! Areas, one module each: linear memory (`memory`), tables (`table`), trap handling
-//! and backtraces (`traps`), timeouts (`interrupt`), the fuel budget (`fuel`),
+//! Areas, one module each: linear memory (`memory`), tables (`table`), the CPU
+//! features compiled code needs (`cpu_features`), trap handling and backtraces
+//! (`traps`), running wasm on the main thread with a stack of its own
+//! (`own_stack`), timeouts (`interrupt`), the fuel budget (`fuel`),
 //! exception objects (`exceptions`; the unwinder is in `traps`), shared memories'
 //! wait/notify and wasi-threads (`threads`), builtins called by
 //! generated code (`builtins`), the executable's command line (`command_line`),
@@ -18,6 +20,7 @@ pub mod builtins;
 pub mod caller;
 pub mod command_line;
 pub mod component;
+pub mod cpu_features;
 pub mod embed;
 pub mod entry;
 pub mod exceptions;
@@ -25,6 +28,7 @@ pub mod fuel;
 pub mod instance;
 pub mod interrupt;
 pub mod memory;
+pub mod own_stack;
 pub mod table;
 pub mod threads;
 pub mod traps;

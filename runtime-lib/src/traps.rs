@@ -383,6 +383,41 @@ pub fn prepare_thread() {
     install_alt_stack();
 }
 
+/// What [`use_stack`] replaced: the thread's stack bounds and stack limit.
+pub(crate) struct PreviousStack {
+    bounds: (usize, usize),
+    stack_limit: usize,
+}
+
+/// Makes `[low, high)`, a stack the caller is about to run this thread on (see
+/// `own_stack`), the thread's stack for trap handling (stack-guard faults, frame
+/// walks) and for the stack limit of generated code, exactly as [`prepare_thread`]
+/// does for a thread's own stack. [`restore_stack`] undoes it once the thread is
+/// back on its own stack.
+pub(crate) fn use_stack(low: usize, high: usize) -> PreviousStack {
+    install_handlers();
+    let bounds = STACK_BOUNDS.replace((low, high));
+    let reserve = HOST_RESERVE.min((high - low) / 2);
+    let stack_limit = RUNTIME_STATE.with(|state| {
+        // SAFETY: as in `prepare_thread`.
+        unsafe { std::mem::replace(&mut (*state.get()).stack_limit, low + reserve) }
+    });
+    install_alt_stack();
+    PreviousStack {
+        bounds,
+        stack_limit,
+    }
+}
+
+/// Undoes [`use_stack`].
+pub(crate) fn restore_stack(previous: PreviousStack) {
+    STACK_BOUNDS.set(previous.bounds);
+    RUNTIME_STATE.with(|state| {
+        // SAFETY: as in `prepare_thread`.
+        unsafe { (*state.get()).stack_limit = previous.stack_limit };
+    });
+}
+
 /// The current thread's `VMRuntimeState` (prepared on first use).
 pub fn runtime_state() -> *const VMRuntimeState {
     prepare_thread();
@@ -1464,6 +1499,7 @@ mod tests {
             guard_pages: true,
             fuel_metering: false,
             array_host_imports: Vec::new(),
+            cpu_features: Vec::new(),
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))
