@@ -200,6 +200,112 @@ fn hostile_pointers_and_handles_are_refused() {
     );
 }
 
+/// Every function and type a component imports from WASI is checked against the WIT
+/// of WASI 0.2 (`compiler/wit/`) at compile time: a wrong type is refused naming the
+/// interface, the function and both types; the fixture itself (imports of 0.2.0,
+/// 0.2.3 and 0.2.6) is accepted, being matched by semver.
+#[test]
+fn imports_are_type_checked_against_the_wit() {
+    let scratch = Scratch::new();
+    let wrong_param = shim_fixup_with("(type $bytes (list u8))", "(type $bytes (list u16))");
+    let renamed_case = shim_fixup_with(r#"(case "closed")"#, r#"(case "shut")"#);
+    let wrong_result = shim_fixup_with("(type $args (list string))", "(type $args (list u32))");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "wrong-param.wat",
+            &wrong_param,
+            &[
+                "`wasi:io/streams@0.2.3`",
+                "function `[method]output-stream.blocking-write-and-flush` has the wrong type: \
+                 parameter 2 is `list<u16>`, the WIT says `list<u8>`",
+                "expected `func(borrow<wasi:io/streams/output-stream>, list<u8>) -> result<_, \
+                 variant { last-operation-failed(own<wasi:io/error/error>), closed }>`",
+            ],
+        ),
+        (
+            "renamed-case.wat",
+            &renamed_case,
+            &[
+                "type `stream-error` is `variant { last-operation-failed(own<wasi:io/error/error>), shut }`",
+            ],
+        ),
+        (
+            "wrong-result.wat",
+            &wrong_result,
+            &[
+                "`wasi:cli/environment@0.2.6`",
+                "`get-arguments` has the wrong type: the result is `list<u32>`, the WIT says \
+                 `list<string>`",
+            ],
+        ),
+        (
+            "own-pollable.wat",
+            r#"(component
+                 (import "wasi:io/poll@0.2.0" (instance (export "pollable" (type (sub resource)))))
+                 (import "wasi:io/streams@0.2.1" (instance (export "pollable" (type (sub resource))))))"#,
+            &[
+                "type `pollable` is `resource wasi:io/streams/pollable`, the WIT of WASI 0.2.12 \
+               says `resource wasi:io/poll/pollable`",
+            ],
+        ),
+        (
+            "clock-u32.wat",
+            r#"(component (import "wasi:clocks/monotonic-clock@0.2.0" (instance
+                 (export "now" (func (result u32))))))"#,
+            &["function `now` has the wrong type: the result is `u32`, the WIT says `u64`"],
+        ),
+        (
+            "not-in-wasi.wat",
+            r#"(component (import "wasi:clocks/monotonic-clock@0.2.9" (instance
+                 (export "sleep" (func (param "ns" u64))))))"#,
+            &[
+                "`wasi:clocks/monotonic-clock` of WASI 0.2.12",
+                "has no function `sleep`",
+            ],
+        ),
+        (
+            "not-implemented.wat",
+            r#"(component
+                 (import "wasi:io/error@0.2.0" (instance $ioerr
+                   (export "error" (type (sub resource)))))
+                 (alias export $ioerr "error" (type $error))
+                 (import "wasi:io/streams@0.2.0" (instance
+                   (export "output-stream" (type $o (sub resource)))
+                   (export "input-stream" (type $i (sub resource)))
+                   (type $bo (borrow $o)) (type $bi (borrow $i))
+                   (alias outer 1 $error (type $error-outer))
+                   (export "error" (type $err (eq $error-outer)))
+                   (type $e (own $err))
+                   (type $v (variant (case "last-operation-failed" $e) (case "closed")))
+                   (export "stream-error" (type $se (eq $v)))
+                   (export "[method]output-stream.splice"
+                     (func (param "self" $bo) (param "src" $bi) (param "len" u64)
+                       (result (result u64 (error $se))))))))"#,
+            &[
+                "`[method]output-stream.splice` of `wasi:io/streams@0.2.0`",
+                "does not implement yet",
+            ],
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let input = scratch.path().join(name);
+        fs::write(&input, text).unwrap();
+        let exe = scratch.path().join(name.trim_end_matches(".wat"));
+        let output = wasmc(
+            &[input.as_os_str(), "-o".as_ref(), exe.as_os_str()],
+            scratch.path(),
+        );
+        assert_compile_error(&output, &input, &exe);
+        for expected in *expected {
+            assert!(
+                output.stderr_text().contains(expected),
+                "{name}: the error must say {expected:?}\n{}",
+                output.describe()
+            );
+        }
+    }
+}
+
 /// Components outside what wasmc runs are refused at compile time with one line
 /// naming what, and no executable.
 #[test]
