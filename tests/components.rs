@@ -108,6 +108,113 @@ fn preview1_programs_through_the_adapter() {
     check_program("components/adapter");
 }
 
+/// Runs `exe` with `args`, feeding stdin from a pipe: `before` is written at once,
+/// `after` once `delay` has passed, then the pipe is closed. Returns status and
+/// stdout/stderr.
+fn run_with_pipe(
+    exe: &Path,
+    args: &[&str],
+    before: &[u8],
+    delay: std::time::Duration,
+    after: &[u8],
+) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (before, after) = (before.to_vec(), after.to_vec());
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&before).unwrap();
+        std::thread::sleep(delay);
+        // The guest may be gone already (a trap): a broken pipe is fine.
+        let _ = stdin.write_all(&after);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `wasi:io/poll` over stdin (a pipe the test writes to late, early or never) and
+/// monotonic-clock timers, from a Rust program calling the WASI imports directly
+/// (`fixtures/components/rust/p2_poll.rs`). The expected lines are what `wasmtime
+/// run` 49 printed for the same runs (its start-up is slower, so the late write
+/// comes 3 s after the start there): the timer wins over a silent stdin, data or
+/// the end of the input makes stdin ready, a timer already due yields to nothing
+/// else ready and is reported with the ones due since, a non-blocking read first
+/// answers nothing, and an empty list traps (status 1, wasmtime's message).
+#[test]
+fn poll_readiness_matches_wasmtime() {
+    use std::time::Duration;
+    let scratch = Scratch::new();
+    let exe = compile(&fixture("components/rust/p2_poll.wasm"), scratch.path());
+    let no_delay = Duration::ZERO;
+    let cases: &[(&[&str], &[u8], Duration, &[u8], &str)] = &[
+        // Nothing to read for 1.5 s: the 300 ms timer is ready first; the data
+        // written later is still read.
+        (
+            &["stdin-or-timer", "300"],
+            b"",
+            Duration::from_millis(1500),
+            b"hello",
+            "then read 5 bytes\nready: [0]\n",
+        ),
+        // Data already in the pipe: stdin is ready, the 10 s timer is not.
+        (
+            &["stdin-or-timer", "10000"],
+            b"hello",
+            no_delay,
+            b"",
+            "then read 5 bytes\nready: [1]\n",
+        ),
+        // The end of the input is ready too.
+        (
+            &["stdin-or-timer", "10000"],
+            b"",
+            no_delay,
+            b"",
+            "then read 0 bytes\nready: [1]\n",
+        ),
+        (
+            &["timers"],
+            b"",
+            no_delay,
+            b"",
+            "first poll: [1]\nsecond poll: [1, 2]\n",
+        ),
+        (
+            &["nonblocking"],
+            b"ab",
+            Duration::from_millis(200),
+            b"cde",
+            "read 5 bytes; first answer empty: true\n",
+        ),
+    ];
+    for (args, before, delay, after, expected) in cases {
+        let (status, stdout, stderr) = run_with_pipe(&exe, args, before, *delay, after);
+        assert_eq!(
+            (status, stdout.as_str()),
+            (0, *expected),
+            "{args:?}: stderr {stderr}"
+        );
+    }
+    let (status, stdout, stderr) = run_with_pipe(&exe, &["empty"], b"", no_delay, b"");
+    assert_eq!((status, stdout.as_str()), (1, "polling nothing\n"));
+    assert!(
+        stderr.starts_with("error: empty poll list"),
+        "the trap names wasmtime's reason: {stderr}"
+    );
+}
+
 /// Writes `text` to `name` in `scratch`, compiles it and runs it with `args`.
 fn compile_and_run(scratch: &Scratch, name: &str, text: &str, args: &[&str]) -> common::Output {
     let input = scratch.path().join(name);
