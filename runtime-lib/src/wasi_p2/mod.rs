@@ -665,7 +665,7 @@ impl WasiP2 {
                         }
                         _ => return Err(wrong_type().into()),
                     };
-                    dir()?.rename(old, &target, new)?;
+                    crate::wasi::rename_at(&*dir()?, &old, &target, &new)?;
                     Value::Record(Vec::new())
                 }
                 "[method]descriptor.link-at" => {

@@ -11,9 +11,10 @@
 //!   requested size (64 KiB when a pollable asked) is read ahead and served, in
 //!   pieces if the guest asks for less. `blocking-read` waits for readability.
 //! * **file input streams**: a non-blocking `read` from idle starts a read of that
-//!   size and answers nothing; the data is served after the stream has been
-//!   waited for (a `poll` round, `block`, `blocking-read`). Subscribing starts a
-//!   4 KiB read, ready in the next `poll` round. End of file is `closed`.
+//!   size (done at once, as wasmtime's background read runs at once) and answers
+//!   nothing; the data is served after the stream has been waited for (a `poll`
+//!   round, `block`, `blocking-read`). Subscribing starts a 4 KiB read, ready in
+//!   the next `poll` round. End of file is `closed`, and stays so.
 //! * **file output streams**: `write` starts the write (done here at once) and
 //!   `check-write` answers 0 until the stream has been waited for; a `write`
 //!   while one is pending traps, as in wasmtime.
@@ -150,8 +151,9 @@ pub(super) struct FileInput {
 
 enum ReadState {
     Idle,
-    /// A read of this many bytes was started.
-    Started(usize),
+    /// A read was started: done here at once (wasmtime's background read runs
+    /// right away too), its outcome seen once the stream is waited for.
+    Started(Box<ReadState>),
     Data(Vec<u8>),
     Error(std::io::Error),
     Closed,
@@ -183,16 +185,24 @@ impl FileInput {
 
     /// Finishes a started read.
     fn finish(&mut self) {
-        if let ReadState::Started(size) = self.state {
-            self.state = self.read_at_position(size);
+        if let ReadState::Started(_) = self.state {
+            let ReadState::Started(outcome) = std::mem::replace(&mut self.state, ReadState::Idle)
+            else {
+                unreachable!("matched above")
+            };
+            self.state = *outcome;
         }
+    }
+
+    fn start(&mut self, size: usize) {
+        self.state = ReadState::Started(Box::new(self.read_at_position(size)));
     }
 
     fn read(&mut self, len: usize) -> StreamResult<Vec<u8>> {
         match &mut self.state {
             ReadState::Idle => {
                 if len > 0 {
-                    self.state = ReadState::Started(len);
+                    self.start(len);
                 }
                 Ok(Vec::new())
             }
@@ -225,7 +235,7 @@ impl FileInput {
     fn readiness(&mut self) -> Readiness {
         match self.state {
             ReadState::Idle => {
-                self.state = ReadState::Started(POLL_READ_SIZE);
+                self.start(POLL_READ_SIZE);
                 Readiness::Started
             }
             ReadState::Started(_) => {
