@@ -158,53 +158,63 @@ fn poll_readiness_matches_wasmtime() {
     let scratch = Scratch::new();
     let exe = compile(&fixture("components/rust/p2_poll.wasm"), scratch.path());
     let no_delay = Duration::ZERO;
-    let cases: &[(&[&str], &[u8], Duration, &[u8], &str)] = &[
+    /// Arguments; stdin written at once, after a delay, then closed; stdout.
+    struct Case {
+        args: &'static [&'static str],
+        before: &'static [u8],
+        delay: Duration,
+        after: &'static [u8],
+        stdout: &'static str,
+    }
+    let cases = [
         // Nothing to read for 1.5 s: the 300 ms timer is ready first; the data
         // written later is still read.
-        (
-            &["stdin-or-timer", "300"],
-            b"",
-            Duration::from_millis(1500),
-            b"hello",
-            "then read 5 bytes\nready: [0]\n",
-        ),
+        Case {
+            args: &["stdin-or-timer", "300"],
+            before: b"",
+            delay: Duration::from_millis(1500),
+            after: b"hello",
+            stdout: "then read 5 bytes\nready: [0]\n",
+        },
         // Data already in the pipe: stdin is ready, the 10 s timer is not.
-        (
-            &["stdin-or-timer", "10000"],
-            b"hello",
-            no_delay,
-            b"",
-            "then read 5 bytes\nready: [1]\n",
-        ),
+        Case {
+            args: &["stdin-or-timer", "10000"],
+            before: b"hello",
+            delay: no_delay,
+            after: b"",
+            stdout: "then read 5 bytes\nready: [1]\n",
+        },
         // The end of the input is ready too.
-        (
-            &["stdin-or-timer", "10000"],
-            b"",
-            no_delay,
-            b"",
-            "then read 0 bytes\nready: [1]\n",
-        ),
-        (
-            &["timers"],
-            b"",
-            no_delay,
-            b"",
-            "first poll: [1]\nsecond poll: [1, 2]\n",
-        ),
-        (
-            &["nonblocking"],
-            b"ab",
-            Duration::from_millis(200),
-            b"cde",
-            "read 5 bytes; first answer empty: true\n",
-        ),
+        Case {
+            args: &["stdin-or-timer", "10000"],
+            before: b"",
+            delay: no_delay,
+            after: b"",
+            stdout: "then read 0 bytes\nready: [1]\n",
+        },
+        Case {
+            args: &["timers"],
+            before: b"",
+            delay: no_delay,
+            after: b"",
+            stdout: "first poll: [1]\nsecond poll: [1, 2]\n",
+        },
+        Case {
+            args: &["nonblocking"],
+            before: b"ab",
+            delay: Duration::from_millis(200),
+            after: b"cde",
+            stdout: "read 5 bytes; first answer empty: true\n",
+        },
     ];
-    for (args, before, delay, after, expected) in cases {
-        let (status, stdout, stderr) = run_with_pipe(&exe, args, before, *delay, after);
+    for case in cases {
+        let (status, stdout, stderr) =
+            run_with_pipe(&exe, case.args, case.before, case.delay, case.after);
         assert_eq!(
             (status, stdout.as_str()),
-            (0, *expected),
-            "{args:?}: stderr {stderr}"
+            (0, case.stdout),
+            "{:?}: stderr {stderr}",
+            case.args
         );
     }
     let (status, stdout, stderr) = run_with_pipe(&exe, &["empty"], b"", no_delay, b"");

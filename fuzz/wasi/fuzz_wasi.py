@@ -800,7 +800,10 @@ def cmd_run(args, work):
     seeds = [args.script_seed] if args.script_seed is not None else [
         args.seed * 1_000_003 + i for i in range(args.scripts)]
     t0 = time.time()
-    for s in seeds:
+    for n, s in enumerate(seeds):
+        if n and n % 100 == 0:
+            print(f"... {n} scripts, {calls} calls, {len(findings)} findings so far",
+                  file=sys.stderr, flush=True)
         script = generate(s, args.calls)
         ref = execute(wt, script, work)
         got = execute(wc, script, work)

@@ -703,7 +703,10 @@ impl WasiP2 {
                     let mut buf = vec![0u8; len];
                     let n = file()?.read_at(&mut buf, offset)?;
                     buf.truncate(n);
-                    Value::Record(vec![Value::Bytes(buf), Value::Bool(n == 0 && len > 0)])
+                    // End of file is "nothing read", even for a read of 0 bytes (as
+                    // wasmtime: the adapter answers EINTR to an empty read not at
+                    // the end).
+                    Value::Record(vec![Value::Bytes(buf), Value::Bool(n == 0)])
                 }
                 "[method]descriptor.write" => {
                     let Value::Bytes(bytes) = arg(1)? else {
