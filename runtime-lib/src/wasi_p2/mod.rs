@@ -342,9 +342,15 @@ impl WasiP2 {
                              at most 4096)",
                         ));
                     }
-                    // More than a permit is never accepted by the guest's stream;
-                    // bounded so that a hostile length cannot exhaust memory.
-                    vec![0u8; len.min(streams::WRITE_PERMIT) as usize]
+                    // More than `check-write` ever permits breaks the stream's
+                    // contract (the WIT lets the host trap); refused rather than
+                    // allocating what a hostile length asks for.
+                    if len > streams::WRITE_PERMIT {
+                        return Err(CanonTrap::new(
+                            "write-zeroes of more bytes than check-write permits",
+                        ));
+                    }
+                    vec![0u8; len as usize]
                 } else {
                     let Value::Bytes(bytes) = arg(1)? else {
                         return Err(CanonTrap::new("expected a list<u8> argument"));
@@ -518,11 +524,13 @@ impl WasiP2 {
         let mut order: Vec<usize> = (0..handles.len()).collect();
         order.sort_by_key(|&i| groups[i]);
         let mut error = None;
-        let ready = poll::poll(&order, |i| match self.check_pollable(handles[i]) {
-            Ok(check) => check,
-            Err(e) => {
-                error.get_or_insert(e);
-                Check::Ready
+        let ready = poll::poll(handles, &order, |handle| {
+            match self.check_pollable(handle) {
+                Ok(check) => check,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    Check::Ready
+                }
             }
         });
         match error {

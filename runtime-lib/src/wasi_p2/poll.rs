@@ -77,6 +77,7 @@ impl Deadline {
 }
 
 /// The outcome of checking a pollable once.
+#[derive(Clone, Copy)]
 pub(super) enum Check {
     Ready,
     /// Ready from the next round on (a past deadline's yield, a background read).
@@ -98,15 +99,24 @@ impl Pollable {
     }
 }
 
-/// `wasi:io/poll.poll` over `count` pollables, visited in `order` (by watched
-/// resource, then list order): checks them in rounds with `check(i)` until one
-/// is ready, sleeping in between, and returns the indices of the ready ones.
-pub(super) fn poll(order: &[usize], mut check: impl FnMut(usize) -> Check) -> Vec<u32> {
+/// `wasi:io/poll.poll` over the pollables `handles`, visited in `order` (by
+/// watched resource, then list order): checks them in rounds with `check(handle)`
+/// until one is ready, sleeping in between, and returns the indices of the ready
+/// ones. A handle listed twice is checked once per round (both indices are ready
+/// together, as in wasmtime).
+pub(super) fn poll(
+    handles: &[u32],
+    order: &[usize],
+    mut check: impl FnMut(u32) -> Check,
+) -> Vec<u32> {
     loop {
         let mut ready = Vec::new();
         let (mut next_round, mut stdin, mut earliest) = (false, false, None::<Instant>);
+        let mut checked = std::collections::HashMap::new();
         for &i in order {
-            match check(i) {
+            let handle = handles[i];
+            let outcome = *checked.entry(handle).or_insert_with(|| check(handle));
+            match outcome {
                 Check::Ready => ready.push(i as u32),
                 Check::NextRound => next_round = true,
                 Check::Stdin => stdin = true,
@@ -178,5 +188,57 @@ pub(super) fn read_stdin(len: usize) -> std::io::Result<Vec<u8>> {
         if error.kind() != std::io::ErrorKind::Interrupted {
             return Err(error);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_past_deadline_yields_one_round() {
+        let now = Instant::now();
+        let mut past = Deadline::new(Some(now), now, now);
+        assert!(matches!(past.check(), Check::NextRound));
+        assert!(matches!(past.check(), Check::Ready));
+        // A future deadline fires on the next millisecond tick, never before.
+        let at = now + Duration::from_micros(10);
+        match Deadline::new(Some(at), now, now) {
+            Deadline::At(tick) => assert_eq!(tick, now + Duration::from_millis(1)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Deadline::new(None, now, now), Deadline::Never));
+    }
+
+    #[test]
+    fn poll_reports_every_ready_pollable_of_the_round_in_visit_order() {
+        // Handles 1..=3: 1 yields a round, 2 is ready, 3 waits; listed [3, 1, 2, 2].
+        let handles = [3, 1, 2, 2];
+        let order = [1, 2, 3, 0];
+        let mut yielded = false;
+        let ready = poll(&handles, &order, |h| match h {
+            1 if !yielded => {
+                yielded = true;
+                Check::NextRound
+            }
+            1 | 2 => Check::Ready,
+            _ => Check::Until(Instant::now() + Duration::from_secs(60)),
+        });
+        // Round one: handle 2 (listed twice, checked once) is ready; 1 yields.
+        assert_eq!(ready, vec![2, 3]);
+        // Only a yielding pollable: ready in the second round, without sleeping.
+        let start = Instant::now();
+        let mut rounds = 0;
+        let ready = poll(&[7], &[0], |_| {
+            rounds += 1;
+            if rounds == 1 {
+                Check::NextRound
+            } else {
+                Check::Ready
+            }
+        });
+        assert_eq!((ready, rounds), (vec![0], 2));
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

@@ -438,3 +438,55 @@ impl OutputStream {
         Readiness::Ready
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(contents: &[u8]) -> (tempfile::TempDir, Arc<File>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), contents).unwrap();
+        let std_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        (dir, Arc::new(File::from_std(std_file)))
+    }
+
+    #[test]
+    fn a_file_read_is_served_once_waited_for() {
+        let (_dir, file) = file_with(b"hello");
+        let mut input = FileInput::new(file, 1);
+        // Non-blocking from idle: starts the read, answers nothing, and keeps
+        // answering nothing until the stream is waited for.
+        assert_eq!(input.read(3).ok(), Some(Vec::new()));
+        assert_eq!(input.read(3).ok(), Some(Vec::new()));
+        assert!(matches!(input.readiness(), Readiness::Ready));
+        assert_eq!(input.read(2).ok(), Some(b"el".to_vec()));
+        assert_eq!(input.read(9).ok(), Some(b"l".to_vec()));
+        // A blocking read reads at once; then the end is `closed`, and stays so.
+        assert_eq!(input.blocking_read(9).ok(), Some(b"o".to_vec()));
+        assert!(matches!(input.blocking_read(9), Err(StreamError::Closed)));
+        assert!(matches!(input.read(9), Err(StreamError::Closed)));
+    }
+
+    #[test]
+    fn a_file_write_holds_the_permit_until_waited_for() {
+        let (dir, file) = file_with(b"");
+        let mut output = OutputStream::File(FileOutput::new(file, 0, false));
+        assert_eq!(output.check_write().ok(), Some(WRITE_PERMIT));
+        assert!(output.write(b"ab").is_ok());
+        assert_eq!(output.check_write().ok(), Some(0));
+        assert!(matches!(
+            output.write(b"cd"),
+            Err(StreamError::Trap(
+                "write not permitted: check_write not called first"
+            ))
+        ));
+        assert!(matches!(output.readiness(), Readiness::Ready));
+        assert_eq!(output.check_write().ok(), Some(WRITE_PERMIT));
+        assert!(output.blocking_write_and_flush(b"cd").is_ok());
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"abcd");
+    }
+}
