@@ -80,12 +80,16 @@ step "components (WASI 0.2: rustc --target wasm32-wasip2 -O, hand-written WAT)"
 # Built from inside its directory so that the only path rustc embeds is "p2_std.rs".
 (cd "$fixtures/components/rust" &&
   rustc --edition 2024 --target wasm32-wasip2 -O -C debuginfo=0 -C strip=debuginfo \
-    p2_std.rs -o p2_std.wasm)
+    p2_std.rs -o p2_std.wasm &&
+  rustc --edition 2024 --target wasm32-wasip2 -O -C debuginfo=0 -C strip=debuginfo \
+    p2_poll.rs -o p2_poll.wasm)
 "$tool" wat2wasm "$fixtures/components/wat/shim_fixup.wat" "$fixtures/components/wat/shim_fixup.wasm"
 # Preview1 fixtures made components with the preview1 adapter (wit-component and the
 # adapter from crates.io, pinned in fixture-tool's Cargo.lock).
 "$tool" componentize "$fixtures/rust-hello/rust-hello.wasm" "$fixtures/components/adapter/rust-hello.wasm"
 "$tool" componentize "$fixtures/wasi/rust/wasi_std.wasm" "$fixtures/components/adapter/wasi_std.wasm"
+# The WASI fuzzer's guest as a component: its p2 leg (fuzz/wasi/README.md).
+"$tool" componentize "$fixtures/wasi-fuzz/interp.wasm" "$fixtures/wasi-fuzz/interp-p2.wasm"
 
 if [ "$record" = 1 ]; then
   step "recording wasmtime reference outputs"

@@ -108,6 +108,123 @@ fn preview1_programs_through_the_adapter() {
     check_program("components/adapter");
 }
 
+/// Runs `exe` with `args`, feeding stdin from a pipe: `before` is written at once,
+/// `after` once `delay` has passed, then the pipe is closed. Returns status and
+/// stdout/stderr.
+fn run_with_pipe(
+    exe: &Path,
+    args: &[&str],
+    before: &[u8],
+    delay: std::time::Duration,
+    after: &[u8],
+) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (before, after) = (before.to_vec(), after.to_vec());
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&before).unwrap();
+        std::thread::sleep(delay);
+        // The guest may be gone already (a trap): a broken pipe is fine.
+        let _ = stdin.write_all(&after);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `wasi:io/poll` over stdin (a pipe the test writes to late, early or never) and
+/// monotonic-clock timers, from a Rust program calling the WASI imports directly
+/// (`fixtures/components/rust/p2_poll.rs`). The expected lines are what `wasmtime
+/// run` 49 printed for the same runs (its start-up is slower, so the late write
+/// comes 3 s after the start there): the timer wins over a silent stdin, data or
+/// the end of the input makes stdin ready, a timer already due yields to nothing
+/// else ready and is reported with the ones due since, a non-blocking read first
+/// answers nothing, and an empty list traps (status 1, wasmtime's message).
+#[test]
+fn poll_readiness_matches_wasmtime() {
+    use std::time::Duration;
+    let scratch = Scratch::new();
+    let exe = compile(&fixture("components/rust/p2_poll.wasm"), scratch.path());
+    let no_delay = Duration::ZERO;
+    /// Arguments; stdin written at once, after a delay, then closed; stdout.
+    struct Case {
+        args: &'static [&'static str],
+        before: &'static [u8],
+        delay: Duration,
+        after: &'static [u8],
+        stdout: &'static str,
+    }
+    let cases = [
+        // Nothing to read for 1.5 s: the 300 ms timer is ready first; the data
+        // written later is still read.
+        Case {
+            args: &["stdin-or-timer", "300"],
+            before: b"",
+            delay: Duration::from_millis(1500),
+            after: b"hello",
+            stdout: "then read 5 bytes\nready: [0]\n",
+        },
+        // Data already in the pipe: stdin is ready, the 10 s timer is not.
+        Case {
+            args: &["stdin-or-timer", "10000"],
+            before: b"hello",
+            delay: no_delay,
+            after: b"",
+            stdout: "then read 5 bytes\nready: [1]\n",
+        },
+        // The end of the input is ready too.
+        Case {
+            args: &["stdin-or-timer", "10000"],
+            before: b"",
+            delay: no_delay,
+            after: b"",
+            stdout: "then read 0 bytes\nready: [1]\n",
+        },
+        Case {
+            args: &["timers"],
+            before: b"",
+            delay: no_delay,
+            after: b"",
+            stdout: "first poll: [1]\nsecond poll: [1, 2]\n",
+        },
+        Case {
+            args: &["nonblocking"],
+            before: b"ab",
+            delay: Duration::from_millis(200),
+            after: b"cde",
+            stdout: "read 5 bytes; first answer empty: true\n",
+        },
+    ];
+    for case in cases {
+        let (status, stdout, stderr) =
+            run_with_pipe(&exe, case.args, case.before, case.delay, case.after);
+        assert_eq!(
+            (status, stdout.as_str()),
+            (0, case.stdout),
+            "{:?}: stderr {stderr}",
+            case.args
+        );
+    }
+    let (status, stdout, stderr) = run_with_pipe(&exe, &["empty"], b"", no_delay, b"");
+    assert_eq!((status, stdout.as_str()), (1, "polling nothing\n"));
+    assert!(
+        stderr.starts_with("error: empty poll list"),
+        "the trap names wasmtime's reason: {stderr}"
+    );
+}
+
 /// Writes `text` to `name` in `scratch`, compiles it and runs it with `args`.
 fn compile_and_run(scratch: &Scratch, name: &str, text: &str, args: &[&str]) -> common::Output {
     let input = scratch.path().join(name);
@@ -282,6 +399,112 @@ fn hostile_pointers_and_handles_are_refused() {
         "{}",
         output.describe()
     );
+}
+
+/// Every function and type a component imports from WASI is checked against the WIT
+/// of WASI 0.2 (`compiler/wit/`) at compile time: a wrong type is refused naming the
+/// interface, the function and both types; the fixture itself (imports of 0.2.0,
+/// 0.2.3 and 0.2.6) is accepted, being matched by semver.
+#[test]
+fn imports_are_type_checked_against_the_wit() {
+    let scratch = Scratch::new();
+    let wrong_param = shim_fixup_with("(type $bytes (list u8))", "(type $bytes (list u16))");
+    let renamed_case = shim_fixup_with(r#"(case "closed")"#, r#"(case "shut")"#);
+    let wrong_result = shim_fixup_with("(type $args (list string))", "(type $args (list u32))");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "wrong-param.wat",
+            &wrong_param,
+            &[
+                "`wasi:io/streams@0.2.3`",
+                "function `[method]output-stream.blocking-write-and-flush` has the wrong type: \
+                 parameter 2 is `list<u16>`, the WIT says `list<u8>`",
+                "expected `func(borrow<wasi:io/streams/output-stream>, list<u8>) -> result<_, \
+                 variant { last-operation-failed(own<wasi:io/error/error>), closed }>`",
+            ],
+        ),
+        (
+            "renamed-case.wat",
+            &renamed_case,
+            &[
+                "type `stream-error` is `variant { last-operation-failed(own<wasi:io/error/error>), shut }`",
+            ],
+        ),
+        (
+            "wrong-result.wat",
+            &wrong_result,
+            &[
+                "`wasi:cli/environment@0.2.6`",
+                "`get-arguments` has the wrong type: the result is `list<u32>`, the WIT says \
+                 `list<string>`",
+            ],
+        ),
+        (
+            "own-pollable.wat",
+            r#"(component
+                 (import "wasi:io/poll@0.2.0" (instance (export "pollable" (type (sub resource)))))
+                 (import "wasi:io/streams@0.2.1" (instance (export "pollable" (type (sub resource))))))"#,
+            &[
+                "type `pollable` is `resource wasi:io/streams/pollable`, the WIT of WASI 0.2.12 \
+               says `resource wasi:io/poll/pollable`",
+            ],
+        ),
+        (
+            "clock-u32.wat",
+            r#"(component (import "wasi:clocks/monotonic-clock@0.2.0" (instance
+                 (export "now" (func (result u32))))))"#,
+            &["function `now` has the wrong type: the result is `u32`, the WIT says `u64`"],
+        ),
+        (
+            "not-in-wasi.wat",
+            r#"(component (import "wasi:clocks/monotonic-clock@0.2.9" (instance
+                 (export "sleep" (func (param "ns" u64))))))"#,
+            &[
+                "`wasi:clocks/monotonic-clock` of WASI 0.2.12",
+                "has no function `sleep`",
+            ],
+        ),
+        (
+            "not-implemented.wat",
+            r#"(component
+                 (import "wasi:io/error@0.2.0" (instance $ioerr
+                   (export "error" (type (sub resource)))))
+                 (alias export $ioerr "error" (type $error))
+                 (import "wasi:io/streams@0.2.0" (instance
+                   (export "output-stream" (type $o (sub resource)))
+                   (export "input-stream" (type $i (sub resource)))
+                   (type $bo (borrow $o)) (type $bi (borrow $i))
+                   (alias outer 1 $error (type $error-outer))
+                   (export "error" (type $err (eq $error-outer)))
+                   (type $e (own $err))
+                   (type $v (variant (case "last-operation-failed" $e) (case "closed")))
+                   (export "stream-error" (type $se (eq $v)))
+                   (export "[method]output-stream.splice"
+                     (func (param "self" $bo) (param "src" $bi) (param "len" u64)
+                       (result (result u64 (error $se))))))))"#,
+            &[
+                "`[method]output-stream.splice` of `wasi:io/streams@0.2.0`",
+                "does not implement yet",
+            ],
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let input = scratch.path().join(name);
+        fs::write(&input, text).unwrap();
+        let exe = scratch.path().join(name.trim_end_matches(".wat"));
+        let output = wasmc(
+            &[input.as_os_str(), "-o".as_ref(), exe.as_os_str()],
+            scratch.path(),
+        );
+        assert_compile_error(&output, &input, &exe);
+        for expected in *expected {
+            assert!(
+                output.stderr_text().contains(expected),
+                "{name}: the error must say {expected:?}\n{}",
+                output.describe()
+            );
+        }
+    }
 }
 
 /// Components outside what wasmc runs are refused at compile time with one line

@@ -15,6 +15,8 @@
 //!    (descriptor `wasmc_component_module_N`; lowered imports get array host stubs),
 //!    and one more object carries the plan in the `wasmc_module` descriptor.
 //!
+//! Every WASI import is checked against the WIT of WASI 0.2 ([`wit_check`]): a
+//! function that is not in it or has another type is refused with both types.
 //! Anything outside what the runtime implements is refused here with a message
 //! naming it: WASI interfaces other than those in
 //! `wasmc_abi::component::WASI_P2_HOST_FUNCTIONS`, the async ABI (WASI 0.3),
@@ -41,6 +43,8 @@ use wasmparser::{
 };
 
 use crate::{CompileError, CompileErrorKind, CompileOptions};
+
+mod wit_check;
 
 /// The result of [`compile_component`]: objects to link together.
 pub struct CompiledComponent {
@@ -216,11 +220,14 @@ struct Spaces {
 
 impl<'a> Flattener<'a> {
     /// Names every resource type exported by an imported WASI instance, and refuses
-    /// imports the host does not provide.
+    /// imports the host does not provide or whose types differ from the WIT of WASI
+    /// 0.2 (`wit_check`).
     fn name_host_resources(&mut self) -> Result<(), CompileError> {
         let mut parser = Parser::new(0);
         let mut data = self.wasm;
         let mut instance_index = 0u32;
+        // (versioned name, interface, type) of every imported WASI instance.
+        let mut host_imports = Vec::new();
         loop {
             let payload = match parser
                 .parse(data, true)
@@ -259,33 +266,21 @@ impl<'a> Flattener<'a> {
                                 let ty = self.types.component_instance_at(instance_index);
                                 instance_index += 1;
                                 let exports = &self.types[ty].exports;
-                                let functions = wasi_p2_host_functions(interface)
-                                    .expect("checked by host_interface");
                                 for (export, item) in exports {
-                                    match item.ty {
-                                        ComponentEntityType::Type {
-                                            created: ComponentAnyTypeId::Resource(id),
-                                            ..
-                                        } => {
-                                            // The first interface that exports a
-                                            // resource defines it; later ones alias it
-                                            // (`wasi:io/streams` re-exports `pollable`).
-                                            self.resources
-                                                .entry(id.resource())
-                                                .or_insert_with(|| format!("{interface}/{export}"));
-                                        }
-                                        ComponentEntityType::Func(_)
-                                            if !functions.contains(&export.as_str()) =>
-                                        {
-                                            return Err(unsupported(format!(
-                                                "the component imports `{export}` of \
-                                                 `{name}`, which wasmc's WASI 0.2 host \
-                                                 does not implement yet"
-                                            )));
-                                        }
-                                        _ => {}
+                                    if let ComponentEntityType::Type {
+                                        created: ComponentAnyTypeId::Resource(id),
+                                        ..
+                                    } = item.ty
+                                    {
+                                        // The first interface that exports a resource
+                                        // defines it; later ones alias it
+                                        // (`wasi:io/streams` re-exports `pollable`).
+                                        self.resources
+                                            .entry(id.resource())
+                                            .or_insert_with(|| format!("{interface}/{export}"));
                                     }
                                 }
+                                host_imports.push((name.to_string(), interface.to_string(), ty));
                             }
                             ComponentTypeRef::Module(_) => {
                                 return Err(unsupported(format!(
@@ -327,10 +322,22 @@ impl<'a> Flattener<'a> {
                         }
                     }
                 }
-                Payload::End(_) => return Ok(()),
+                Payload::End(_) => break,
                 _ => {}
             }
         }
+        // Once every host resource has its name: each import against the WIT.
+        let wit = wit_check::WasiWit::get()?;
+        let component_types = wit_check::ComponentTypes {
+            types: self.types,
+            resources: &self.resources,
+        };
+        for (import, interface, ty) in host_imports {
+            let implemented =
+                wasi_p2_host_functions(&interface).expect("checked by host_interface");
+            component_types.check_import(wit, &import, &interface, ty, implemented)?;
+        }
+        Ok(())
     }
 
     /// Walks the component in `range` (the whole binary for the top level) with its

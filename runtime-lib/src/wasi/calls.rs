@@ -1260,9 +1260,20 @@ pub fn path_rename(
     let new_dir = ctx.dir(new_fd)?;
     let old_path = path_arg(mem, old_path, old_len)?;
     let new_path = path_arg(mem, new_path, new_len)?;
-    // A trailing slash names a directory: renaming anything else with one is
-    // ENOTDIR (wasmtime), where cap-std would drop the slash and rename. Checked
-    // after the parents resolve inside the sandbox, so that escapes stay EPERM.
+    rename_at(&old_dir.dir, &old_path, &new_dir.dir, &new_path)?;
+    Ok(())
+}
+
+/// Renames as wasmtime does; shared with WASI 0.2's `rename-at`. A trailing slash
+/// names a directory: renaming anything else with one is ENOTDIR (wasmtime), where
+/// cap-std would drop the slash and rename. Checked after the parents resolve
+/// inside the sandbox, so that escapes stay EPERM.
+pub(crate) fn rename_at(
+    old_dir: &cap_std::fs::Dir,
+    old_path: &str,
+    new_dir: &cap_std::fs::Dir,
+    new_path: &str,
+) -> io::Result<()> {
     if old_path.ends_with('/') || new_path.ends_with('/') {
         // Absolute paths and a last component that is empty, "." or ".." are left
         // to cap-std (EPERM, ENOENT...), as wasmtime answers those first.
@@ -1277,20 +1288,18 @@ pub fn path_rename(
                     Some("" | "." | "..")
                 )
         };
-        if plain(&old_path) && plain(&new_path) {
-            old_dir.dir.metadata(parent_of(&old_path))?;
-            new_dir.dir.metadata(parent_of(&new_path))?;
+        if plain(old_path) && plain(new_path) {
+            old_dir.metadata(parent_of(old_path))?;
+            new_dir.metadata(parent_of(new_path))?;
             if old_dir
-                .dir
-                .symlink_metadata(&old_path)
+                .symlink_metadata(old_path)
                 .is_ok_and(|m| !m.is_dir())
             {
-                return Err(Errno::NOTDIR);
+                return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
             }
         }
     }
-    old_dir.dir.rename(&old_path, &new_dir.dir, &new_path)?;
-    Ok(())
+    old_dir.rename(old_path, new_dir, new_path)
 }
 
 /// Creates a symlink. An absolute target is refused (cap-std, like wasmtime), so a

@@ -10,39 +10,32 @@
 //! dropped one is a trap. Blocking is real: streams on stdio and files are always
 //! ready, and pollables of the monotonic clock sleep until their deadline.
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cap_std::fs::{Dir, File, FileExt, OpenOptions};
 
 use crate::component::canonical::{CanonResult, CanonTrap, Value};
+
 use crate::wasi::WasiCtx;
+
+mod poll;
+mod streams;
+use poll::{Check, Deadline, Pollable};
+use streams::{FileInput, FileOutput, InputStream, OutputStream, Readiness, StreamError};
 
 /// An object a handle refers to.
 enum Resource {
     InputStream(InputStream),
     OutputStream(OutputStream),
-    Pollable(Option<Instant>),
+    Pollable(Pollable),
     Descriptor(Descriptor),
     DirectoryEntryStream(std::vec::IntoIter<(u8, String)>),
-    Error(String),
+    /// A stream's `last-operation-failed` error: its message, and the
+    /// `wasi:filesystem` error code of the I/O error it came from, which
+    /// `filesystem-error-code` reports (the adapter turns it into an errno).
+    Error(String, Option<ErrorCode>),
     Terminal,
-}
-
-enum InputStream {
-    Stdin,
-    File { file: Arc<File>, position: u64 },
-}
-
-enum OutputStream {
-    Stdout,
-    Stderr,
-    File {
-        file: Arc<File>,
-        position: u64,
-        append: bool,
-    },
 }
 
 enum Descriptor {
@@ -50,6 +43,8 @@ enum Descriptor {
         dir: Arc<Dir>,
         read: bool,
         mutate: bool,
+        /// A preopened directory: cap-std holds it as an O_PATH descriptor.
+        preopen: bool,
     },
     File {
         file: Arc<File>,
@@ -67,7 +62,7 @@ impl Resource {
             Resource::Pollable(_) => "wasi:io/poll/pollable",
             Resource::Descriptor(_) => "wasi:filesystem/types/descriptor",
             Resource::DirectoryEntryStream(_) => "wasi:filesystem/types/directory-entry-stream",
-            Resource::Error(_) => "wasi:io/error/error",
+            Resource::Error(..) => "wasi:io/error/error",
             Resource::Terminal => "wasi:cli/terminal",
         }
     }
@@ -81,11 +76,13 @@ pub struct WasiP2 {
     /// The handle table: index `h - 1` holds handle `h` (0 is never a handle).
     handles: Vec<Option<Resource>>,
     free: Vec<u32>,
+    /// When each handle's resource was created (a count): `poll` orders ready
+    /// pollables by it, as wasmtime's resource table does.
+    created: Vec<u64>,
+    resources_created: u64,
     start: Instant,
+    stdin: streams::Stdin,
 }
-
-/// Streams write at most this much per `check-write` permit.
-const WRITE_BUDGET: u64 = 1 << 20;
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -118,7 +115,10 @@ impl WasiP2 {
             preopens,
             handles: Vec::new(),
             free: Vec::new(),
+            created: Vec::new(),
+            resources_created: 0,
             start: ctx.start,
+            stdin: streams::Stdin::default(),
         }
     }
 
@@ -130,9 +130,12 @@ impl WasiP2 {
             }
             None => {
                 self.handles.push(Some(resource));
+                self.created.push(0);
                 self.handles.len() as u32
             }
         };
+        self.resources_created += 1;
+        self.created[handle as usize - 1] = self.resources_created;
         Value::Handle(handle)
     }
 
@@ -144,6 +147,25 @@ impl WasiP2 {
             .get_mut((*h as usize).wrapping_sub(1))
             .and_then(Option::as_mut)
             .ok_or_else(|| CanonTrap::new(format!("unknown handle index {h}")))
+    }
+
+    /// The input stream `value` refers to, with the stdin state it may read.
+    fn input_stream(
+        &mut self,
+        value: &Value,
+    ) -> CanonResult<(&mut InputStream, &mut streams::Stdin)> {
+        let Value::Handle(h) = value else {
+            return Err(CanonTrap::new("expected a handle"));
+        };
+        match self
+            .handles
+            .get_mut((*h as usize).wrapping_sub(1))
+            .and_then(Option::as_mut)
+        {
+            Some(Resource::InputStream(stream)) => Ok((stream, &mut self.stdin)),
+            Some(_) => Err(wrong_type()),
+            None => Err(CanonTrap::new(format!("unknown handle index {h}"))),
+        }
     }
 
     /// `resource.drop` of handle `handle` of type `resource`.
@@ -229,120 +251,159 @@ impl WasiP2 {
                 }
             }
             ("wasi:io/error", "[method]error.to-debug-string") => match self.get(arg(0)?)? {
-                Resource::Error(message) => Value::String(message.clone()),
+                Resource::Error(message, _) => Value::String(message.clone()),
                 _ => return Err(wrong_type()),
             },
-            ("wasi:io/poll", "[method]pollable.ready") => match self.get(arg(0)?)? {
-                Resource::Pollable(deadline) => {
-                    Value::Bool(deadline.is_none_or(|d| Instant::now() >= d))
-                }
-                _ => return Err(wrong_type()),
-            },
-            ("wasi:io/poll", "[method]pollable.block") => {
-                let deadline = match self.get(arg(0)?)? {
-                    Resource::Pollable(deadline) => *deadline,
-                    _ => return Err(wrong_type()),
+            ("wasi:io/poll", "[method]pollable.ready") => {
+                let Value::Handle(handle) = *arg(0)? else {
+                    return Err(CanonTrap::new("expected a handle"));
                 };
-                sleep_until(deadline);
+                Value::Bool(matches!(self.check_pollable(handle)?, Check::Ready))
+            }
+            ("wasi:io/poll", "[method]pollable.block") => {
+                let Value::Handle(handle) = *arg(0)? else {
+                    return Err(CanonTrap::new("expected a handle"));
+                };
+                self.poll(&[handle])?;
                 return Ok(None);
             }
             ("wasi:io/poll", "poll") => {
-                let Value::List(handles) = arg(0)? else {
+                let Value::List(list) = arg(0)? else {
                     return Err(CanonTrap::new("expected a list of pollables"));
                 };
-                if handles.is_empty() {
-                    return Err(CanonTrap::new("poll: the list of pollables is empty"));
+                if list.is_empty() {
+                    // wasmtime's message.
+                    return Err(CanonTrap::new("empty poll list"));
                 }
-                let mut deadlines = Vec::with_capacity(handles.len());
-                for h in handles {
-                    match self.get(h)? {
-                        Resource::Pollable(d) => deadlines.push(*d),
-                        _ => return Err(wrong_type()),
-                    }
+                let mut handles = Vec::with_capacity(list.len());
+                for value in list {
+                    let Value::Handle(handle) = *value else {
+                        return Err(CanonTrap::new("expected a handle"));
+                    };
+                    handles.push(handle);
                 }
-                let earliest = deadlines
-                    .iter()
-                    .map(|d| d.unwrap_or_else(Instant::now))
-                    .min();
-                sleep_until(earliest);
-                let now = Instant::now();
+                let ready = self.poll(&handles)?;
                 Value::List(
-                    deadlines
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, d)| d.is_none_or(|d| now >= d))
-                        .map(|(i, _)| Value::Int(i as u64))
+                    ready
+                        .into_iter()
+                        .map(|i| Value::Int(u64::from(i)))
                         .collect(),
                 )
             }
             ("wasi:io/streams", "[method]input-stream.subscribe")
             | ("wasi:io/streams", "[method]output-stream.subscribe") => {
-                self.get(arg(0)?)?;
-                self.insert(Resource::Pollable(None))
+                let Value::Handle(handle) = *arg(0)? else {
+                    return Err(CanonTrap::new("expected a handle"));
+                };
+                match self.get(arg(0)?)? {
+                    Resource::InputStream(_) | Resource::OutputStream(_) => {}
+                    _ => return Err(wrong_type()),
+                }
+                self.insert(Resource::Pollable(Pollable::Stream(handle)))
             }
             ("wasi:io/streams", "[method]input-stream.read")
-            | ("wasi:io/streams", "[method]input-stream.blocking-read") => {
-                let len = int(1)?.min(WRITE_BUDGET) as usize;
-                let result = match self.get(arg(0)?)? {
-                    Resource::InputStream(stream) => read_stream(stream, len),
-                    _ => return Err(wrong_type()),
-                };
-                self.stream_result(result.map(Value::Bytes))
-            }
-            ("wasi:io/streams", "[method]input-stream.skip")
+            | ("wasi:io/streams", "[method]input-stream.blocking-read")
+            | ("wasi:io/streams", "[method]input-stream.skip")
             | ("wasi:io/streams", "[method]input-stream.blocking-skip") => {
-                let len = int(1)?.min(WRITE_BUDGET) as usize;
-                let result = match self.get(arg(0)?)? {
-                    Resource::InputStream(stream) => read_stream(stream, len),
-                    _ => return Err(wrong_type()),
+                let len = usize::try_from(int(1)?).unwrap_or(usize::MAX);
+                let (stream, stdin) = self.input_stream(arg(0)?)?;
+                let result = if function.contains("blocking") {
+                    stream.blocking_read(stdin, len)
+                } else {
+                    stream.read(stdin, len)
                 };
-                self.stream_result(result.map(|b| Value::Int(b.len() as u64)))
+                let skip = function.contains("skip");
+                self.stream_result(result.map(|bytes| {
+                    if skip {
+                        Value::Int(bytes.len() as u64)
+                    } else {
+                        Value::Bytes(bytes)
+                    }
+                }))?
             }
-            ("wasi:io/streams", "[method]output-stream.check-write") => match self.get(arg(0)?)? {
-                Resource::OutputStream(_) => Value::ok(Some(Value::Int(WRITE_BUDGET))),
-                _ => return Err(wrong_type()),
-            },
+            ("wasi:io/streams", "[method]output-stream.check-write") => {
+                let Resource::OutputStream(stream) = self.get(arg(0)?)? else {
+                    return Err(wrong_type());
+                };
+                let result = stream.check_write().map(Value::Int);
+                self.stream_result(result)?
+            }
             ("wasi:io/streams", "[method]output-stream.write")
-            | ("wasi:io/streams", "[method]output-stream.blocking-write-and-flush") => {
-                let Value::Bytes(bytes) = arg(1)? else {
-                    return Err(CanonTrap::new("expected a list<u8> argument"));
-                };
-                let bytes = bytes.clone();
-                let result = match self.get(arg(0)?)? {
-                    Resource::OutputStream(stream) => write_stream(stream, &bytes),
-                    _ => return Err(wrong_type()),
-                };
-                self.stream_result(result.map(|()| Value::Record(Vec::new())))
-                    .map_unit()
-            }
-            ("wasi:io/streams", "[method]output-stream.write-zeroes")
+            | ("wasi:io/streams", "[method]output-stream.blocking-write-and-flush")
+            | ("wasi:io/streams", "[method]output-stream.write-zeroes")
             | ("wasi:io/streams", "[method]output-stream.blocking-write-zeroes-and-flush") => {
-                let bytes = vec![0u8; int(1)?.min(WRITE_BUDGET) as usize];
-                let result = match self.get(arg(0)?)? {
-                    Resource::OutputStream(stream) => write_stream(stream, &bytes),
-                    _ => return Err(wrong_type()),
+                let bytes = if function.contains("zeroes") {
+                    let len = int(1)?;
+                    if function.starts_with("[method]output-stream.blocking")
+                        && len > streams::MAX_BLOCKING_WRITE
+                    {
+                        return Err(CanonTrap::new(
+                            "Buffer too large for blocking-write-zeroes-and-flush (expected \
+                             at most 4096)",
+                        ));
+                    }
+                    // More than `check-write` ever permits breaks the stream's
+                    // contract (the WIT lets the host trap); refused rather than
+                    // allocating what a hostile length asks for.
+                    if len > streams::WRITE_PERMIT {
+                        return Err(CanonTrap::new(
+                            "write-zeroes of more bytes than check-write permits",
+                        ));
+                    }
+                    vec![0u8; len as usize]
+                } else {
+                    let Value::Bytes(bytes) = arg(1)? else {
+                        return Err(CanonTrap::new("expected a list<u8> argument"));
+                    };
+                    bytes.clone()
                 };
-                self.stream_result(result.map(|()| Value::Record(Vec::new())))
+                let blocking = function.starts_with("[method]output-stream.blocking");
+                if blocking
+                    && !function.contains("zeroes")
+                    && bytes.len() as u64 > streams::MAX_BLOCKING_WRITE
+                {
+                    return Err(CanonTrap::new(
+                        "Buffer too large for blocking-write-and-flush (expected at most 4096)",
+                    ));
+                }
+                let Resource::OutputStream(stream) = self.get(arg(0)?)? else {
+                    return Err(wrong_type());
+                };
+                let result = if blocking {
+                    stream.blocking_write_and_flush(&bytes)
+                } else {
+                    stream.write(&bytes)
+                };
+                self.stream_result(result.map(|()| Value::Record(Vec::new())))?
                     .map_unit()
             }
             ("wasi:io/streams", "[method]output-stream.flush")
             | ("wasi:io/streams", "[method]output-stream.blocking-flush") => {
-                match self.get(arg(0)?)? {
-                    Resource::OutputStream(_) => Value::ok(None),
-                    _ => return Err(wrong_type()),
-                }
+                let Resource::OutputStream(stream) = self.get(arg(0)?)? else {
+                    return Err(wrong_type());
+                };
+                let result = if function.contains("blocking") {
+                    stream.blocking_flush()
+                } else {
+                    stream.flush()
+                };
+                self.stream_result(result.map(|()| Value::Record(Vec::new())))?
+                    .map_unit()
             }
             ("wasi:clocks/monotonic-clock", "now") => {
                 Value::Int(self.start.elapsed().as_nanos() as u64)
             }
             ("wasi:clocks/monotonic-clock", "resolution") => Value::Int(1),
             ("wasi:clocks/monotonic-clock", "subscribe-instant") => {
-                let deadline = self.start + Duration::from_nanos(int(0)?);
-                self.insert(Resource::Pollable(Some(deadline)))
+                let deadline = self.start.checked_add(Duration::from_nanos(int(0)?));
+                let deadline = Deadline::new(deadline, Instant::now(), self.start);
+                self.insert(Resource::Pollable(Pollable::Deadline(deadline)))
             }
             ("wasi:clocks/monotonic-clock", "subscribe-duration") => {
-                let deadline = Instant::now().checked_add(Duration::from_nanos(int(0)?));
-                self.insert(Resource::Pollable(deadline.or(Some(far_future()))))
+                let now = Instant::now();
+                let at = now.checked_add(Duration::from_nanos(int(0)?));
+                let deadline = Deadline::new(at, now, self.start);
+                self.insert(Resource::Pollable(Pollable::Deadline(deadline)))
             }
             ("wasi:clocks/wall-clock", "now") => {
                 let now = std::time::SystemTime::now()
@@ -381,13 +442,20 @@ impl WasiP2 {
                                 dir,
                                 read: true,
                                 mutate: true,
+                                preopen: true,
                             }));
                             Value::Record(vec![handle, Value::String(name)])
                         })
                         .collect(),
                 )
             }
-            ("wasi:filesystem/types", "filesystem-error-code") => Value::none(),
+            ("wasi:filesystem/types", "filesystem-error-code") => match self.get(arg(0)?)? {
+                Resource::Error(_, code) => match code {
+                    Some(code) => some(Value::Variant(code.0, None)),
+                    None => Value::none(),
+                },
+                _ => return Err(wrong_type()),
+            },
             ("wasi:filesystem/types", method) => {
                 let method = method.to_string();
                 return self.filesystem(&method, &args).map(Some);
@@ -401,17 +469,73 @@ impl WasiP2 {
     }
 
     /// `result<T, stream-error>`: an I/O error becomes `last-operation-failed` with
-    /// an `error` resource, end of stream `closed`.
-    fn stream_result(&mut self, result: std::io::Result<Value>) -> Value {
-        match result {
+    /// an `error` resource, end of stream `closed`; a trap stays one.
+    fn stream_result(&mut self, result: Result<Value, StreamError>) -> CanonResult<Value> {
+        Ok(match result {
             Ok(value) => Value::ok(Some(value)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Value::err(Some(Value::Variant(1, None)))
-            }
-            Err(e) => {
-                let error = self.insert(Resource::Error(e.to_string()));
+            Err(StreamError::Closed) => Value::err(Some(Value::Variant(1, None))),
+            Err(StreamError::Failed(e)) => {
+                let message = e.to_string();
+                let error = self.insert(Resource::Error(message, Some(ErrorCode::from(e))));
                 Value::err(Some(Value::Variant(0, Some(Box::new(error)))))
             }
+            Err(StreamError::Trap(message)) => return Err(CanonTrap::new(message)),
+        })
+    }
+
+    /// Checks pollable `handle` once (a past deadline or an idle file stream is
+    /// ready from the next check on).
+    fn check_pollable(&mut self, handle: u32) -> CanonResult<Check> {
+        let pollable = match self.get(&Value::Handle(handle))? {
+            Resource::Pollable(Pollable::Deadline(deadline)) => return Ok(deadline.check()),
+            Resource::Pollable(pollable) => *pollable,
+            _ => return Err(wrong_type()),
+        };
+        let Pollable::Stream(stream) = pollable else {
+            unreachable!("deadlines returned above")
+        };
+        let readiness = match self.handles.get_mut((stream as usize).wrapping_sub(1)) {
+            Some(Some(Resource::InputStream(input))) => input.readiness(&mut self.stdin),
+            Some(Some(Resource::OutputStream(output))) => output.readiness(),
+            // The stream is gone (dropped before its pollable): nothing to wait for.
+            _ => Readiness::Ready,
+        };
+        Ok(match readiness {
+            Readiness::Ready => Check::Ready,
+            Readiness::Started => Check::NextRound,
+            Readiness::Stdin => Check::Stdin,
+        })
+    }
+
+    /// `poll` (and `block`, with one handle): waits until one of the pollables is
+    /// ready and returns the indices of the ready ones, in wasmtime's order.
+    fn poll(&mut self, handles: &[u32]) -> CanonResult<Vec<u32>> {
+        let mut groups = Vec::with_capacity(handles.len());
+        for &handle in handles {
+            match self.get(&Value::Handle(handle))? {
+                Resource::Pollable(pollable) => {
+                    let watched = pollable.watched(handle);
+                    let created = self.created.get((watched as usize).wrapping_sub(1));
+                    groups.push((created.copied().unwrap_or(0), watched));
+                }
+                _ => return Err(wrong_type()),
+            }
+        }
+        let mut order: Vec<usize> = (0..handles.len()).collect();
+        order.sort_by_key(|&i| groups[i]);
+        let mut error = None;
+        let ready = poll::poll(handles, &order, |handle| {
+            match self.check_pollable(handle) {
+                Ok(check) => check,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    Check::Ready
+                }
+            }
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(ready),
         }
     }
 
@@ -430,10 +554,16 @@ impl WasiP2 {
             _ => Err(CanonTrap::new("expected a string argument")),
         };
         let descriptor = match self.get(arg(0)?)? {
-            Resource::Descriptor(Descriptor::Dir { dir, read, mutate }) => Descriptor::Dir {
+            Resource::Descriptor(Descriptor::Dir {
+                dir,
+                read,
+                mutate,
+                preopen,
+            }) => Descriptor::Dir {
                 dir: dir.clone(),
                 read: *read,
                 mutate: *mutate,
+                preopen: *preopen,
             },
             Resource::Descriptor(Descriptor::File { file, read, write }) => Descriptor::File {
                 file: file.clone(),
@@ -464,20 +594,18 @@ impl WasiP2 {
             Ok(match method {
                 "[method]descriptor.read-via-stream" => {
                     let file = file()?;
-                    self.insert(Resource::InputStream(InputStream::File {
+                    self.insert(Resource::InputStream(InputStream::File(FileInput::new(
                         file,
-                        position: int(1)?,
-                    }))
+                        int(1)?,
+                    ))))
                 }
                 "[method]descriptor.write-via-stream" | "[method]descriptor.append-via-stream" => {
                     let file = file()?;
                     let append = method.ends_with("append-via-stream");
                     let position = if append { 0 } else { int(1)? };
-                    self.insert(Resource::OutputStream(OutputStream::File {
-                        file,
-                        position,
-                        append,
-                    }))
+                    self.insert(Resource::OutputStream(OutputStream::File(FileOutput::new(
+                        file, position, append,
+                    ))))
                 }
                 "[method]descriptor.get-flags" => Value::Flags(match &descriptor {
                     Descriptor::Dir { read, mutate, .. } => {
@@ -505,7 +633,8 @@ impl WasiP2 {
                 "[method]descriptor.open-at" => {
                     let (path_flags, path, open_flags, flags) =
                         (int(1)?, string(2)?, int(3)?, int(4)?);
-                    self.open_at(&dir()?.clone(), path_flags, &path, open_flags, flags)?
+                    let mutate = matches!(descriptor, Descriptor::Dir { mutate: true, .. });
+                    self.open_at(&*dir()?, mutate, path_flags, &path, open_flags, flags)?
                 }
                 "[method]descriptor.read-directory" => {
                     let dir = dir()?;
@@ -544,11 +673,15 @@ impl WasiP2 {
                         }
                         _ => return Err(wrong_type().into()),
                     };
-                    dir()?.rename(old, &target, new)?;
+                    crate::wasi::rename_at(&*dir()?, &old, &target, &new)?;
                     Value::Record(Vec::new())
                 }
                 "[method]descriptor.link-at" => {
                     let (old, new) = (string(2)?, string(4)?);
+                    // wasmtime refuses to follow a symlink source.
+                    if int(1)? & 1 != 0 {
+                        return Err(ErrorCode::INVALID.into());
+                    }
                     let target = match self.get(arg(3)?)? {
                         Resource::Descriptor(Descriptor::Dir { dir, .. }) => dir.clone(),
                         Resource::Descriptor(Descriptor::File { .. }) => {
@@ -573,11 +706,15 @@ impl WasiP2 {
                     Value::String(target.to_string_lossy().into_owned())
                 }
                 "[method]descriptor.read" => {
-                    let (len, offset) = (int(1)?.min(WRITE_BUDGET) as usize, int(2)?);
+                    let len = int(1)?.min(streams::MAX_READ as u64) as usize;
+                    let offset = int(2)?;
                     let mut buf = vec![0u8; len];
                     let n = file()?.read_at(&mut buf, offset)?;
                     buf.truncate(n);
-                    Value::Record(vec![Value::Bytes(buf), Value::Bool(n == 0 && len > 0)])
+                    // End of file is "nothing read", even for a read of 0 bytes (as
+                    // wasmtime: the adapter answers EINTR to an empty read not at
+                    // the end).
+                    Value::Record(vec![Value::Bytes(buf), Value::Bool(n == 0)])
                 }
                 "[method]descriptor.write" => {
                     let Value::Bytes(bytes) = arg(1)? else {
@@ -610,8 +747,14 @@ impl WasiP2 {
                     match &descriptor {
                         Descriptor::File { file, .. } => rustix::fs::futimens(&**file, &times)
                             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))?,
-                        // cap-std holds directories as O_PATH descriptors, which
-                        // futimens refuses: "." relative to one is the directory.
+                        // cap-std holds preopened directories as O_PATH
+                        // descriptors, which futimens refuses (`bad-descriptor`);
+                        // wasmtime's are O_PATH too, kept. The directories opened
+                        // later are not: "." relative to one is the directory.
+                        Descriptor::Dir {
+                            dir, preopen: true, ..
+                        } => rustix::fs::futimens(&**dir, &times)
+                            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))?,
                         Descriptor::Dir { dir, .. } => {
                             rustix::fs::utimensat(&**dir, ".", &times, rustix::fs::AtFlags::empty())
                                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))?
@@ -666,75 +809,98 @@ impl WasiP2 {
         })
     }
 
+    /// `open-at`, with wasmtime's semantics (those of preview1's `path_open` in
+    /// `wasi::calls`, which wasmtime implements on this same call): the sync flags
+    /// are unsupported, `directory` excludes `create`/`exclusive`/`truncate`,
+    /// `create` and `truncate` open for writing, a descriptor not opened for
+    /// writing is opened for reading, and a directory opened for writing is
+    /// `is-directory`.
     fn open_at(
         &mut self,
         dir: &Dir,
+        mutate: bool,
         path_flags: u64,
         path: &str,
         open_flags: u64,
         flags: u64,
     ) -> Result<Value, ErrorCode> {
-        let (create, directory, exclusive, truncate) = (
-            open_flags & 1 != 0,
-            open_flags & 2 != 0,
-            open_flags & 4 != 0,
-            open_flags & 8 != 0,
-        );
-        let (read, write, mutate) = (flags & 1 != 0, flags & 2 != 0, flags & 32 != 0);
-        let follow = path_flags & 1 != 0;
-        if directory {
-            if create || truncate || write {
+        use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
+        const CREATE: u64 = 1;
+        const DIRECTORY: u64 = 2;
+        const EXCLUSIVE: u64 = 4;
+        const TRUNCATE: u64 = 8;
+        const READ: u64 = 1;
+        const WRITE: u64 = 2;
+        const SYNC_FLAGS: u64 = 4 | 8 | 16;
+        let follow = if path_flags & 1 != 0 {
+            FollowSymlinks::Yes
+        } else {
+            FollowSymlinks::No
+        };
+        if flags & SYNC_FLAGS != 0 {
+            return Err(ErrorCode::UNSUPPORTED);
+        }
+        let write = flags & WRITE != 0 || open_flags & (CREATE | TRUNCATE) != 0;
+        let read = flags & READ != 0 || flags & WRITE == 0;
+        if open_flags & DIRECTORY != 0 {
+            if open_flags & (CREATE | EXCLUSIVE | TRUNCATE) != 0 {
                 return Err(ErrorCode::INVALID);
             }
-            let sub = dir.open_dir(path)?;
+            // Without symlink-follow a symlink is `loop`, as in wasmtime (which opens
+            // with O_NOFOLLOW; O_DIRECTORY | O_NOFOLLOW says ENOTDIR).
+            if follow == FollowSymlinks::No
+                && !path.ends_with('/')
+                && dir.symlink_metadata(path).is_ok_and(|m| m.is_symlink())
+            {
+                return Err(ErrorCode::LOOP);
+            }
+            let sub = match follow {
+                FollowSymlinks::Yes => dir.open_dir(path)?,
+                FollowSymlinks::No => cap_fs_ext::DirExt::open_dir_nofollow(dir, path)?,
+            };
+            if write {
+                return Err(ErrorCode::IS_DIRECTORY);
+            }
             return Ok(self.insert(Resource::Descriptor(Descriptor::Dir {
                 dir: Arc::new(sub),
                 read,
                 mutate,
+                preopen: false,
             })));
         }
-        let mut options = OpenOptions::new();
-        options.read(read || !write).write(write);
-        if create && exclusive {
-            options.create_new(true);
-        } else if create {
-            options.create(true);
+        if write && !mutate {
+            return Err(ErrorCode::NOT_PERMITTED);
         }
-        if truncate {
+        let mut options = OpenOptions::new();
+        options
+            .follow(follow)
+            .maybe_dir(true)
+            .read(read)
+            .write(write);
+        if open_flags & CREATE != 0 {
+            if open_flags & EXCLUSIVE != 0 {
+                options.create_new(true);
+            } else {
+                options.create(true);
+            }
+        }
+        if open_flags & TRUNCATE != 0 {
             options.truncate(true);
         }
-        if !follow {
-            use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
-            options.follow(FollowSymlinks::No);
+        let file = dir.open_with(path, &options)?;
+        if file.metadata()?.is_dir() {
+            return Ok(self.insert(Resource::Descriptor(Descriptor::Dir {
+                dir: Arc::new(Dir::from_std_file(file.into_std())),
+                read,
+                mutate,
+                preopen: false,
+            })));
         }
-        match dir.open_with(path, &options) {
-            Ok(file) => {
-                if file.metadata()?.is_dir() {
-                    // A directory opened without `directory`: hand out a directory
-                    // descriptor, as wasmtime does.
-                    let sub = dir.open_dir(path)?;
-                    return Ok(self.insert(Resource::Descriptor(Descriptor::Dir {
-                        dir: Arc::new(sub),
-                        read,
-                        mutate,
-                    })));
-                }
-                Ok(self.insert(Resource::Descriptor(Descriptor::File {
-                    file: Arc::new(file),
-                    read,
-                    write,
-                })))
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EISDIR) && !write => {
-                let sub = dir.open_dir(path)?;
-                Ok(self.insert(Resource::Descriptor(Descriptor::Dir {
-                    dir: Arc::new(sub),
-                    read,
-                    mutate,
-                })))
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.insert(Resource::Descriptor(Descriptor::File {
+            file: Arc::new(file),
+            read,
+            write,
+        })))
     }
 }
 
@@ -754,19 +920,6 @@ impl MapUnit for Value {
 
 fn wrong_type() -> CanonTrap {
     CanonTrap::new("handle index refers to a resource of another type")
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 86400)
-}
-
-fn sleep_until(deadline: Option<Instant>) {
-    if let Some(deadline) = deadline {
-        let now = Instant::now();
-        if deadline > now {
-            std::thread::sleep(deadline - now);
-        }
-    }
 }
 
 fn datetime(d: Duration) -> Value {
@@ -791,49 +944,6 @@ fn fill_random(dest: &mut [u8]) -> CanonResult<()> {
         filled += n as usize;
     }
     Ok(())
-}
-
-fn read_stream(stream: &mut InputStream, len: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let n = match stream {
-        InputStream::Stdin => std::io::stdin().lock().read(&mut buf)?,
-        InputStream::File { file, position } => {
-            let n = file.read_at(&mut buf, *position)?;
-            *position += n as u64;
-            n
-        }
-    };
-    if n == 0 && len > 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    buf.truncate(n);
-    Ok(buf)
-}
-
-fn write_stream(stream: &mut OutputStream, bytes: &[u8]) -> std::io::Result<()> {
-    match stream {
-        OutputStream::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()
-        }
-        OutputStream::Stderr => std::io::stderr().lock().write_all(bytes),
-        OutputStream::File {
-            file,
-            position,
-            append,
-        } => {
-            if *append {
-                *position = file.metadata()?.len();
-            }
-            let mut written = 0;
-            while written < bytes.len() {
-                written += file.write_at(&bytes[written..], *position + written as u64)?;
-            }
-            *position += bytes.len() as u64;
-            Ok(())
-        }
-    }
 }
 
 fn descriptor_type(ty: &cap_std::fs::FileType) -> u32 {
@@ -984,6 +1094,8 @@ struct ErrorCode(u32);
 
 impl ErrorCode {
     const INVALID: ErrorCode = ErrorCode(12);
+    const LOOP: ErrorCode = ErrorCode(15);
+    const UNSUPPORTED: ErrorCode = ErrorCode(27);
     const IS_DIRECTORY: ErrorCode = ErrorCode(14);
     const NOT_DIRECTORY: ErrorCode = ErrorCode(24);
     const OVERFLOW: ErrorCode = ErrorCode(30);
