@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod component;
 pub mod embed;
+pub mod gc;
 pub mod layout;
 pub mod metadata;
 pub mod policy;
@@ -38,7 +39,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_000b; // "wasmc" + 1.11 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_000c; // "wasmc" + 1.12 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, GC)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -211,6 +212,32 @@ pub struct Builtins {
     /// `memory.atomic.notify`: the number of waiters woken, or `u64::MAX` when the
     /// address is out of bounds (MemoryOutOfBounds).
     pub memory_atomic_notify: usize,
+    /// `(vmctx, type_index: u32, length: u32) -> *mut u8`: a new GC object of the
+    /// caller's struct or array type `type_index` (length ignored for structs), every
+    /// field zero (null). Traps with [`Trap::GcHeapOutOfMemory`] when the heap limit
+    /// is reached even after a collection. May collect (see `exn_new`).
+    pub gc_alloc: usize,
+    /// `(vmctx, type_index: u32, data: u32, offset: u32, length: u32) -> *mut u8`:
+    /// `array.new_data` (MemoryOutOfBounds when the bytes are not in the segment).
+    pub array_new_data: usize,
+    /// `(vmctx, type_index: u32, elem: u32, offset: u32, length: u32) -> *mut u8`:
+    /// `array.new_elem` (TableOutOfBounds when not in the segment).
+    pub array_new_elem: usize,
+    /// `(vmctx, array: *mut u8, index: u32, value: *const ValRaw, length: u32) -> u32`
+    /// status (ArrayOutOfBounds): `array.fill` of a non-null array.
+    pub array_fill: usize,
+    /// `(vmctx, dst: *mut u8, dst_index: u32, src: *mut u8, src_index: u32, length: u32)
+    /// -> u32` status (ArrayOutOfBounds): `array.copy` between non-null arrays.
+    pub array_copy: usize,
+    /// `(vmctx, array: *mut u8, dst: u32, data: u32, src: u32, length: u32) -> u32`:
+    /// `array.init_data`; 0, or the trap code (ArrayOutOfBounds, MemoryOutOfBounds).
+    pub array_init_data: usize,
+    /// `(vmctx, array: *mut u8, dst: u32, elem: u32, src: u32, length: u32) -> u32`:
+    /// `array.init_elem`; 0, or the trap code (ArrayOutOfBounds, TableOutOfBounds).
+    pub array_init_elem: usize,
+    /// `(actual: u32, expected: u32) -> u32`: 1 when canonical type `actual` is a
+    /// declared subtype (transitively) of `expected`.
+    pub is_subtype: usize,
 }
 
 /// `memory_atomic_wait32/64` result: the address is out of bounds.
@@ -247,6 +274,14 @@ pub enum Builtin {
     MemoryAtomicWait32,
     MemoryAtomicWait64,
     MemoryAtomicNotify,
+    GcAlloc,
+    ArrayNewData,
+    ArrayNewElem,
+    ArrayFill,
+    ArrayCopy,
+    ArrayInitData,
+    ArrayInitElem,
+    IsSubtype,
 }
 
 /// Why wasm execution stopped abnormally. The messages are the spec test suite's texts.
@@ -281,10 +316,22 @@ pub enum Trap {
     OutOfFuel,
     /// `memory.atomic.wait32/64` on a memory that is not shared.
     AtomicWaitNonSharedMemory,
+    /// `struct.get`/`struct.set` of null.
+    NullStructReference,
+    /// An array instruction on null.
+    NullArrayReference,
+    /// `i31.get_s`/`i31.get_u` of null.
+    NullI31Reference,
+    /// `ref.cast` of a value not of the target type.
+    CastFailure,
+    /// An array index or range outside the array.
+    ArrayOutOfBounds,
+    /// The GC heap reached its limit and a collection freed too little.
+    GcHeapOutOfMemory,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 19] = [
+    pub const ALL: [Trap; 25] = [
         Trap::StackOverflow,
         Trap::MemoryOutOfBounds,
         Trap::HeapMisaligned,
@@ -304,6 +351,12 @@ impl Trap {
         Trap::Interrupt,
         Trap::OutOfFuel,
         Trap::AtomicWaitNonSharedMemory,
+        Trap::NullStructReference,
+        Trap::NullArrayReference,
+        Trap::NullI31Reference,
+        Trap::CastFailure,
+        Trap::ArrayOutOfBounds,
+        Trap::GcHeapOutOfMemory,
     ];
 
     pub fn from_u8(code: u8) -> Option<Trap> {
@@ -334,6 +387,12 @@ impl Trap {
             Trap::OutOfFuel => "all fuel consumed by WebAssembly",
             // wasmtime's message.
             Trap::AtomicWaitNonSharedMemory => "atomic wait on non-shared memory",
+            Trap::NullStructReference => "null structure reference",
+            Trap::NullArrayReference => "null array reference",
+            Trap::NullI31Reference => "null i31 reference",
+            Trap::CastFailure => "cast failure",
+            Trap::ArrayOutOfBounds => "out of bounds array access",
+            Trap::GcHeapOutOfMemory => "GC heap out of memory",
         }
     }
 }
