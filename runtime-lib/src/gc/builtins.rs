@@ -151,10 +151,18 @@ pub(crate) extern "C" fn array_fill(
         crate::traps::raise_host_trap(Trap::ArrayOutOfBounds)
     };
     // SAFETY: generated code passes a 16-byte slot.
-    let value = unsafe { value.read_unaligned() }.to_le_bytes();
-    for k in 0..length as usize {
-        // SAFETY: element k of the checked range.
-        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), dst.add(k * size), size) };
+    let value = unsafe { value.read_unaligned() };
+    let n = length as usize;
+    // SAFETY (each arm): `dst` is the start of `n` elements of `size` bytes inside
+    // the array, aligned to `size` (objects are 16-aligned, elements naturally).
+    unsafe {
+        match size {
+            1 => std::ptr::write_bytes(dst, value as u8, n),
+            2 => std::slice::from_raw_parts_mut(dst.cast::<u16>(), n).fill(value as u16),
+            4 => std::slice::from_raw_parts_mut(dst.cast::<u32>(), n).fill(value as u32),
+            8 => std::slice::from_raw_parts_mut(dst.cast::<u64>(), n).fill(value as u64),
+            _ => std::slice::from_raw_parts_mut(dst.cast::<u128>(), n).fill(value),
+        }
     }
 }
 

@@ -46,7 +46,7 @@ use crate::instance::Global;
 use crate::table::Table;
 
 /// Collections start once this many bytes are allocated.
-const MIN_COLLECTION_BYTES: usize = 1 << 20;
+const MIN_COLLECTION_BYTES: usize = 256 << 10;
 
 /// Default bound of a thread's GC heap.
 pub const DEFAULT_HEAP_LIMIT: usize = 1 << 30;
@@ -80,8 +80,11 @@ struct DataObject {
 
 impl Drop for DataObject {
     fn drop(&mut self) {
-        // SAFETY: allocated in `alloc_data` with this size and alignment.
+        // SAFETY: allocated in `alloc_data` with this size and alignment; nothing
+        // reachable points at it any more. The poison makes a missed root fail
+        // loudly (a garbage type id, wild pointers) instead of reading stale data.
         unsafe {
+            std::ptr::write_bytes(self.ptr, 0xAB, self.size);
             std::alloc::dealloc(
                 self.ptr,
                 Layout::from_size_align_unchecked(self.size, GC_OBJECT_ALIGN),
