@@ -101,6 +101,8 @@ mod tests {
             guard_pages: true,
             fuel_metering: false,
             array_host_imports: Vec::new(),
+            sub_types: Vec::new(),
+            rec_groups: Vec::new(),
         }
     }
 

@@ -1464,6 +1464,8 @@ mod tests {
             guard_pages: true,
             fuel_metering: false,
             array_host_imports: Vec::new(),
+            sub_types: Vec::new(),
+            rec_groups: Vec::new(),
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))

@@ -48,8 +48,8 @@ use crate::table::Table;
 /// Collections start once this many bytes are allocated.
 const MIN_COLLECTION_BYTES: usize = 256 << 10;
 
-/// Default bound of a thread's GC heap.
-pub const DEFAULT_HEAP_LIMIT: usize = 1 << 30;
+/// Default bound of a thread's GC heap (`--max-gc-heap`).
+pub const DEFAULT_HEAP_LIMIT: usize = crate::abi::policy::DEFAULT_GC_HEAP as usize;
 
 static HEAP_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_HEAP_LIMIT);
 
