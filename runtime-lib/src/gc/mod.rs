@@ -9,6 +9,7 @@
 //! * every global, table and passive element segment whose type can hold one
 //!   ([`track_global`], [`track_table`], [`track_segment`]);
 //! * the values being stored into the object being allocated (exception payloads).
+//!
 //! Marking follows the reference fields of structs and arrays (from the registry's
 //! [`types::TypeInfo`], by the canonical type id in each object's header) and the
 //! reference values of exception payloads; sweeping frees every unmarked object.
@@ -433,7 +434,7 @@ pub fn classify(word: usize) -> Option<AnyRefKind> {
         return None;
     }
     if word & 1 == 1 {
-        return Some(AnyRefKind::I31(((word as u32 as i32) >> 1) as i32));
+        return Some(AnyRefKind::I31((word as u32 as i32) >> 1));
     }
     if word & REF_TAG_MASK == crate::abi::gc::HOST_REF_TAG {
         return Some(AnyRefKind::Host((word >> 2) as u32));
