@@ -128,7 +128,9 @@ impl Val {
                 abi::HeapType::Concrete(id) => {
                     // SAFETY: a non-null `Val::FuncRef` is the address of a live
                     // `VMFuncRef` (see `Val`).
-                    unsafe { (*(p as *const VMFuncRef)).type_id == id }
+                    let actual = unsafe { (*(p as *const VMFuncRef)).type_id };
+                    // Its type or any declared subtype of it.
+                    crate::gc::types::is_subtype(actual, id)
                 }
                 _ => false,
             },
