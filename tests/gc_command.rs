@@ -57,7 +57,9 @@ fn a_gc_command_runs_in_bounded_memory_and_respects_the_heap_limit() {
     let output = run(&exe, &["--max-gc-heap", "1K"], scratch.path());
     output.assert_code(134);
     assert!(
-        output.stderr_text().contains("wasm trap: GC heap out of memory"),
+        output
+            .stderr_text()
+            .contains("wasm trap: GC heap out of memory"),
         "{}",
         output.describe()
     );

@@ -15,7 +15,8 @@
 //! Every object lives in the runtime's GC heap, outside linear memory, 16-byte
 //! aligned, and starts with a [`GC_HEADER_SIZE`]-byte header: the canonical type id
 //! (u32 at [`OBJECT_TYPE_ID`]), the kind (u32 at [`OBJECT_KIND`]: [`KIND_STRUCT`] or
-//! [`KIND_ARRAY`]) and, for arrays, the length (u32 at [`ARRAY_LENGTH`]). Struct
+//! [`KIND_ARRAY`]), for arrays the length (u32 at [`ARRAY_LENGTH`]), and the
+//! collector's mark word (u32 at [`OBJECT_MARK`]). Struct
 //! fields follow at the offsets of [`struct_layout`]; array elements at
 //! [`GC_HEADER_SIZE`] + `i * size`, each of its storage type's size.
 
@@ -27,6 +28,8 @@ pub const OBJECT_TYPE_ID: i32 = 0;
 pub const OBJECT_KIND: i32 = 4;
 /// Offset of an array's length (u32) in its header.
 pub const ARRAY_LENGTH: i32 = 8;
+/// Offset of the collector's mark word (u32), which generated code never touches.
+pub const OBJECT_MARK: i32 = 12;
 /// Size of the header; the first field or element follows it.
 pub const GC_HEADER_SIZE: u32 = 16;
 /// Alignment of every object.

@@ -40,11 +40,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::abi::gc::{
     ARRAY_LENGTH, GC_HEADER_SIZE, GC_OBJECT_ALIGN, KIND_ARRAY, KIND_STRUCT, OBJECT_KIND,
-    OBJECT_TYPE_ID, REF_TAG_MASK,
+    OBJECT_MARK, OBJECT_TYPE_ID, REF_TAG_MASK,
 };
 use crate::abi::{CompositeType, Trap, VMException, ValRaw};
 use crate::instance::Global;
 use crate::table::Table;
+
+/// Mark words of a struct or array (`abi::gc::OBJECT_MARK`): unmarked, marked.
+/// Both have the top bit set, which the same bytes of an exception never have.
+const MARK_WHITE: u32 = 0xFA11_C0DE;
+const MARK_BLACK: u32 = 0xFA11_C0DF;
 
 /// Collections start once this many bytes are allocated.
 const MIN_COLLECTION_BYTES: usize = 256 << 10;
@@ -255,55 +260,46 @@ fn heap_roots(heap: &mut Heap, roots: &mut Vec<usize>) {
 /// objects of this heap (null, i31, host references, function references) are
 /// ignored.
 fn collect(heap: &mut Heap, roots: Vec<usize>) {
-    let index: HashMap<usize, usize> = heap
+    // Exceptions are found through an index (there are few); structs and arrays
+    // through their mark word, which also marks them: no per-collection table of
+    // every object, whose random accesses dominated collections of large heaps.
+    let exceptions: HashMap<usize, usize> = heap
         .objects
         .iter()
         .enumerate()
+        .filter(|(_, o)| matches!(o, Object::Exception(_)))
         .map(|(i, o)| (o.address(), i))
         .collect();
-    let mut marked = vec![false; heap.objects.len()];
+    let mut exception_marked = vec![false; heap.objects.len()];
     let mut work = roots;
     types::with_all_types(|types| {
         while let Some(addr) = work.pop() {
-            if addr & REF_TAG_MASK as usize != 0 {
+            if addr == 0 || addr & REF_TAG_MASK as usize != 0 {
                 continue;
             }
-            let Some(&i) = index.get(&addr) else { continue };
-            if std::mem::replace(&mut marked[i], true) {
-                continue;
-            }
-            match &heap.objects[i] {
-                Object::Exception(exn) => {
-                    for &v in exn.traced_values.iter() {
-                        work.push(exn.values[v as usize] as usize);
-                    }
+            // SAFETY: a traced slot holds null, an i31, a host reference (both
+            // excluded above), or a live object of this heap: a struct or array
+            // (header of 16 bytes) or an exception (a 24-byte `VMException`, whose
+            // bytes 12..16, the high half of a user-space pointer, never equal a
+            // mark value: those have the top bit set).
+            let mark = unsafe { (addr as *mut u8).add(OBJECT_MARK as usize).cast::<u32>() };
+            match unsafe { mark.read() } {
+                MARK_WHITE => {
+                    // SAFETY: a live struct or array (see above).
+                    unsafe { mark.write(MARK_BLACK) };
+                    trace_data(addr as *mut u8, types, &mut work);
                 }
-                Object::Data(d) => {
-                    // SAFETY: a live object's header, written by `alloc_data`.
-                    let (type_id, kind) = unsafe {
-                        (
-                            d.ptr.add(OBJECT_TYPE_ID as usize).cast::<u32>().read(),
-                            d.ptr.add(OBJECT_KIND as usize).cast::<u32>().read(),
-                        )
-                    };
-                    let Some(ty) = types.get((type_id as usize).wrapping_sub(1)) else {
+                MARK_BLACK => {}
+                _ => {
+                    let Some(&i) = exceptions.get(&addr) else {
                         continue;
                     };
-                    if ty.traced_fields.is_empty() {
+                    if std::mem::replace(&mut exception_marked[i], true) {
                         continue;
                     }
-                    if kind == KIND_ARRAY {
-                        // SAFETY: as above; the elements are 8-byte references.
-                        let len = unsafe { d.ptr.add(ARRAY_LENGTH as usize).cast::<u32>().read() };
-                        for k in 0..len as usize {
-                            let at = GC_HEADER_SIZE as usize + 8 * k;
-                            // SAFETY: inside the object (its size covers `len` elements).
-                            work.push(unsafe { d.ptr.add(at).cast::<usize>().read() });
-                        }
-                    } else {
-                        for &offset in ty.traced_fields.iter() {
-                            // SAFETY: the field is inside the struct (its layout).
-                            work.push(unsafe { d.ptr.add(offset as usize).cast::<usize>().read() });
+                    if let Object::Exception(exn) = &heap.objects[i] {
+                        for &v in exn.traced_values.iter() {
+                            work.push(exn.values[v as usize] as usize);
                         }
                     }
                 }
@@ -312,19 +308,58 @@ fn collect(heap: &mut Heap, roots: Vec<usize>) {
     });
     let mut i = 0;
     let mut bytes = 0;
-    let mut exceptions = 0;
+    let mut live_exceptions = 0;
     heap.objects.retain(|o| {
-        let keep = marked[i];
+        let keep = match o {
+            Object::Exception(_) => exception_marked[i],
+            Object::Data(d) => {
+                // SAFETY: every object of the heap has a header with a mark word.
+                let mark = unsafe { d.ptr.add(OBJECT_MARK as usize).cast::<u32>() };
+                // SAFETY: as above; survivors are white again for the next collection.
+                unsafe { std::mem::replace(&mut *mark, MARK_WHITE) == MARK_BLACK }
+            }
+        };
         i += 1;
         if keep {
             bytes += o.bytes();
-            exceptions += usize::from(matches!(o, Object::Exception(_)));
+            live_exceptions += usize::from(matches!(o, Object::Exception(_)));
         }
         keep
     });
     heap.bytes = bytes;
-    heap.exceptions = exceptions;
+    heap.exceptions = live_exceptions;
     heap.collect_at = bytes.saturating_mul(2).max(MIN_COLLECTION_BYTES);
+}
+
+/// Pushes the references held by the struct or array at `obj` onto `work`.
+fn trace_data(obj: *mut u8, types: &[std::sync::Arc<types::TypeInfo>], work: &mut Vec<usize>) {
+    // SAFETY: a live object's header, written by `alloc_data`.
+    let (type_id, kind) = unsafe {
+        (
+            obj.add(OBJECT_TYPE_ID as usize).cast::<u32>().read(),
+            obj.add(OBJECT_KIND as usize).cast::<u32>().read(),
+        )
+    };
+    let Some(ty) = types.get((type_id as usize).wrapping_sub(1)) else {
+        return;
+    };
+    if ty.traced_fields.is_empty() {
+        return;
+    }
+    if kind == KIND_ARRAY {
+        // SAFETY: as above; the elements are 8-byte references.
+        let len = unsafe { obj.add(ARRAY_LENGTH as usize).cast::<u32>().read() };
+        for k in 0..len as usize {
+            let at = GC_HEADER_SIZE as usize + 8 * k;
+            // SAFETY: inside the object (its size covers `len` elements).
+            work.push(unsafe { obj.add(at).cast::<usize>().read() });
+        }
+    } else {
+        for &offset in ty.traced_fields.iter() {
+            // SAFETY: the field is inside the struct (its layout).
+            work.push(unsafe { obj.add(offset as usize).cast::<usize>().read() });
+        }
+    }
 }
 
 /// Allocates an exception with tag identity `tag` and payload `values`, of which
@@ -408,6 +443,9 @@ pub(crate) fn alloc_data(
             .write(type_id);
         ptr.add(OBJECT_KIND as usize).cast::<u32>().write(kind);
         ptr.add(ARRAY_LENGTH as usize).cast::<u32>().write(length);
+        ptr.add(OBJECT_MARK as usize)
+            .cast::<u32>()
+            .write(MARK_WHITE);
     }
     HEAP.with_borrow_mut(|heap| {
         heap.bytes += size;
