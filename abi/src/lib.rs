@@ -217,23 +217,27 @@ pub struct Builtins {
     /// field zero (null). Traps with [`Trap::GcHeapOutOfMemory`] when the heap limit
     /// is reached even after a collection. May collect (see `exn_new`).
     pub gc_alloc: usize,
-    /// `(vmctx, type_index: u32, data: u32, offset: u32, length: u32) -> *mut u8`:
-    /// `array.new_data` (MemoryOutOfBounds when the bytes are not in the segment).
+    /// `(vmctx, type_index: u32, data: u32, offset: u32, length: u32)`: the range
+    /// check of `array.new_data` (traps MemoryOutOfBounds itself when the bytes of
+    /// `length` elements at `offset` are not in the segment); the caller then
+    /// allocates with `gc_alloc` and copies with `array_init_data`.
     pub array_new_data: usize,
-    /// `(vmctx, type_index: u32, elem: u32, offset: u32, length: u32) -> *mut u8`:
-    /// `array.new_elem` (TableOutOfBounds when not in the segment).
+    /// `(vmctx, type_index: u32, elem: u32, offset: u32, length: u32)`: the range
+    /// check of `array.new_elem` (traps TableOutOfBounds itself).
     pub array_new_elem: usize,
-    /// `(vmctx, array: *mut u8, index: u32, value: *const ValRaw, length: u32) -> u32`
-    /// status (ArrayOutOfBounds): `array.fill` of a non-null array.
+    /// `(vmctx, array: *mut u8, index: u32, value: *const ValRaw, length: u32)`:
+    /// `array.fill` of a non-null array (traps ArrayOutOfBounds itself).
     pub array_fill: usize,
-    /// `(vmctx, dst: *mut u8, dst_index: u32, src: *mut u8, src_index: u32, length: u32)
-    /// -> u32` status (ArrayOutOfBounds): `array.copy` between non-null arrays.
+    /// `(vmctx, dst: *mut u8, dst_index: u32, src: *mut u8, src_index: u32, length: u32)`:
+    /// `array.copy` between non-null arrays (traps ArrayOutOfBounds itself).
     pub array_copy: usize,
-    /// `(vmctx, array: *mut u8, dst: u32, data: u32, src: u32, length: u32) -> u32`:
-    /// `array.init_data`; 0, or the trap code (ArrayOutOfBounds, MemoryOutOfBounds).
+    /// `(vmctx, array: *mut u8, dst: u32, data: u32, src: u32, length: u32)`:
+    /// `array.init_data` of a non-null array (traps ArrayOutOfBounds or
+    /// MemoryOutOfBounds itself).
     pub array_init_data: usize,
-    /// `(vmctx, array: *mut u8, dst: u32, elem: u32, src: u32, length: u32) -> u32`:
-    /// `array.init_elem`; 0, or the trap code (ArrayOutOfBounds, TableOutOfBounds).
+    /// `(vmctx, array: *mut u8, dst: u32, elem: u32, src: u32, length: u32)`:
+    /// `array.init_elem` of a non-null array (traps ArrayOutOfBounds or
+    /// TableOutOfBounds itself).
     pub array_init_elem: usize,
     /// `(actual: u32, expected: u32) -> u32`: 1 when canonical type `actual` is a
     /// declared subtype (transitively) of `expected`.
