@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod component;
 pub mod embed;
+pub mod gc;
 pub mod layout;
 pub mod metadata;
 pub mod policy;
@@ -38,7 +39,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_000d; // "wasmc" + 1.13 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_000e; // "wasmc" + 1.14 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -211,6 +212,36 @@ pub struct Builtins {
     /// `memory.atomic.notify`: the number of waiters woken, or `u64::MAX` when the
     /// address is out of bounds (MemoryOutOfBounds).
     pub memory_atomic_notify: usize,
+    /// `(vmctx, type_index: u32, length: u32) -> *mut u8`: a new GC object of the
+    /// caller's struct or array type `type_index` (length ignored for structs), every
+    /// field zero (null). Traps with [`Trap::GcHeapOutOfMemory`] when the heap limit
+    /// is reached even after a collection. May collect (see `exn_new`).
+    pub gc_alloc: usize,
+    /// `(vmctx, type_index: u32, data: u32, offset: u32, length: u32)`: the range
+    /// check of `array.new_data` (traps MemoryOutOfBounds itself when the bytes of
+    /// `length` elements at `offset` are not in the segment); the caller then
+    /// allocates with `gc_alloc` and copies with `array_init_data`.
+    pub array_new_data: usize,
+    /// `(vmctx, type_index: u32, elem: u32, offset: u32, length: u32)`: the range
+    /// check of `array.new_elem` (traps TableOutOfBounds itself).
+    pub array_new_elem: usize,
+    /// `(vmctx, array: *mut u8, index: u32, value: *const ValRaw, length: u32)`:
+    /// `array.fill` of a non-null array (traps ArrayOutOfBounds itself).
+    pub array_fill: usize,
+    /// `(vmctx, dst: *mut u8, dst_index: u32, src: *mut u8, src_index: u32, length: u32)`:
+    /// `array.copy` between non-null arrays (traps ArrayOutOfBounds itself).
+    pub array_copy: usize,
+    /// `(vmctx, array: *mut u8, dst: u32, data: u32, src: u32, length: u32)`:
+    /// `array.init_data` of a non-null array (traps ArrayOutOfBounds or
+    /// MemoryOutOfBounds itself).
+    pub array_init_data: usize,
+    /// `(vmctx, array: *mut u8, dst: u32, elem: u32, src: u32, length: u32)`:
+    /// `array.init_elem` of a non-null array (traps ArrayOutOfBounds or
+    /// TableOutOfBounds itself).
+    pub array_init_elem: usize,
+    /// `(actual: u32, expected: u32) -> u32`: 1 when canonical type `actual` is a
+    /// declared subtype (transitively) of `expected`.
+    pub is_subtype: usize,
 }
 
 /// `memory_atomic_wait32/64` result: the address is out of bounds.
@@ -247,6 +278,14 @@ pub enum Builtin {
     MemoryAtomicWait32,
     MemoryAtomicWait64,
     MemoryAtomicNotify,
+    GcAlloc,
+    ArrayNewData,
+    ArrayNewElem,
+    ArrayFill,
+    ArrayCopy,
+    ArrayInitData,
+    ArrayInitElem,
+    IsSubtype,
 }
 
 /// Why wasm execution stopped abnormally. The messages are the spec test suite's texts.
@@ -281,10 +320,22 @@ pub enum Trap {
     OutOfFuel,
     /// `memory.atomic.wait32/64` on a memory that is not shared.
     AtomicWaitNonSharedMemory,
+    /// `struct.get`/`struct.set` of null.
+    NullStructReference,
+    /// An array instruction on null.
+    NullArrayReference,
+    /// `i31.get_s`/`i31.get_u` of null.
+    NullI31Reference,
+    /// `ref.cast` of a value not of the target type.
+    CastFailure,
+    /// An array index or range outside the array.
+    ArrayOutOfBounds,
+    /// The GC heap reached its limit and a collection freed too little.
+    GcHeapOutOfMemory,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 19] = [
+    pub const ALL: [Trap; 25] = [
         Trap::StackOverflow,
         Trap::MemoryOutOfBounds,
         Trap::HeapMisaligned,
@@ -304,6 +355,12 @@ impl Trap {
         Trap::Interrupt,
         Trap::OutOfFuel,
         Trap::AtomicWaitNonSharedMemory,
+        Trap::NullStructReference,
+        Trap::NullArrayReference,
+        Trap::NullI31Reference,
+        Trap::CastFailure,
+        Trap::ArrayOutOfBounds,
+        Trap::GcHeapOutOfMemory,
     ];
 
     pub fn from_u8(code: u8) -> Option<Trap> {
@@ -334,6 +391,12 @@ impl Trap {
             Trap::OutOfFuel => "all fuel consumed by WebAssembly",
             // wasmtime's message.
             Trap::AtomicWaitNonSharedMemory => "atomic wait on non-shared memory",
+            Trap::NullStructReference => "null structure reference",
+            Trap::NullArrayReference => "null array reference",
+            Trap::NullI31Reference => "null i31 reference",
+            Trap::CastFailure => "cast failure",
+            Trap::ArrayOutOfBounds => "out of bounds array access",
+            Trap::GcHeapOutOfMemory => "GC heap out of memory",
         }
     }
 }

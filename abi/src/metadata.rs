@@ -49,6 +49,20 @@ pub enum HeapType {
     /// a process-wide canonical type id instead, so that types of different modules
     /// compare with `==`.
     Concrete(u32),
+    // ---- GC (the `any` hierarchy): values are null (0), an i31 (odd word, see
+    // [`crate::gc`]), a GC heap object (a 16-byte-aligned pointer) or an
+    // internalized host reference (see [`crate::gc::HOST_REF_TAG`]).
+    Any,
+    Eq,
+    I31,
+    Struct,
+    Array,
+    /// The bottom of the `any` hierarchy.
+    None,
+    /// A struct type (type index or canonical id, as for [`HeapType::Concrete`]).
+    ConcreteStruct(u32),
+    /// An array type (type index or canonical id, as for [`HeapType::Concrete`]).
+    ConcreteArray(u32),
 }
 
 impl HeapType {
@@ -56,10 +70,87 @@ impl HeapType {
     /// `*const VMFuncRef`) rather than the extern or exception one (a word that is
     /// opaque to the host).
     pub fn is_func(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            HeapType::Extern | HeapType::NoExtern | HeapType::Exn | HeapType::NoExn
+            HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_)
         )
+    }
+
+    /// Whether the heap type is in the `any` hierarchy (GC).
+    pub fn is_any(self) -> bool {
+        matches!(
+            self,
+            HeapType::Any
+                | HeapType::Eq
+                | HeapType::I31
+                | HeapType::Struct
+                | HeapType::Array
+                | HeapType::None
+                | HeapType::ConcreteStruct(_)
+                | HeapType::ConcreteArray(_)
+        )
+    }
+
+    /// The type index (or canonical id) of a concrete heap type.
+    pub fn concrete_index(self) -> Option<u32> {
+        match self {
+            HeapType::Concrete(i) | HeapType::ConcreteStruct(i) | HeapType::ConcreteArray(i) => {
+                Some(i)
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies `f` to the index of a concrete heap type.
+    pub fn map_index(self, f: impl FnOnce(u32) -> u32) -> HeapType {
+        match self {
+            HeapType::Concrete(i) => HeapType::Concrete(f(i)),
+            HeapType::ConcreteStruct(i) => HeapType::ConcreteStruct(f(i)),
+            HeapType::ConcreteArray(i) => HeapType::ConcreteArray(f(i)),
+            other => other,
+        }
+    }
+
+    /// Whether a value of this heap type may point at an object the collector
+    /// manages (a GC object or an exception): what the collector must see as a
+    /// root. `externref` is included because `extern.convert_any` makes a GC object
+    /// an externref; i31 and the bottom types never hold one.
+    pub fn is_traced(self) -> bool {
+        matches!(
+            self,
+            HeapType::Extern
+                | HeapType::Exn
+                | HeapType::Any
+                | HeapType::Eq
+                | HeapType::Struct
+                | HeapType::Array
+                | HeapType::ConcreteStruct(_)
+                | HeapType::ConcreteArray(_)
+        )
+    }
+
+    /// Abstract subtyping (`self <: other`) where concrete types are compared by
+    /// `concrete_sub(a, b)` (canonical ids or type indices with declared supertypes).
+    pub fn matches_with(self, other: HeapType, concrete_sub: &dyn Fn(u32, u32) -> bool) -> bool {
+        use HeapType as H;
+        if self == other {
+            return true;
+        }
+        match (self, other) {
+            (H::Concrete(a), H::Concrete(b))
+            | (H::ConcreteStruct(a), H::ConcreteStruct(b))
+            | (H::ConcreteArray(a), H::ConcreteArray(b)) => concrete_sub(a, b),
+            (H::Concrete(_) | H::NoFunc, H::Func) | (H::NoFunc, H::Concrete(_)) => true,
+            (H::NoExtern, H::Extern) | (H::NoExn, H::Exn) => true,
+            (H::None, b) => b.is_any(),
+            (
+                H::I31 | H::Struct | H::Array | H::ConcreteStruct(_) | H::ConcreteArray(_),
+                H::Any | H::Eq,
+            ) => true,
+            (H::Eq, H::Any) => true,
+            (H::ConcreteStruct(_), H::Struct) | (H::ConcreteArray(_), H::Array) => true,
+            _ => false,
+        }
     }
 }
 
@@ -107,15 +198,18 @@ impl ValType {
     /// Applies `f` to the type index of a concrete heap type (`(ref null? $t)`).
     pub fn map_type_index(self, f: impl FnOnce(u32) -> u32) -> ValType {
         match self {
-            ValType::Ref(RefType {
+            ValType::Ref(RefType { nullable, heap }) => ValType::Ref(RefType {
                 nullable,
-                heap: HeapType::Concrete(i),
-            }) => ValType::Ref(RefType {
-                nullable,
-                heap: HeapType::Concrete(f(i)),
+                heap: heap.map_index(f),
             }),
             other => other,
         }
+    }
+
+    /// Whether values of this type may point at objects the collector manages (see
+    /// [`HeapType::is_traced`]).
+    pub fn is_traced(self) -> bool {
+        self.as_ref_type().is_some_and(|r| r.heap.is_traced())
     }
 
     /// Whether values of this type may point at exception objects (`exnref`, nullable
@@ -136,6 +230,12 @@ impl ValType {
     /// `(ref $t) <: (ref null $t) <: funcref`, `nofunc` below every function type,
     /// `noextern` below `extern`.
     pub fn matches(self, other: ValType) -> bool {
+        self.matches_with(other, &|a, b| a == b)
+    }
+
+    /// Subtyping with concrete heap types compared by `concrete_sub` (declared
+    /// supertypes, see [`HeapType::matches_with`]).
+    pub fn matches_with(self, other: ValType, concrete_sub: &dyn Fn(u32, u32) -> bool) -> bool {
         if self == other {
             return true;
         }
@@ -145,14 +245,7 @@ impl ValType {
         if a.nullable && !b.nullable {
             return false;
         }
-        a.heap == b.heap
-            || matches!(
-                (a.heap, b.heap),
-                (HeapType::Concrete(_) | HeapType::NoFunc, HeapType::Func)
-                    | (HeapType::NoFunc, HeapType::Concrete(_))
-                    | (HeapType::NoExtern, HeapType::Extern)
-                    | (HeapType::NoExn, HeapType::Exn)
-            )
+        a.heap.matches_with(b.heap, concrete_sub)
     }
 }
 
@@ -160,6 +253,67 @@ impl ValType {
 pub struct FuncType {
     pub params: Vec<ValType>,
     pub results: Vec<ValType>,
+}
+
+/// How a struct field or array element is stored: packed (`i8`, `i16`) or as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StorageType {
+    I8,
+    I16,
+    Val(ValType),
+}
+
+impl StorageType {
+    /// Bytes the field occupies in a GC object (also its alignment).
+    pub fn size(self) -> u32 {
+        match self {
+            StorageType::I8 => 1,
+            StorageType::I16 => 2,
+            StorageType::Val(ValType::I32 | ValType::F32) => 4,
+            StorageType::Val(ValType::V128) => 16,
+            StorageType::Val(_) => 8,
+        }
+    }
+
+    /// The value type a read produces (`i32` for packed fields).
+    pub fn unpacked(self) -> ValType {
+        match self {
+            StorageType::I8 | StorageType::I16 => ValType::I32,
+            StorageType::Val(v) => v,
+        }
+    }
+
+    pub fn map_type_index(self, f: impl FnOnce(u32) -> u32) -> StorageType {
+        match self {
+            StorageType::Val(v) => StorageType::Val(v.map_type_index(f)),
+            other => other,
+        }
+    }
+}
+
+/// A struct field or an array's element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FieldType {
+    pub storage: StorageType,
+    pub mutable: bool,
+}
+
+/// What a type index defines. A function type's signature is `ModuleInfo::types[i]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CompositeType {
+    Func,
+    Struct(Vec<FieldType>),
+    Array(FieldType),
+}
+
+/// A type definition with its place in the subtyping hierarchy (GC proposal).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SubType {
+    /// A final type has no subtypes (every type without `sub` is final).
+    pub is_final: bool,
+    /// The declared supertype's type index.
+    pub supertype: Option<u32>,
+    pub composite: CompositeType,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +361,18 @@ pub enum ConstOp {
     I64Add,
     I64Sub,
     I64Mul,
+    // ---- GC constant expressions (allocate at instantiation).
+    RefI31,
+    /// `struct.new $t` (type index): pops one value per field.
+    StructNew(u32),
+    StructNewDefault(u32),
+    /// `array.new $t`: pops the initial value and the length.
+    ArrayNew(u32),
+    ArrayNewDefault(u32),
+    /// `array.new_fixed $t n`: pops `n` values.
+    ArrayNewFixed(u32, u32),
+    AnyConvertExtern,
+    ExternConvertAny,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -383,6 +549,13 @@ pub struct ModuleInfo {
     /// The runtime refuses to run the code on a CPU that lacks one, with a message,
     /// instead of letting an unknown instruction crash it.
     pub cpu_features: Vec<String>,
+    /// One entry per type index: what it defines and its declared supertype. For a
+    /// function type `types[i]` holds the signature; for a struct or array type
+    /// `types[i]` is empty.
+    pub sub_types: Vec<SubType>,
+    /// The size of each recursion group, in order (they partition the type indices).
+    /// Types are canonicalised a whole group at a time (iso-recursive equivalence).
+    pub rec_groups: Vec<u32>,
 }
 
 impl ModuleInfo {
@@ -415,6 +588,14 @@ impl ModuleInfo {
                 .exports
                 .iter()
                 .any(|e| e.kind == ExportKind::Global && e.index == index)
+    }
+
+    /// Whether the module declares struct or array types: only such modules can
+    /// create GC objects, and only their code keeps GC references in stack maps.
+    pub fn uses_gc_heap(&self) -> bool {
+        self.sub_types
+            .iter()
+            .any(|t| !matches!(t.composite, CompositeType::Func))
     }
 
     pub fn func_type(&self, func_index: u32) -> &FuncType {

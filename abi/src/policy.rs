@@ -20,7 +20,7 @@ pub const POLICY_SECTION: &str = ".wasmc_policy";
 pub const POLICY_MAGIC: &[u8; 8] = b"WASMCPOL";
 
 /// Version of the encoding after the magic; bumped when [`Policy`] changes shape.
-pub const POLICY_FORMAT: u32 = 1;
+pub const POLICY_FORMAT: u32 = 2;
 
 /// Everything an executable applies on every run, whatever its command line says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +84,14 @@ pub struct Limits {
     /// metering, see [`crate::ModuleInfo::fuel_metering`]): running out is
     /// [`crate::Trap::OutOfFuel`].
     pub fuel: Option<u64>,
+    /// Bytes of GC objects (structs, arrays, exceptions) a thread may hold (default
+    /// [`DEFAULT_GC_HEAP`]): an allocation past it that a collection cannot make
+    /// room for is [`crate::Trap::GcHeapOutOfMemory`].
+    pub max_gc_heap: Option<u64>,
 }
+
+/// The GC heap bound when no limit is given.
+pub const DEFAULT_GC_HEAP: u64 = 1 << 30;
 
 /// The wasm stack when no limit is given (wasmtime's default is 512 KiB, but recursive
 /// C and Rust programs want more).
@@ -160,7 +167,18 @@ impl Limits {
                 format_duration(Duration::from_nanos(v))
             })?,
             fuel: pick("--fuel", self.fuel, runtime.fuel, |v| v.to_string())?,
+            max_gc_heap: pick(
+                "--max-gc-heap",
+                self.max_gc_heap,
+                runtime.max_gc_heap,
+                format_size,
+            )?,
         })
+    }
+
+    /// The GC heap bound to use.
+    pub fn gc_heap(&self) -> u64 {
+        self.max_gc_heap.unwrap_or(DEFAULT_GC_HEAP)
     }
 
     /// The wasm stack size to use.
@@ -308,6 +326,13 @@ impl Policy {
             &or_default(
                 l.max_wasm_stack.map(format_size),
                 &format!("(default {})", format_size(DEFAULT_WASM_STACK)),
+            ),
+        );
+        line(
+            "max-gc-heap:",
+            &or_default(
+                l.max_gc_heap.map(format_size),
+                &format!("(default {})", format_size(DEFAULT_GC_HEAP)),
             ),
         );
         line(

@@ -102,6 +102,8 @@ mod tests {
             fuel_metering: false,
             array_host_imports: Vec::new(),
             cpu_features: Vec::new(),
+            sub_types: Vec::new(),
+            rec_groups: Vec::new(),
         }
     }
 

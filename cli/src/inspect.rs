@@ -53,6 +53,7 @@ pub fn to_json(policy: &Policy) -> Value {
             "max_wasm_stack": l.max_wasm_stack,
             "timeout_ns": l.timeout_ns,
             "fuel": l.fuel,
+            "max_gc_heap": l.max_gc_heap,
         },
         "fuel_metering": policy.build.fuel_metering,
         "target": policy.build.target,

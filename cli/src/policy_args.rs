@@ -45,6 +45,12 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = parse_stack_size, help_heading = HEADING)]
     pub max_wasm_stack: Option<u64>,
 
+    /// At most SIZE bytes of GC objects (WebAssembly GC structs and arrays,
+    /// exceptions; default 1G): an allocation the collector cannot make room for is
+    /// `wasm trap: GC heap out of memory`, exit status 134.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = parse_size, help_heading = HEADING)]
+    pub max_gc_heap: Option<u64>,
+
     /// Wall-clock limit (500ms, 30s, 5m): the program is stopped with `wasm trap:
     /// interrupt` and exit status 134, also while blocked in a WASI call.
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, help_heading = HEADING)]
@@ -79,6 +85,7 @@ impl PolicyArgs {
                     .timeout
                     .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
                 fuel: self.fuel,
+                max_gc_heap: self.max_gc_heap,
             },
             build,
         }

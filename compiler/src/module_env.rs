@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 
 use wasmc_abi::{
-    ConstExpr, ConstOp, DataMode, DataSegment, DefinedGlobal, DefinedTable, ElementMode,
-    ElementSegment, Export, ExportKind, FuncType, GlobalType, Import, ImportKind, MemoryType,
-    ModuleInfo, TableType, ValType,
+    CompositeType, ConstExpr, ConstOp, DataMode, DataSegment, DefinedGlobal, DefinedTable,
+    ElementMode, ElementSegment, Export, ExportKind, FieldType, FuncType, GlobalType, Import,
+    ImportKind, MemoryType, ModuleInfo, StorageType, SubType, TableType, ValType,
 };
 use wasmparser::{
     AbstractHeapType, CompositeInnerType, ElementItems, ElementKind, ExternalKind, FuncToValidate,
@@ -28,8 +28,7 @@ use crate::{CompileError, CompileErrorKind};
 /// Validating a proposal is not the same as implementing it. The parts of 3.0 that
 /// wasmc does not compile are reported as [`CompileErrorKind::Unsupported`] once
 /// the module is known to be valid (see `crate::classify`):
-/// * GC: struct/array types, recursive type groups, declared subtyping, the `any`,
-///   `eq`, `i31`, `struct`, `array`, `none` heap types and their operators;
+/// * shared types and custom descriptors (GC extensions beyond 3.0);
 ///
 /// Relaxed SIMD is compiled with one fixed, deterministic choice per operator (see
 /// `translate::simd`). Beyond 3.0, wasmc also compiles wide arithmetic, custom page
@@ -122,6 +121,8 @@ impl<'a> ModuleEnv<'a> {
                 fuel_metering: false,
                 array_host_imports: Vec::new(),
                 cpu_features: Vec::new(),
+                sub_types: Vec::new(),
+                rec_groups: Vec::new(),
             },
             bodies: Vec::new(),
             func_names: HashMap::new(),
@@ -163,41 +164,86 @@ impl<'a> ModuleEnv<'a> {
                 for group in reader.into_iter_with_offsets() {
                     let (offset, group) = group.map_err(malformed)?;
                     let offset = offset as usize;
-                    // Function references without GC: every type is a final function
-                    // type in its own recursion group, so type equivalence is plain
-                    // structural equality (what the runtime's canonical ids implement).
-                    if group.types().len() > 1 {
-                        return Err(CompileError::unsupported(
-                            Some(offset),
-                            "recursive type groups (GC proposal) are not supported",
-                        ));
-                    }
-                    for sub in group.types() {
-                        if !sub.is_final || !sub.supertype_idxs.is_empty() {
-                            return Err(CompileError::unsupported(
-                                Some(offset),
-                                "declared subtypes (GC proposal) are not supported",
-                            ));
-                        }
+                    let start = info.sub_types.len();
+                    let subs: Vec<&wasmparser::SubType> = group.types().collect();
+                    // First the kind of every type of the group (references inside
+                    // the group may point forward), then the definitions.
+                    for sub in &subs {
                         if sub.composite_type.shared {
                             return Err(CompileError::unsupported(
                                 Some(offset),
                                 "shared types (shared-everything threads) are not supported",
                             ));
                         }
-                        match &sub.composite_type.inner {
-                            CompositeInnerType::Func(ft) => info.types.push(FuncType {
-                                params: val_types(ft.params(), offset)?,
-                                results: val_types(ft.results(), offset)?,
+                        if sub.composite_type.descriptor_idx.is_some()
+                            || sub.composite_type.describes_idx.is_some()
+                        {
+                            return Err(CompileError::unsupported(
+                                Some(offset),
+                                "custom descriptors are not supported",
+                            ));
+                        }
+                        let composite = match &sub.composite_type.inner {
+                            CompositeInnerType::Func(_) => CompositeType::Func,
+                            CompositeInnerType::Struct(_) => CompositeType::Struct(Vec::new()),
+                            CompositeInnerType::Array(_) => CompositeType::Array(FieldType {
+                                storage: StorageType::I8,
+                                mutable: false,
                             }),
-                            _ => {
+                            CompositeInnerType::Cont(_) => {
                                 return Err(CompileError::unsupported(
                                     Some(offset),
-                                    "struct/array types (GC proposal) are not supported",
+                                    "continuation types (stack switching) are not supported",
                                 ));
                             }
-                        }
+                        };
+                        info.sub_types.push(SubType {
+                            is_final: sub.is_final,
+                            supertype: None,
+                            composite,
+                        });
                     }
+                    for (i, sub) in subs.iter().enumerate() {
+                        let supertype = match sub.supertype_idxs.first() {
+                            Some(idx) => Some(type_index_of(*idx, start, offset)?),
+                            None => None,
+                        };
+                        let kinds = &info.sub_types;
+                        let (func, composite) = match &sub.composite_type.inner {
+                            CompositeInnerType::Func(ft) => (
+                                FuncType {
+                                    params: val_types_in(ft.params(), kinds, start, offset)?,
+                                    results: val_types_in(ft.results(), kinds, start, offset)?,
+                                },
+                                CompositeType::Func,
+                            ),
+                            CompositeInnerType::Struct(st) => (
+                                FuncType {
+                                    params: Vec::new(),
+                                    results: Vec::new(),
+                                },
+                                CompositeType::Struct(
+                                    st.fields
+                                        .iter()
+                                        .map(|f| field_type(f, kinds, start, offset))
+                                        .collect::<Result<_, _>>()?,
+                                ),
+                            ),
+                            CompositeInnerType::Array(at) => (
+                                FuncType {
+                                    params: Vec::new(),
+                                    results: Vec::new(),
+                                },
+                                CompositeType::Array(field_type(&at.0, kinds, start, offset)?),
+                            ),
+                            CompositeInnerType::Cont(_) => unreachable!("refused above"),
+                        };
+                        info.types.push(func);
+                        let entry = &mut info.sub_types[start + i];
+                        entry.supertype = supertype;
+                        entry.composite = composite;
+                    }
+                    info.rec_groups.push(subs.len() as u32);
                 }
             }
             Payload::ImportSection(reader) => {
@@ -211,7 +257,7 @@ impl<'a> ModuleEnv<'a> {
                             ImportKind::Func { type_index }
                         }
                         TypeRef::Table(t) => {
-                            let t = table_type(&t, offset)?;
+                            let t = table_type(&t, &info.sub_types, offset)?;
                             info.tables.push(t);
                             info.num_imported_tables += 1;
                             ImportKind::Table(t)
@@ -223,7 +269,7 @@ impl<'a> ModuleEnv<'a> {
                             ImportKind::Memory(m)
                         }
                         TypeRef::Global(g) => {
-                            let g = global_type(&g, offset)?;
+                            let g = global_type(&g, &info.sub_types, offset)?;
                             info.globals.push(g);
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
@@ -252,7 +298,7 @@ impl<'a> ModuleEnv<'a> {
                 for table in reader.into_iter_with_offsets() {
                     let (offset, table) = table.map_err(malformed)?;
                     let offset = offset as usize;
-                    let ty = table_type(&table.ty, offset)?;
+                    let ty = table_type(&table.ty, &info.sub_types, offset)?;
                     let init = match table.init {
                         wasmparser::TableInit::RefNull => None,
                         wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
@@ -276,7 +322,7 @@ impl<'a> ModuleEnv<'a> {
                 for global in reader.into_iter_with_offsets() {
                     let (offset, global) = global.map_err(malformed)?;
                     let offset = offset as usize;
-                    let ty = global_type(&global.ty, offset)?;
+                    let ty = global_type(&global.ty, &info.sub_types, offset)?;
                     info.globals.push(ty);
                     info.defined_globals.push(DefinedGlobal {
                         ty,
@@ -331,7 +377,7 @@ impl<'a> ModuleEnv<'a> {
                             for e in exprs {
                                 items.push(const_expr(&e.map_err(malformed)?)?);
                             }
-                            (ref_type(ty, offset)?, items)
+                            (ref_type_in(ty, &info.sub_types, 0, offset)?, items)
                         }
                     };
                     info.elements.push(ElementSegment {
@@ -393,65 +439,151 @@ impl<'a> ModuleEnv<'a> {
     }
 }
 
-pub(crate) fn val_type(ty: wasmparser::ValType, offset: usize) -> Result<ValType, CompileError> {
+/// The module type index a packed index names (inside a rec group, a
+/// group-relative index is made absolute with the group's first type `start`).
+fn type_index_of(
+    idx: wasmparser::PackedIndex,
+    start: usize,
+    offset: usize,
+) -> Result<u32, CompileError> {
+    match idx.unpack() {
+        wasmparser::UnpackedIndex::Module(i) => Ok(i),
+        wasmparser::UnpackedIndex::RecGroup(i) => Ok(start as u32 + i),
+        wasmparser::UnpackedIndex::Id(_) => Err(CompileError::unsupported(
+            Some(offset),
+            "canonicalized type ids are not expected here",
+        )),
+    }
+}
+
+fn field_type(
+    f: &wasmparser::FieldType,
+    kinds: &[SubType],
+    start: usize,
+    offset: usize,
+) -> Result<FieldType, CompileError> {
+    let storage = match f.element_type {
+        wasmparser::StorageType::I8 => StorageType::I8,
+        wasmparser::StorageType::I16 => StorageType::I16,
+        wasmparser::StorageType::Val(v) => StorageType::Val(val_type_in(v, kinds, start, offset)?),
+    };
+    Ok(FieldType {
+        storage,
+        mutable: f.mutable,
+    })
+}
+
+fn val_types_in(
+    tys: &[wasmparser::ValType],
+    kinds: &[SubType],
+    start: usize,
+    offset: usize,
+) -> Result<Vec<ValType>, CompileError> {
+    tys.iter()
+        .map(|t| val_type_in(*t, kinds, start, offset))
+        .collect()
+}
+
+/// A value type inside a type definition (references may be group-relative).
+fn val_type_in(
+    ty: wasmparser::ValType,
+    kinds: &[SubType],
+    start: usize,
+    offset: usize,
+) -> Result<ValType, CompileError> {
+    match ty {
+        wasmparser::ValType::Ref(r) => ref_type_in(r, kinds, start, offset),
+        other => val_type(other, kinds, offset),
+    }
+}
+
+pub(crate) fn val_type(
+    ty: wasmparser::ValType,
+    kinds: &[SubType],
+    offset: usize,
+) -> Result<ValType, CompileError> {
     Ok(match ty {
         wasmparser::ValType::I32 => ValType::I32,
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
         wasmparser::ValType::V128 => ValType::V128,
-        wasmparser::ValType::Ref(r) => ref_type(r, offset)?,
+        wasmparser::ValType::Ref(r) => ref_type_in(r, kinds, 0, offset)?,
     })
 }
 
-fn val_types(tys: &[wasmparser::ValType], offset: usize) -> Result<Vec<ValType>, CompileError> {
-    tys.iter().map(|t| val_type(*t, offset)).collect()
-}
-
-/// Reference types of the function, extern and exception hierarchies (WebAssembly
-/// 2.0, typed function references, exception handling). The GC hierarchy (`any`,
-/// `eq`, `i31`, `struct`, `array`, `none`) is not supported.
-fn ref_type(ty: RefType, offset: usize) -> Result<ValType, CompileError> {
+/// A reference type; a concrete heap type becomes `Concrete`, `ConcreteStruct` or
+/// `ConcreteArray` by the kind of the type it names (`kinds`, the module's types
+/// so far; a group-relative index counts from `start`).
+pub(crate) fn ref_type_in(
+    ty: RefType,
+    kinds: &[SubType],
+    start: usize,
+    offset: usize,
+) -> Result<ValType, CompileError> {
     use wasmc_abi::HeapType as H;
     let heap = match ty.heap_type() {
-        HeapType::Abstract {
-            shared: false,
-            ty: AbstractHeapType::Func,
-        } => H::Func,
-        HeapType::Abstract {
-            shared: false,
-            ty: AbstractHeapType::Extern,
-        } => H::Extern,
-        HeapType::Abstract {
-            shared: false,
-            ty: AbstractHeapType::NoFunc,
-        } => H::NoFunc,
-        HeapType::Abstract {
-            shared: false,
-            ty: AbstractHeapType::NoExtern,
-        } => H::NoExtern,
-        HeapType::Abstract {
-            shared: false,
-            ty: AbstractHeapType::Exn,
-        } => H::Exn,
-        HeapType::Abstract {
-            shared: false,
-            ty: AbstractHeapType::NoExn,
-        } => H::NoExn,
-        HeapType::Concrete(wasmparser::UnpackedIndex::Module(index)) => H::Concrete(index),
+        HeapType::Abstract { shared: false, ty } => match ty {
+            AbstractHeapType::Func => H::Func,
+            AbstractHeapType::Extern => H::Extern,
+            AbstractHeapType::NoFunc => H::NoFunc,
+            AbstractHeapType::NoExtern => H::NoExtern,
+            AbstractHeapType::Exn => H::Exn,
+            AbstractHeapType::NoExn => H::NoExn,
+            AbstractHeapType::Any => H::Any,
+            AbstractHeapType::Eq => H::Eq,
+            AbstractHeapType::I31 => H::I31,
+            AbstractHeapType::Struct => H::Struct,
+            AbstractHeapType::Array => H::Array,
+            AbstractHeapType::None => H::None,
+            AbstractHeapType::Cont | AbstractHeapType::NoCont => {
+                return Err(CompileError::unsupported(
+                    Some(offset),
+                    format!("reference type {ty:?} (stack switching) is not supported"),
+                ));
+            }
+        },
+        HeapType::Concrete(idx) => {
+            let index = match idx {
+                wasmparser::UnpackedIndex::Module(i) => i,
+                wasmparser::UnpackedIndex::RecGroup(i) => start as u32 + i,
+                wasmparser::UnpackedIndex::Id(_) => {
+                    return Err(CompileError::unsupported(
+                        Some(offset),
+                        "canonicalized type ids are not expected here",
+                    ));
+                }
+            };
+            match kinds.get(index as usize).map(|t| &t.composite) {
+                Some(CompositeType::Func) => H::Concrete(index),
+                Some(CompositeType::Struct(_)) => H::ConcreteStruct(index),
+                Some(CompositeType::Array(_)) => H::ConcreteArray(index),
+                None => {
+                    return Err(CompileError::new(
+                        CompileErrorKind::Invalid,
+                        Some(offset),
+                        format!("unknown type {index}"),
+                    ));
+                }
+            }
+        }
         _ => {
             return Err(CompileError::unsupported(
                 Some(offset),
-                format!("reference type {ty} is not supported (GC)"),
+                format!("reference type {ty} is not supported"),
             ));
         }
     };
     Ok(ValType::reference(ty.is_nullable(), heap))
 }
 
-fn table_type(t: &wasmparser::TableType, offset: usize) -> Result<TableType, CompileError> {
+fn table_type(
+    t: &wasmparser::TableType,
+    kinds: &[SubType],
+    offset: usize,
+) -> Result<TableType, CompileError> {
     Ok(TableType {
-        element: ref_type(t.element_type, offset)?,
+        element: ref_type_in(t.element_type, kinds, 0, offset)?,
         minimum: t.initial,
         maximum: t.maximum,
         table64: t.table64,
@@ -469,9 +601,13 @@ fn memory_type(m: &wasmparser::MemoryType, _offset: usize) -> Result<MemoryType,
     })
 }
 
-fn global_type(g: &wasmparser::GlobalType, offset: usize) -> Result<GlobalType, CompileError> {
+fn global_type(
+    g: &wasmparser::GlobalType,
+    kinds: &[SubType],
+    offset: usize,
+) -> Result<GlobalType, CompileError> {
     Ok(GlobalType {
-        content: val_type(g.content_type, offset)?,
+        content: val_type(g.content_type, kinds, offset)?,
         mutable: g.mutable,
     })
 }
@@ -498,6 +634,19 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileErro
             O::I64Add => ConstOp::I64Add,
             O::I64Sub => ConstOp::I64Sub,
             O::I64Mul => ConstOp::I64Mul,
+            O::RefI31 => ConstOp::RefI31,
+            O::StructNew { struct_type_index } => ConstOp::StructNew(struct_type_index),
+            O::StructNewDefault { struct_type_index } => {
+                ConstOp::StructNewDefault(struct_type_index)
+            }
+            O::ArrayNew { array_type_index } => ConstOp::ArrayNew(array_type_index),
+            O::ArrayNewDefault { array_type_index } => ConstOp::ArrayNewDefault(array_type_index),
+            O::ArrayNewFixed {
+                array_type_index,
+                array_size,
+            } => ConstOp::ArrayNewFixed(array_type_index, array_size),
+            O::AnyConvertExtern => ConstOp::AnyConvertExtern,
+            O::ExternConvertAny => ConstOp::ExternConvertAny,
             O::End => continue,
             other => {
                 return Err(CompileError::unsupported(

@@ -37,6 +37,14 @@ pub fn builtins() -> &'static Builtins {
         memory_atomic_wait32: crate::threads::parking::memory_atomic_wait32 as *const () as usize,
         memory_atomic_wait64: crate::threads::parking::memory_atomic_wait64 as *const () as usize,
         memory_atomic_notify: crate::threads::parking::memory_atomic_notify as *const () as usize,
+        gc_alloc: crate::gc::builtins::gc_alloc as *const () as usize,
+        array_new_data: crate::gc::builtins::array_new_data as *const () as usize,
+        array_new_elem: crate::gc::builtins::array_new_elem as *const () as usize,
+        array_fill: crate::gc::builtins::array_fill as *const () as usize,
+        array_copy: crate::gc::builtins::array_copy as *const () as usize,
+        array_init_data: crate::gc::builtins::array_init_data as *const () as usize,
+        array_init_elem: crate::gc::builtins::array_init_elem as *const () as usize,
+        is_subtype: crate::gc::types::is_subtype_builtin as *const () as usize,
     })
 }
 

@@ -68,6 +68,7 @@ Runtime options (before the program's arguments; `--` ends them):
   --max-memory SIZE          at most SIZE bytes per linear memory (K, M, G suffixes)
   --max-table-elements N     at most N elements per table
   --max-wasm-stack SIZE      the wasm stack size (default 8M)
+  --max-gc-heap SIZE         at most SIZE bytes of GC objects (default 1G)
   --timeout DURATION         stop the program after DURATION (500ms, 30s, 5m):
                              `wasm trap: interrupt`, exit status 134
   --fuel N                   stop after N wasm operations (only if built with --fuel)
@@ -178,6 +179,7 @@ pub fn parse(
                 "--max-wasm-stack" => {
                     requested.max_wasm_stack = Some(parse_stack_size(&value).map_err(usage)?)
                 }
+                "--max-gc-heap" => requested.max_gc_heap = Some(parse_size(&value).map_err(usage)?),
                 "--timeout" => {
                     let d = parse_duration(&value).map_err(usage)?;
                     requested.timeout_ns = Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -304,7 +306,7 @@ fn env_entry(name: &[u8], value: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (name.to_vec(), value.to_vec())
 }
 
-const OPTIONS: [&str; 9] = [
+const OPTIONS: [&str; 10] = [
     "--dir",
     "--mapdir",
     "--env",
@@ -314,6 +316,7 @@ const OPTIONS: [&str; 9] = [
     "--max-wasm-stack",
     "--timeout",
     "--fuel",
+    "--max-gc-heap",
 ];
 
 /// Recognizes a runtime option: `Some((name, inline value))` for `--opt` and

@@ -632,7 +632,7 @@ unsafe fn call_export(instance: *mut Instance, index: usize, values: &mut [ValRa
     if me != this.home_thread {
         // Exceptions this instance holds may now live in another thread's arena,
         // whose collector cannot see this thread's frames (see `exceptions`).
-        crate::exceptions::forbid_collection();
+        crate::gc::forbid_collection();
     }
     this.depth.set(this.depth.get() + 1);
     let previous = CURRENT.replace(instance);

@@ -169,6 +169,7 @@ pub fn run_component_command(
             }
         };
         let limits = config.limits;
+        crate::gc::set_heap_limit(usize::try_from(limits.gc_heap()).unwrap_or(usize::MAX));
         if fuel_metering {
             crate::fuel::set_budget(limits.fuel);
         }
@@ -219,6 +220,7 @@ fn run_on_this_thread(module: Arc<Module>, config: RunConfig, teardown: Teardown
         }
     };
     let limits = config.limits;
+    crate::gc::set_heap_limit(usize::try_from(limits.gc_heap()).unwrap_or(usize::MAX));
     if module.info().fuel_metering {
         crate::fuel::set_budget(limits.fuel);
     }

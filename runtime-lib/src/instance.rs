@@ -31,7 +31,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::abi::policy::{Limits, Policy, format_size};
 use crate::abi::{
@@ -122,13 +122,15 @@ impl Val {
         };
         match *self {
             Val::FuncRef(0) | Val::ExternRef(0) => r.nullable && self.ty() == ty.storage(),
-            Val::ExternRef(_) => r.heap == abi::HeapType::Extern,
+            Val::ExternRef(word) => extern_word_has_type(word, r.heap),
             Val::FuncRef(p) => match r.heap {
                 abi::HeapType::Func => true,
                 abi::HeapType::Concrete(id) => {
                     // SAFETY: a non-null `Val::FuncRef` is the address of a live
                     // `VMFuncRef` (see `Val`).
-                    unsafe { (*(p as *const VMFuncRef)).type_id == id }
+                    let actual = unsafe { (*(p as *const VMFuncRef)).type_id };
+                    // Its type or any declared subtype of it.
+                    crate::gc::types::is_subtype(actual, id)
                 }
                 _ => false,
             },
@@ -142,48 +144,84 @@ impl Val {
     }
 }
 
+/// Whether the non-null word of an extern- or any-hierarchy reference is of heap
+/// type `heap` (concrete types as canonical ids). Host references and GC objects
+/// are `anyref`s (`any.convert_extern` is the identity) and also `externref`s.
+fn extern_word_has_type(word: usize, heap: abi::HeapType) -> bool {
+    use crate::gc::AnyRefKind as K;
+    use abi::HeapType as H;
+    let kind = crate::gc::classify(word);
+    match heap {
+        H::Extern | H::Any => true,
+        H::Eq => matches!(kind, Some(K::I31(_) | K::Struct | K::Array)),
+        H::I31 => matches!(kind, Some(K::I31(_))),
+        H::Struct => kind == Some(K::Struct),
+        H::Array => kind == Some(K::Array),
+        H::ConcreteStruct(id) | H::ConcreteArray(id) => {
+            matches!(kind, Some(K::Struct | K::Array)) && {
+                // SAFETY: `classify` found a live object of this thread's heap.
+                let actual = unsafe {
+                    (word as *const u8)
+                        .add(abi::gc::OBJECT_TYPE_ID as usize)
+                        .cast::<u32>()
+                        .read()
+                };
+                crate::gc::types::is_subtype(actual, id)
+            }
+        }
+        _ => false,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Canonical type ids
 // ---------------------------------------------------------------------------
 
-/// Canonical id of every type of a module, in order. A concrete reference type
-/// `(ref null? $j)` inside type `i` refers to an earlier type (`j < i`, replaced by
-/// that type's canonical id) or to type `i` itself (replaced by [`SELF_REFERENCE`]);
-/// recursive groups of several types are not supported by the compiler, and the
-/// metadata validation refuses them. Two types then get the same id exactly when they
-/// are equivalent, across modules too.
-fn canonical_type_ids(types: &[FuncType]) -> Box<[u32]> {
-    let mut ids: Vec<u32> = Vec::with_capacity(types.len());
-    for (i, ty) in types.iter().enumerate() {
-        let canon = |t: &ValType| {
-            t.map_type_index(|j| match (j as usize).cmp(&i) {
-                std::cmp::Ordering::Less => ids[j as usize],
-                _ => SELF_REFERENCE,
-            })
-        };
-        let canonical = FuncType {
-            params: ty.params.iter().map(canon).collect(),
-            results: ty.results.iter().map(canon).collect(),
-        };
-        ids.push(canonical_type_id(&canonical));
-    }
-    ids.into_boxed_slice()
+/// The process-wide id of a final function type in a recursion group of its own
+/// whose concrete heap types are canonical ids: equal ids mean equivalent types.
+/// Modules intern all their types at once ([`crate::gc::types::intern_module`]).
+pub fn canonical_type_id(ty: &FuncType) -> u32 {
+    let info = ModuleInfo {
+        types: vec![ty.clone()],
+        sub_types: vec![abi::SubType {
+            is_final: true,
+            supertype: None,
+            composite: abi::CompositeType::Func,
+        }],
+        rec_groups: vec![1],
+        ..empty_module_info()
+    };
+    crate::gc::types::intern_module(&info)[0]
 }
 
-/// Stands for "the type being defined" in a canonical type (never a real id).
-const SELF_REFERENCE: u32 = u32::MAX;
-
-/// The process-wide id of a function type whose concrete heap types are canonical
-/// ids (see [`canonical_type_ids`]): equal ids mean equivalent types, so
-/// `call_indirect` compares one word even across modules. Ids start at 1.
-pub fn canonical_type_id(ty: &FuncType) -> u32 {
-    static INTERNER: OnceLock<Mutex<HashMap<FuncType, u32>>> = OnceLock::new();
-    let mut map = INTERNER
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let next = map.len() as u32 + 1;
-    *map.entry(ty.clone()).or_insert(next)
+fn empty_module_info() -> ModuleInfo {
+    ModuleInfo {
+        name: None,
+        types: Vec::new(),
+        imports: Vec::new(),
+        functions: Vec::new(),
+        num_imported_funcs: 0,
+        tables: Vec::new(),
+        num_imported_tables: 0,
+        defined_tables: Vec::new(),
+        memories: Vec::new(),
+        num_imported_memories: 0,
+        globals: Vec::new(),
+        num_imported_globals: 0,
+        defined_globals: Vec::new(),
+        tags: Vec::new(),
+        num_imported_tags: 0,
+        exports: Vec::new(),
+        start: None,
+        elements: Vec::new(),
+        data: Vec::new(),
+        funcs: Vec::new(),
+        guard_pages: true,
+        fuel_metering: false,
+        array_host_imports: Vec::new(),
+        sub_types: Vec::new(),
+        rec_groups: Vec::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -203,6 +241,8 @@ pub struct Module {
     trampolines: Vec<*const u8>,
     /// Canonical id of each type index (what `VMContext::type_ids` points at).
     type_ids: Box<[u32]>,
+    /// The registry's record of each type index.
+    gc_types: Box<[Arc<crate::gc::types::TypeInfo>]>,
     exports: HashMap<String, usize>,
     /// Whether instances must be pinned (see the module docs).
     pins_instances: bool,
@@ -272,7 +312,11 @@ impl Module {
         let host_stubs = read(descriptor.host_stubs, num_imported)?;
         let trampolines = read(descriptor.array_trampolines, info.types.len())?;
 
-        let type_ids = canonical_type_ids(&info.types);
+        let type_ids = crate::gc::types::intern_module(&info);
+        let gc_types = type_ids
+            .iter()
+            .map(|&id| crate::gc::types::type_info(id).ok_or("type registry lost a type"))
+            .collect::<Result<Box<[_]>, _>>()?;
         let exports = info
             .exports
             .iter()
@@ -297,6 +341,7 @@ impl Module {
             host_stubs,
             trampolines,
             type_ids,
+            gc_types,
             exports,
             pins_instances,
             policy,
@@ -324,6 +369,16 @@ impl Module {
         self.info.name.as_deref()
     }
 
+    /// Canonical id of type index `index`.
+    pub fn type_id(&self, index: u32) -> Option<u32> {
+        self.type_ids.get(index as usize).copied()
+    }
+
+    /// The registry's record of type index `index`.
+    pub fn gc_type(&self, index: u32) -> Option<&crate::gc::types::TypeInfo> {
+        self.gc_types.get(index as usize).map(|t| &**t)
+    }
+
     pub fn imports(&self) -> &[Import] {
         &self.info.imports
     }
@@ -342,22 +397,53 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
         "function type index out of range",
     )?;
     check(info.funcs.len() == nfuncs - nimp, "function info count")?;
-    // Concrete heap types: within a type, only earlier types or itself (see
-    // `canonical_type_ids`); elsewhere any type of the module.
-    let concrete_below = |t: &ValType, limit: usize| match t.as_ref_type() {
-        Some(abi::RefType {
-            heap: abi::HeapType::Concrete(j),
-            ..
-        }) => (j as usize) < limit,
-        _ => true,
+    // Concrete heap types: within a type, only types up to the end of its
+    // recursion group, each of the kind the reference says; elsewhere any type of
+    // the module (of that kind).
+    let kind_ok = |heap: abi::HeapType, j: u32| {
+        matches!(
+            (heap, info.sub_types.get(j as usize).map(|t| &t.composite)),
+            (abi::HeapType::Concrete(_), Some(abi::CompositeType::Func))
+                | (
+                    abi::HeapType::ConcreteStruct(_),
+                    Some(abi::CompositeType::Struct(_))
+                )
+                | (
+                    abi::HeapType::ConcreteArray(_),
+                    Some(abi::CompositeType::Array(_))
+                )
+        )
     };
-    for (i, ty) in info.types.iter().enumerate() {
+    let concrete_below = |t: &ValType, limit: usize| match t.as_ref_type() {
+        Some(r) => r
+            .heap
+            .concrete_index()
+            .is_none_or(|j| (j as usize) < limit && kind_ok(r.heap, j)),
+        None => true,
+    };
+    check(
+        info.sub_types.len() == ntypes
+            && info.rec_groups.iter().map(|&n| n as usize).sum::<usize>() == ntypes,
+        "type counts",
+    )?;
+    let mut group_end = 0usize;
+    let mut groups = info.rec_groups.iter();
+    for (i, (ty, sub)) in info.types.iter().zip(&info.sub_types).enumerate() {
+        while group_end <= i {
+            group_end += *groups.next().ok_or("type counts")? as usize;
+        }
+        let fields: Vec<ValType> = match &sub.composite {
+            abi::CompositeType::Func => ty.params.iter().chain(&ty.results).copied().collect(),
+            abi::CompositeType::Struct(fs) => fs.iter().map(|f| f.storage.unpacked()).collect(),
+            abi::CompositeType::Array(f) => vec![f.storage.unpacked()],
+        };
         check(
-            ty.params
-                .iter()
-                .chain(&ty.results)
-                .all(|t| concrete_below(t, i + 1)),
+            fields.iter().all(|t| concrete_below(t, group_end)),
             "type refers to a later type",
+        )?;
+        check(
+            sub.supertype.is_none_or(|s| (s as usize) < i),
+            "supertype is not an earlier type",
         )?;
     }
     let element_types = info.tables.iter().map(|t| &t.element);
@@ -469,7 +555,7 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             _ => None,
         }));
     for expr in exprs {
-        validate_const_expr(expr, info.globals.len(), nfuncs)?;
+        validate_const_expr(expr, info.globals.len(), nfuncs, &info.sub_types)?;
     }
     for e in &info.elements {
         if let ElementMode::Active { table, .. } = e.mode {
@@ -505,10 +591,51 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_const_expr(expr: &ConstExpr, nglobals: usize, nfuncs: usize) -> Result<(), String> {
+fn validate_const_expr(
+    expr: &ConstExpr,
+    nglobals: usize,
+    nfuncs: usize,
+    types: &[abi::SubType],
+) -> Result<(), String> {
     let mut depth = 0usize;
+    let struct_fields = |t: u32| match types.get(t as usize).map(|t| &t.composite) {
+        Some(abi::CompositeType::Struct(fields)) => Ok(fields.len()),
+        _ => Err("constant expression struct type index".to_string()),
+    };
+    let is_array = |t: u32| match types.get(t as usize).map(|t| &t.composite) {
+        Some(abi::CompositeType::Array(_)) => Ok(()),
+        _ => Err("constant expression array type index".to_string()),
+    };
+    // Pops `n` operands, pushes one result.
+    let apply = |depth: &mut usize, n: usize| {
+        if *depth < n {
+            return Err("constant expression stack underflow".to_string());
+        }
+        *depth = *depth - n + 1;
+        Ok(())
+    };
     for op in &expr.0 {
         match *op {
+            ConstOp::StructNew(t) => apply(&mut depth, struct_fields(t)?)?,
+            ConstOp::StructNewDefault(t) => {
+                struct_fields(t)?;
+                apply(&mut depth, 0)?
+            }
+            ConstOp::ArrayNew(t) => {
+                is_array(t)?;
+                apply(&mut depth, 2)?
+            }
+            ConstOp::ArrayNewDefault(t) => {
+                is_array(t)?;
+                apply(&mut depth, 1)?
+            }
+            ConstOp::ArrayNewFixed(t, n) => {
+                is_array(t)?;
+                apply(&mut depth, n as usize)?
+            }
+            ConstOp::RefI31 | ConstOp::AnyConvertExtern | ConstOp::ExternConvertAny => {
+                apply(&mut depth, 1)?
+            }
             ConstOp::GlobalGet(g) if g as usize >= nglobals => {
                 return Err("constant expression global index out of range".into());
             }
@@ -536,15 +663,73 @@ fn validate_const_expr(expr: &ConstExpr, nglobals: usize, nfuncs: usize) -> Resu
 }
 
 /// Evaluates a (validated) constant expression. `global(i)` reads global `i`;
-/// `func_ref(i)` is the address of function `i`'s `VMFuncRef`.
+/// `func_ref(i)` is the address of function `i`'s `VMFuncRef`; `module` resolves
+/// the type indices of allocating expressions (GC), which fail without it.
 pub fn eval_const_expr(
     expr: &ConstExpr,
     global: &dyn Fn(u32) -> ValRaw,
     func_ref: &dyn Fn(u32) -> usize,
+    module: Option<&Module>,
 ) -> Result<ValRaw, String> {
     let mut stack: Vec<ValRaw> = Vec::with_capacity(4);
+    let alloc = |t: u32, length: u32| -> Result<(*mut u8, &crate::gc::types::TypeInfo), String> {
+        let module = module.ok_or("allocation in a constant expression without a module")?;
+        let (Some(id), Some(ty)) = (module.type_id(t), module.gc_type(t)) else {
+            return Err("constant expression type index".into());
+        };
+        let ptr =
+            crate::gc::alloc_data(None, id, ty, length).map_err(|t| t.message().to_string())?;
+        Ok((ptr, ty))
+    };
+    let pop_n = |stack: &mut Vec<ValRaw>, n: usize| -> Result<Vec<ValRaw>, String> {
+        if stack.len() < n {
+            return Err("constant expression stack underflow".into());
+        }
+        Ok(stack.split_off(stack.len() - n))
+    };
     for op in &expr.0 {
         let value = match *op {
+            ConstOp::RefI31 => {
+                let v = pop_n(&mut stack, 1)?[0] as u32;
+                (((u64::from(v) << 1) | 1) & 0xffff_ffff) as u128
+            }
+            ConstOp::AnyConvertExtern | ConstOp::ExternConvertAny => pop_n(&mut stack, 1)?[0],
+            ConstOp::StructNew(t) | ConstOp::StructNewDefault(t) => {
+                let (ptr, ty) = alloc(t, 0)?;
+                if let (ConstOp::StructNew(_), abi::CompositeType::Struct(fields)) =
+                    (op, &ty.composite)
+                {
+                    let values = pop_n(&mut stack, fields.len())?;
+                    for ((field, offset), value) in fields.iter().zip(&ty.field_offsets).zip(values)
+                    {
+                        // SAFETY: a fresh struct; the field is inside it (its layout).
+                        unsafe { write_field(ptr.add(*offset as usize), field.storage, value) };
+                    }
+                }
+                ptr as u128
+            }
+            ConstOp::ArrayNew(t) | ConstOp::ArrayNewDefault(t) | ConstOp::ArrayNewFixed(t, _) => {
+                let (values, length) = match *op {
+                    ConstOp::ArrayNew(_) => {
+                        let v = pop_n(&mut stack, 2)?;
+                        (vec![v[0]; v[1] as u32 as usize], v[1] as u32)
+                    }
+                    ConstOp::ArrayNewDefault(_) => (Vec::new(), pop_n(&mut stack, 1)?[0] as u32),
+                    ConstOp::ArrayNewFixed(_, n) => (pop_n(&mut stack, n as usize)?, n),
+                    _ => unreachable!(),
+                };
+                let (ptr, ty) = alloc(t, length)?;
+                let storage = ty
+                    .array_element()
+                    .ok_or("constant expression array type")?
+                    .storage;
+                for (k, value) in values.into_iter().enumerate() {
+                    let at = abi::gc::GC_HEADER_SIZE as usize + k * storage.size() as usize;
+                    // SAFETY: element k of a fresh array of `length` elements.
+                    unsafe { write_field(ptr.add(at), storage, value) };
+                }
+                ptr as u128
+            }
             ConstOp::I32Const(v) => v as u32 as u128,
             ConstOp::I64Const(v) => v as u64 as u128,
             ConstOp::F32Const(v) => v as u128,
@@ -584,6 +769,17 @@ pub fn eval_const_expr(
         (Some(v), true) => Ok(v),
         _ => Err("constant expression does not produce one value".into()),
     }
+}
+
+/// Stores `value` into a field of storage type `storage` (its low bytes for packed
+/// and narrow types).
+///
+/// # Safety
+/// `at` must point at `storage.size()` writable bytes.
+unsafe fn write_field(at: *mut u8, storage: abi::StorageType, value: ValRaw) {
+    let bytes = value.to_le_bytes();
+    // SAFETY: see the contract.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, storage.size() as usize) };
 }
 
 // ---------------------------------------------------------------------------
@@ -919,8 +1115,8 @@ impl GlobalHandle {
 
 /// Makes the exceptions a table of `exnref` holds roots of the exception collector.
 fn track_table(table: Rc<Table>) -> Rc<Table> {
-    if table.declared_type().element.is_exnref() {
-        crate::exceptions::track_table(Rc::downgrade(&table));
+    if table.declared_type().element.is_traced() {
+        crate::gc::track_table(Rc::downgrade(&table));
     }
     table
 }
@@ -931,8 +1127,8 @@ impl Global {
             value: UnsafeCell::new(VMGlobal { value }),
             ty,
         });
-        if ty.content.is_exnref() {
-            crate::exceptions::track_global(Rc::downgrade(&global));
+        if ty.content.is_traced() {
+            crate::gc::track_global(Rc::downgrade(&global));
         }
         global
     }
@@ -1167,9 +1363,12 @@ impl InstanceHandle {
                 (ImportKind::Func { type_index }, Extern::Func(f)) => {
                     // SAFETY: the exporter's func refs are initialized.
                     let func_ref = unsafe { *f.instance.func_ref(f.index) };
-                    // Types have no declared supertypes, so a function matches an
-                    // import exactly when its type is equivalent: same canonical id.
-                    if func_ref.type_id != module.type_ids[*type_index as usize] {
+                    // A function matches an import when its type is the import's
+                    // type or a declared subtype of it (canonical ids).
+                    if !crate::gc::types::is_subtype(
+                        func_ref.type_id,
+                        module.type_ids[*type_index as usize],
+                    ) {
                         return Err(incompatible());
                     }
                     funcs.push(ImportedFunc::Wasm(func_ref, f.instance.clone()));
@@ -1221,7 +1420,9 @@ impl InstanceHandle {
                     let matches = if ty.mutable {
                         actual.content == expected
                     } else {
-                        actual.content.matches(expected)
+                        actual
+                            .content
+                            .matches_with(expected, &crate::gc::types::is_subtype)
                     };
                     if actual.mutable != ty.mutable || !matches {
                         return Err(incompatible());
@@ -1305,6 +1506,7 @@ impl InstanceHandle {
                         .map_or(0, |h: &GlobalHandle| h.raw())
                 },
                 &func_ref_addr,
+                Some(&module),
             )
             .map_err(InstantiationError::Resource)?;
             let handle = GlobalHandle {
@@ -1340,7 +1542,7 @@ impl InstanceHandle {
         }
         for defined in &info.defined_tables {
             let init = match &defined.init {
-                Some(expr) => eval_const_expr(expr, &global_value, &func_ref_addr)
+                Some(expr) => eval_const_expr(expr, &global_value, &func_ref_addr, Some(&module))
                     .map_err(InstantiationError::Resource)?,
                 None => 0,
             };
@@ -1385,10 +1587,17 @@ impl InstanceHandle {
             let items = segment
                 .items
                 .iter()
-                .map(|e| eval_const_expr(e, &global_value, &func_ref_addr).map(|v| v as usize))
+                .map(|e| {
+                    eval_const_expr(e, &global_value, &func_ref_addr, Some(&module))
+                        .map(|v| v as usize)
+                })
                 .collect::<Result<Vec<usize>, String>>()
                 .map_err(InstantiationError::Resource)?;
-            elements.push(Rc::<[usize]>::from(items));
+            let items = Rc::<[usize]>::from(items);
+            if segment.element.is_traced() {
+                crate::gc::track_segment(Rc::downgrade(&items));
+            }
+            elements.push(items);
         }
 
         std::mem::forget(ctx_guard);
@@ -1431,8 +1640,13 @@ impl InstanceHandle {
         for (i, segment) in info.elements.iter().enumerate() {
             match &segment.mode {
                 ElementMode::Active { table, offset } => {
-                    let offset = eval_const_expr(offset, &global_value, &func_ref_addr)
-                        .map_err(InstantiationError::Resource)?;
+                    let offset = eval_const_expr(
+                        offset,
+                        &global_value,
+                        &func_ref_addr,
+                        Some(&instance.module),
+                    )
+                    .map_err(InstantiationError::Resource)?;
                     let table = &instance.tables[*table as usize].table;
                     let offset = if table.declared_type().table64 {
                         offset as u64
@@ -1451,8 +1665,13 @@ impl InstanceHandle {
         }
         for (i, segment) in info.data.iter().enumerate() {
             if let DataMode::Active { memory, offset } = &segment.mode {
-                let offset = eval_const_expr(offset, &global_value, &func_ref_addr)
-                    .map_err(InstantiationError::Resource)?;
+                let offset = eval_const_expr(
+                    offset,
+                    &global_value,
+                    &func_ref_addr,
+                    Some(&instance.module),
+                )
+                .map_err(InstantiationError::Resource)?;
                 let memory = &instance.memories[*memory as usize].memory;
                 let offset = if memory.declared_type().memory64 {
                     offset as u64
@@ -1580,7 +1799,7 @@ mod tests {
     fn const_exprs() {
         let globals = |g: u32| [5u128, 0xffff_ffff, 1 << 40][g as usize];
         let funcs = |f: u32| 0x1000 + f as usize * 24;
-        let eval = |ops: &[ConstOp]| eval_const_expr(&expr(ops), &globals, &funcs);
+        let eval = |ops: &[ConstOp]| eval_const_expr(&expr(ops), &globals, &funcs, None);
         assert_eq!(eval(&[ConstOp::I32Const(-1)]), Ok(0xffff_ffff));
         assert_eq!(eval(&[ConstOp::I64Const(-1)]), Ok(u64::MAX as u128));
         assert_eq!(eval(&[ConstOp::GlobalGet(2)]), Ok(1 << 40));
@@ -1614,11 +1833,12 @@ mod tests {
 
     #[test]
     fn const_expr_validation() {
-        assert!(validate_const_expr(&expr(&[ConstOp::GlobalGet(3)]), 3, 1).is_err());
-        assert!(validate_const_expr(&expr(&[ConstOp::RefFunc(1)]), 3, 1).is_err());
-        assert!(validate_const_expr(&expr(&[ConstOp::RefFunc(0)]), 3, 1).is_ok());
+        assert!(validate_const_expr(&expr(&[ConstOp::GlobalGet(3)]), 3, 1, &[]).is_err());
+        assert!(validate_const_expr(&expr(&[ConstOp::RefFunc(1)]), 3, 1, &[]).is_err());
+        assert!(validate_const_expr(&expr(&[ConstOp::RefFunc(0)]), 3, 1, &[]).is_ok());
         assert!(
-            validate_const_expr(&expr(&[ConstOp::I32Const(1), ConstOp::I32Mul]), 0, 0).is_err()
+            validate_const_expr(&expr(&[ConstOp::I32Const(1), ConstOp::I32Mul]), 0, 0, &[])
+                .is_err()
         );
     }
 
@@ -1681,6 +1901,24 @@ mod typed_reference_tests {
     /// Concrete heap types are compared through canonical ids: equivalent types of
     /// different modules (at different indices, self-referential ones included) get
     /// one id; a different referenced type gives a different id.
+    /// Canonical ids of function types, each final and in a group of its own.
+    fn canonical_type_ids(types: &[FuncType]) -> Box<[u32]> {
+        let info = ModuleInfo {
+            types: types.to_vec(),
+            sub_types: types
+                .iter()
+                .map(|_| abi::SubType {
+                    is_final: true,
+                    supertype: None,
+                    composite: abi::CompositeType::Func,
+                })
+                .collect(),
+            rec_groups: vec![1; types.len()],
+            ..empty_module_info()
+        };
+        crate::gc::types::intern_module(&info)
+    }
+
     #[test]
     fn canonical_ids_follow_type_structure() {
         let r = |nullable, i| ValType::reference(nullable, HeapType::Concrete(i));

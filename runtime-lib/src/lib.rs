@@ -25,6 +25,7 @@ pub mod embed;
 pub mod entry;
 pub mod exceptions;
 pub mod fuel;
+pub mod gc;
 pub mod instance;
 pub mod interrupt;
 pub mod memory;

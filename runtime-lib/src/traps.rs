@@ -1500,6 +1500,8 @@ mod tests {
             fuel_metering: false,
             array_host_imports: Vec::new(),
             cpu_features: Vec::new(),
+            sub_types: Vec::new(),
+            rec_groups: Vec::new(),
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))

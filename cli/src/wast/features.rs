@@ -70,8 +70,8 @@ impl Proposal {
             | Proposal::WideArithmetic
             | Proposal::CustomPageSizes
             | Proposal::Threads
+            | Proposal::Gc
             | Proposal::Annotations => None,
-            Proposal::Gc => Some("the GC proposal is not supported by wasmc"),
             Proposal::CustomDescriptors => {
                 Some("custom descriptors (a GC extension) are not supported by wasmc")
             }

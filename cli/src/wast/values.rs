@@ -5,11 +5,14 @@
 use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::{WastArg, WastRet};
 
+use wasmc_runtime::gc::{AnyRefKind, classify};
 use wasmc_runtime::instance::Val;
 
-/// `ref.extern N` of a script is the non-null externref word `N + 1` (0 is null).
+/// `ref.extern N` and `ref.host N` of a script are the host reference word of `N`
+/// (`abi::gc::host_ref`): `any.convert_extern` keeps it, so both spellings name the
+/// same value in either hierarchy.
 fn extern_word(n: u32) -> usize {
-    n as usize + 1
+    wasmc_runtime::abi::gc::host_ref(n) as usize
 }
 
 /// The runtime value of an `invoke` argument.
@@ -25,7 +28,7 @@ pub fn arg(arg: &WastArg<'_>) -> Result<Val, String> {
         WastArgCore::V128(v) => Val::V128(u128::from_le_bytes(v.to_le_bytes())),
         WastArgCore::RefNull(heap) => match null_kind(heap) {
             Some(RefKind::Func) => Val::FuncRef(0),
-            Some(RefKind::Extern) => Val::ExternRef(0),
+            Some(RefKind::Extern | RefKind::Any | RefKind::Exn) => Val::ExternRef(0),
             None => {
                 return Err(format!(
                     "unsupported argument: ref.null {}",
@@ -34,9 +37,7 @@ pub fn arg(arg: &WastArg<'_>) -> Result<Val, String> {
             }
         },
         WastArgCore::RefExtern(n) => Val::ExternRef(extern_word(*n)),
-        WastArgCore::RefHost(_) => {
-            return Err("unsupported argument: ref.host (GC proposal)".to_string());
-        }
+        WastArgCore::RefHost(n) => Val::ExternRef(extern_word(*n)),
     })
 }
 
@@ -44,6 +45,8 @@ pub fn arg(arg: &WastArg<'_>) -> Result<Val, String> {
 enum RefKind {
     Func,
     Extern,
+    Any,
+    Exn,
 }
 
 /// Which reference hierarchy a `ref.null` heap type belongs to, for the two wasmc
@@ -53,10 +56,17 @@ fn null_kind(heap: &HeapType<'_>) -> Option<RefKind> {
         HeapType::Abstract { shared: false, ty } => match ty {
             AbstractHeapType::Func | AbstractHeapType::NoFunc => Some(RefKind::Func),
             AbstractHeapType::Extern | AbstractHeapType::NoExtern => Some(RefKind::Extern),
+            AbstractHeapType::Any
+            | AbstractHeapType::Eq
+            | AbstractHeapType::I31
+            | AbstractHeapType::Struct
+            | AbstractHeapType::Array
+            | AbstractHeapType::None => Some(RefKind::Any),
+            AbstractHeapType::Exn | AbstractHeapType::NoExn => Some(RefKind::Exn),
             _ => None,
         },
-        // A null of a concrete type index is a null function reference in the
-        // typed-function-references proposal; wasmc has no concrete reference types.
+        // A null of a concrete type index: the harness cannot tell which hierarchy
+        // without the module's types; both representations are the word 0.
         _ => None,
     }
 }
@@ -132,7 +142,10 @@ fn matches(expected: &WastRetCore<'_>, actual: &Val) -> Result<bool, String> {
             matches!(
                 (kind, actual),
                 (None | Some(RefKind::Func), Val::FuncRef(0))
-                    | (None | Some(RefKind::Extern), Val::ExternRef(0))
+                    | (
+                        None | Some(RefKind::Extern | RefKind::Any | RefKind::Exn),
+                        Val::ExternRef(0)
+                    )
             )
         }
         // Any non-null function reference: a funcref does not reveal which function
@@ -148,16 +161,18 @@ fn matches(expected: &WastRetCore<'_>, actual: &Val) -> Result<bool, String> {
             }
             false
         }
-        (
-            WastRetCore::RefHost(_)
-            | WastRetCore::RefAny
-            | WastRetCore::RefEq
-            | WastRetCore::RefArray
-            | WastRetCore::RefStruct
-            | WastRetCore::RefI31
-            | WastRetCore::RefI31Shared,
-            _,
-        ) => {
+        (WastRetCore::RefHost(n), Val::ExternRef(a)) => *a == extern_word(*n),
+        (WastRetCore::RefAny, Val::ExternRef(a)) => *a != 0,
+        (WastRetCore::RefEq, Val::ExternRef(a)) => matches!(
+            classify(*a),
+            Some(AnyRefKind::I31(_) | AnyRefKind::Struct | AnyRefKind::Array)
+        ),
+        (WastRetCore::RefArray, Val::ExternRef(a)) => classify(*a) == Some(AnyRefKind::Array),
+        (WastRetCore::RefStruct, Val::ExternRef(a)) => classify(*a) == Some(AnyRefKind::Struct),
+        (WastRetCore::RefI31, Val::ExternRef(a)) => {
+            matches!(classify(*a), Some(AnyRefKind::I31(_)))
+        }
+        (WastRetCore::RefI31Shared, _) => {
             return Err(format!(
                 "unsupported expectation: {} (GC proposal)",
                 show_expected(expected)

@@ -630,6 +630,11 @@ fn translate_reachable_operator(
         // ------------------------------------------------------------ threads (atomics.rs)
         other if translate_atomic_operator(other, builder, state, env) => {}
 
+        // ------------------------------------------------------------ GC (gc.rs)
+        other if super::gc::is_gc_operator(other) => {
+            super::gc::translate_gc_operator(other, offset, builder, state, env)?;
+        }
+
         // ------------------------------------------------------------ SIMD (simd.rs)
         other => {
             let handled = translate_simd_operator(other, builder, &mut state.stack, env)
@@ -808,7 +813,7 @@ fn translate_try_table(
     let destination = block_with_params(builder, &results);
     let dispatch = builder.create_block();
     let exn = builder.append_block_param(dispatch, types::I64);
-    // A root while the dispatch code runs (see `translate::ExnrefTracking`).
+    // A root while the dispatch code runs (see `translate::GcRefTracking`).
     builder.declare_value_needs_stack_map(exn);
     // The body continues in a fresh block: the current one must be terminated before
     // the builder switches to the dispatch block.
@@ -894,6 +899,16 @@ fn mark_branch_target(state: &mut State, depth: u32) -> Block {
     frame.branch_target().0
 }
 
+/// [`branch_args`] for the GC casts (`br_on_cast`, `br_on_cast_fail`).
+pub(super) fn branch_args_for_gc(state: &mut State, depth: u32) -> (Block, Vec<Value>) {
+    branch_args(state, depth)
+}
+
+/// Branch arguments for a `brif`.
+pub(super) fn jump_args(args: &[Value]) -> Vec<BlockArg> {
+    args.iter().copied().map(BlockArg::Value).collect()
+}
+
 /// The target block of a branch of `depth` and the values it carries; marks the
 /// target frame's exit as reachable.
 fn branch_args(state: &mut State, depth: u32) -> (Block, Vec<Value>) {
@@ -925,7 +940,10 @@ pub(super) fn block_types(
 ) -> Result<(Vec<Type>, Vec<Type>), CompileError> {
     Ok(match blockty {
         BlockType::Empty => (Vec::new(), Vec::new()),
-        BlockType::Type(t) => (Vec::new(), vec![ir_type(val_type(t, offset)?)]),
+        BlockType::Type(t) => (
+            Vec::new(),
+            vec![ir_type(val_type(t, &env.info.sub_types, offset)?)],
+        ),
         BlockType::FuncType(index) => {
             let ty = &env.info.types[index as usize];
             (

@@ -92,7 +92,7 @@ pub(crate) struct State {
     /// frames still in their body, innermost last.
     pub handlers: Vec<Block>,
     /// Lowest operand stack height reached while translating the current operator:
-    /// the values it pushed are the ones above it (see `translate::track_exnrefs`).
+    /// the values it pushed are the ones above it (see `translate::GcRefTracking`).
     /// Pops through [`State::pop`], [`State::popn`] and [`State::truncate`] lower it.
     pub low_water: usize,
 }

@@ -106,13 +106,13 @@ pub(crate) fn abi_trap(code: TrapCode) -> Option<Trap> {
 }
 
 /// Flags for loads of context fields that never change while the instance lives.
-fn frozen() -> MemFlagsData {
+pub(crate) fn frozen() -> MemFlagsData {
     MemFlagsData::trusted().with_readonly().with_can_move()
 }
 
 /// Flags for loads/stores of runtime state that may change (lengths, globals),
 /// in `region` (see "Alias regions" in the module doc).
-fn mutable(region: Option<AliasRegion>) -> MemFlagsData {
+pub(crate) fn mutable(region: Option<AliasRegion>) -> MemFlagsData {
     MemFlagsData::trusted().with_alias_region(region)
 }
 
@@ -287,7 +287,7 @@ impl<'m> FuncEnv<'m> {
         builder.ins().select_spectre_guard(oob, null, addr)
     }
 
-    fn vmctx_load(&self, builder: &mut FunctionBuilder, offset: i32) -> Value {
+    pub(crate) fn vmctx_load(&self, builder: &mut FunctionBuilder, offset: i32) -> Value {
         builder.ins().load(types::I64, frozen(), self.vmctx, offset)
     }
 
@@ -338,7 +338,7 @@ impl<'m> FuncEnv<'m> {
                     })
                 }
                 // Imported globals, references: known only at instantiation.
-                ConstOp::GlobalGet(_) | ConstOp::RefNull | ConstOp::RefFunc(_) => return None,
+                _ => return None,
             };
             stack.push(value);
         }
@@ -594,6 +594,14 @@ impl<'m> FuncEnv<'m> {
             Builtin::MemoryAtomicWait32 => (&[I64, I32, I64, I64, I32, I64], Some(I32)),
             Builtin::MemoryAtomicWait64 => (&[I64, I32, I64, I64, I64, I64], Some(I32)),
             Builtin::MemoryAtomicNotify => (&[I64, I32, I64, I64, I32], Some(I64)),
+            Builtin::GcAlloc => (&[I64, I32, I32], Some(I64)),
+            Builtin::ArrayNewData | Builtin::ArrayNewElem => (&[I64, I32, I32, I32, I32], None),
+            Builtin::ArrayFill => (&[I64, I64, I32, I64, I32], None),
+            Builtin::ArrayCopy => (&[I64, I64, I32, I64, I32, I32], None),
+            Builtin::ArrayInitData | Builtin::ArrayInitElem => {
+                (&[I64, I64, I32, I32, I32, I32], None)
+            }
+            Builtin::IsSubtype => (&[I32, I32], Some(I32)),
         };
         let mut sig = Signature::new(self.host_call_conv);
         sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
@@ -745,11 +753,53 @@ impl<'m> FuncEnv<'m> {
             func_ref,
             VMContextLayout::FUNC_REF_TYPE_ID,
         );
-        let mismatch = builder.ins().icmp(IntCC::NotEqual, expected, actual);
+        if self.info.sub_types[type_index as usize].is_final {
+            // A final type has no subtypes: the ids must be equal (the only check
+            // for modules without GC types).
+            let mismatch = builder.ins().icmp(IntCC::NotEqual, expected, actual);
+            builder
+                .ins()
+                .trapnz(mismatch, trap_code(Trap::BadSignature));
+        } else {
+            let ok = self.is_subtype(builder, actual, expected);
+            builder.ins().trapz(ok, trap_code(Trap::BadSignature));
+        }
+        self.call_func_ref(builder, type_index, func_ref, args, tail)
+    }
+
+    /// The canonical id of type index `type_index` of this module (i32).
+    pub fn type_id(&self, builder: &mut FunctionBuilder, type_index: u32) -> Value {
+        let type_ids = self.vmctx_load(builder, VMContextLayout::TYPE_IDS);
         builder
             .ins()
-            .trapnz(mismatch, trap_code(Trap::BadSignature));
-        self.call_func_ref(builder, type_index, func_ref, args, tail)
+            .load(types::I32, frozen(), type_ids, (type_index * 4) as i32)
+    }
+
+    /// Whether canonical type `actual` is `expected` or a declared subtype of it (an
+    /// i8 truth value): equal ids on the fast path, else the `is_subtype` builtin.
+    pub fn is_subtype(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        actual: Value,
+        expected: Value,
+    ) -> Value {
+        let slow = builder.create_block();
+        let done = builder.create_block();
+        builder.append_block_param(done, types::I8);
+        let equal = builder.ins().icmp(IntCC::Equal, actual, expected);
+        builder
+            .ins()
+            .brif(equal, done, &[BlockArg::Value(equal)], slow, &[]);
+        builder.seal_block(slow);
+        builder.switch_to_block(slow);
+        let r = self
+            .call_builtin(builder, Builtin::IsSubtype, &[actual, expected])
+            .expect("is_subtype returns a value");
+        let r = builder.ins().icmp_imm_u(IntCC::NotEqual, r, 0);
+        builder.ins().jump(done, &[BlockArg::Value(r)]);
+        builder.seal_block(done);
+        builder.switch_to_block(done);
+        builder.block_params(done)[0]
     }
 
     /// `call_ref` / `return_call_ref`: a null check ("null function reference"), then

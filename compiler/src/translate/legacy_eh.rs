@@ -63,7 +63,7 @@ pub(super) fn translate_legacy_eh(
             let dispatch = builder.create_block();
             let exn = builder.append_block_param(dispatch, types::I64);
             // A root as long as `rethrow` in an arm can still use it (see
-            // `translate::ExnrefTracking`).
+            // `translate::GcRefTracking`).
             builder.declare_value_needs_stack_map(exn);
             state.frames.push(ControlFrame {
                 kind: FrameKind::LegacyTry {

@@ -30,6 +30,7 @@ mod code;
 mod control;
 pub(crate) mod environ;
 mod fuel;
+mod gc;
 mod legacy_eh;
 pub(crate) mod simd;
 
@@ -286,12 +287,12 @@ fn translate_body(
     builder.func.stack_limit = Some(stack_limit);
 
     let mut state = State::new(ty.results.len());
-    let mut exnrefs = ExnrefTracking::for_module(info);
+    let mut roots = GcRefTracking::for_module(info);
     for (param, value) in ty.params.iter().zip(&params[1..]) {
         let var = builder.declare_var(ir_type(*param));
-        if param.is_exnref() {
+        if roots.is_root(*param) {
             builder.declare_var_needs_stack_map(var);
-            exnrefs.enabled = true;
+            roots.enabled = true;
         }
         builder.def_var(var, *value);
         state.locals.push(var);
@@ -303,13 +304,13 @@ fn translate_body(
         validator
             .define_locals(offset, count, wasm_ty)
             .map_err(|e| CompileError::from_wasmparser(&e, CompileErrorKind::Invalid))?;
-        let local_ty = val_type(wasm_ty, offset as usize)?;
+        let local_ty = val_type(wasm_ty, &info.sub_types, offset as usize)?;
         let zero = zero_value(&mut builder, local_ty);
         for _ in 0..count {
             let var = builder.declare_var(ir_type(local_ty));
-            if local_ty.is_exnref() {
+            if roots.is_root(local_ty) {
                 builder.declare_var_needs_stack_map(var);
-                exnrefs.enabled = true;
+                roots.enabled = true;
             }
             builder.def_var(var, zero);
             state.locals.push(var);
@@ -365,12 +366,12 @@ fn translate_body(
         if matches!(op, Operator::TryTable { .. } | Operator::Try { .. }) {
             // `catch_ref`/`catch_all_ref` produce exception references in any module,
             // and a legacy `try` keeps its exception for `rethrow`.
-            exnrefs.enabled = true;
+            roots.enabled = true;
         }
         state.low_water = state.stack.len();
         code::translate_operator(&op, offset, &mut builder, &mut state, &mut env)?;
-        if exnrefs.enabled {
-            exnrefs.declare_pushed(&mut builder, &state, validator, offset)?;
+        if roots.enabled {
+            roots.declare_pushed(&mut builder, &state, validator, info, offset)?;
         }
     }
     reader.finish().map_err(malformed)?;
@@ -385,35 +386,54 @@ fn translate_body(
     Ok(())
 }
 
-/// Marks every SSA value holding an exception reference as a GC root, so that
-/// Cranelift keeps it in a stack slot across calls and records the slot in the
-/// call's user stack map (`abi::StackMapSite`); the exception collector reads those
-/// slots (runtime `exceptions.rs`). Without this an exception referenced only from
-/// a live local or operand would look unreachable.
+/// Marks every SSA value holding a reference the collector manages (an exception
+/// or, in modules with GC types, any traced reference: `anyref`, `eqref`,
+/// struct and array references, `externref`) as a root, so that Cranelift keeps it
+/// in a stack slot across calls and records the slot in the call's user stack map
+/// (`abi::StackMapSite`); the collector reads those slots (runtime `gc/`). Without
+/// this an object referenced only from a live local or operand would look
+/// unreachable.
 ///
-/// Variables (params and locals of type `exnref`) are declared where they are
-/// created. Operand-stack values are declared as they are pushed: after each
-/// operator, the values above the stack's low-water mark are the ones it pushed,
-/// and the validator, which has just checked the same operator, knows their types.
-/// Exception references only exist in modules that mention `exnref` in a type, or
-/// in functions with a `try_table` (`catch_ref`/`catch_all_ref`) or a legacy `try`
-/// (its exception, kept for `rethrow`, is declared where the `try` creates it);
-/// other code is not scanned and compiles exactly as before.
-struct ExnrefTracking {
+/// Variables (params and locals) are declared where they are created.
+/// Operand-stack values are declared as they are pushed: after each operator, the
+/// values above the stack's low-water mark are the ones it pushed, and the
+/// validator, which has just checked the same operator, knows their types.
+/// Modules without GC types track exception references only, and only if they
+/// mention `exnref` in a type, or in functions with a `try_table`
+/// (`catch_ref`/`catch_all_ref`) or a legacy `try` (its exception, kept for
+/// `rethrow`, is declared where the `try` creates it); other code is not scanned
+/// and compiles exactly as before.
+struct GcRefTracking {
     enabled: bool,
+    /// The module can hold GC objects: every traced reference is a root, not only
+    /// `exnref`.
+    gc: bool,
 }
 
-impl ExnrefTracking {
-    fn for_module(info: &ModuleInfo) -> ExnrefTracking {
+impl GcRefTracking {
+    fn for_module(info: &ModuleInfo) -> GcRefTracking {
         let in_types = info
             .types
             .iter()
             .any(|t| t.params.iter().chain(&t.results).any(|v| v.is_exnref()));
         let in_globals = info.globals.iter().any(|g| g.content.is_exnref());
         let in_tables = info.tables.iter().any(|t| t.element.is_exnref());
-        ExnrefTracking {
-            enabled: in_types || in_globals || in_tables,
+        let gc = module_holds_gc_refs(info);
+        GcRefTracking {
+            enabled: in_types || in_globals || in_tables || gc,
+            gc,
         }
+    }
+
+    /// Whether values of type `ty` must be roots (and turn tracking on).
+    fn is_root(&mut self, ty: ValType) -> bool {
+        let root = if self.gc {
+            ty.is_traced()
+        } else {
+            ty.is_exnref()
+        };
+        self.enabled |= root;
+        root
     }
 
     fn declare_pushed(
@@ -421,6 +441,7 @@ impl ExnrefTracking {
         builder: &mut FunctionBuilder,
         state: &State,
         validator: &FuncValidator<ValidatorResources>,
+        info: &ModuleInfo,
         offset: usize,
     ) -> Result<(), CompileError> {
         if !state.reachable {
@@ -445,19 +466,45 @@ impl ExnrefTracking {
             }
             let depth = height - 1 - i;
             if let Some(Some(wasmparser::ValType::Ref(r))) = validator.get_operand_type(depth)
-                && matches!(
-                    r.heap_type(),
-                    wasmparser::HeapType::Abstract {
-                        ty: wasmparser::AbstractHeapType::Exn,
-                        ..
-                    }
-                )
+                && self.heap_is_root(r.heap_type(), info)
             {
                 builder.declare_value_needs_stack_map(value);
             }
         }
         Ok(())
     }
+
+    fn heap_is_root(&self, heap: wasmparser::HeapType, info: &ModuleInfo) -> bool {
+        use wasmparser::AbstractHeapType as A;
+        match heap {
+            wasmparser::HeapType::Abstract { ty: A::Exn, .. } => true,
+            _ if !self.gc => false,
+            wasmparser::HeapType::Abstract { ty, .. } => {
+                matches!(ty, A::Extern | A::Any | A::Eq | A::Struct | A::Array)
+            }
+            wasmparser::HeapType::Concrete(wasmparser::UnpackedIndex::Module(i))
+            | wasmparser::HeapType::Exact(wasmparser::UnpackedIndex::Module(i)) => !matches!(
+                info.sub_types.get(i as usize).map(|t| &t.composite),
+                Some(wasmc_abi::CompositeType::Func)
+            ),
+            // Anything else: a root, to be safe.
+            _ => true,
+        }
+    }
+}
+
+/// Whether the module can see GC objects at all: it declares struct or array
+/// types, or mentions a heap type of the `any` hierarchy (an import may hand it
+/// objects of another module).
+fn module_holds_gc_refs(info: &ModuleInfo) -> bool {
+    let mentions_any = |t: &ValType| t.as_ref_type().is_some_and(|r| r.heap.is_any());
+    info.uses_gc_heap()
+        || info
+            .types
+            .iter()
+            .any(|t| t.params.iter().chain(&t.results).any(mentions_any))
+        || info.globals.iter().any(|g| mentions_any(&g.content))
+        || info.tables.iter().any(|t| mentions_any(&t.element))
 }
 
 /// The Cranelift IR of every defined function of `wasm`, before code generation

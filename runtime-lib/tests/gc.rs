@@ -1,0 +1,237 @@
+//! The GC heap's collector: programs that allocate far more than the heap limit in
+//! total (lists, trees, cycles, arrays of references) run in bounded memory, every
+//! object still reachable (from a local, an operand, a global, a table, an
+//! exception payload, another object, in any frame) survives collections with its
+//! contents intact, and a program that really holds more than the limit traps with
+//! "GC heap out of memory" instead of growing without bound.
+
+use std::sync::Arc;
+
+use wasmc_compiler::CompileOptions;
+use wasmc_runtime::abi;
+use wasmc_runtime::gc::{live_objects, set_heap_limit};
+use wasmc_runtime::instance::{InstanceHandle, Module, Val};
+
+mod support;
+
+/// The heap limit of every test here (process-wide; the heaps are per thread).
+const HEAP_LIMIT: usize = 8 << 20;
+
+const MODULE: &str = r#"
+(module
+  (type $node (struct (field $v i64) (field $next (mut (ref null $node)))))
+  (type $tree (struct (field $l (ref null $tree)) (field $r (ref null $tree)) (field $v i32)))
+  (type $refs (array (mut anyref)))
+  (type $bytes (array (mut i8)))
+  (tag $e (param anyref))
+  (global $g (mut (ref null $node)) (ref.null $node))
+  (global $const (ref $node) (struct.new $node (i64.const 99) (ref.null $node)))
+  (table $t 4 anyref)
+  (elem $seg anyref (item (struct.new $node (i64.const 7) (ref.null $node))))
+
+  ;; A list of n nodes holding n-1 .. 0.
+  (func $list (export "list") (param $n i32) (result (ref null $node))
+    (local $l (ref null $node))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (local.set $l (struct.new $node (i64.extend_i32_u (local.get $n)) (local.get $l)))
+        (br $next)))
+    (local.get $l))
+
+  (func $sum (param $l (ref null $node)) (result i64)
+    (local $s i64)
+    (block $done
+      (loop $next
+        (br_if $done (ref.is_null (local.get $l)))
+        (local.set $s (i64.add (local.get $s) (struct.get $node $v (local.get $l))))
+        (local.set $l (struct.get $node $next (local.get $l)))
+        (br $next)))
+    (local.get $s))
+
+  ;; A complete tree of the given depth; every node holds its depth.
+  (func $tree (param $d i32) (result (ref null $tree))
+    (if (result (ref null $tree)) (i32.eqz (local.get $d))
+      (then (ref.null $tree))
+      (else
+        (struct.new $tree
+          (call $tree (i32.sub (local.get $d) (i32.const 1)))
+          (call $tree (i32.sub (local.get $d) (i32.const 1)))
+          (local.get $d)))))
+
+  ;; The sum of the depths stored in a tree (each node checked against its depth).
+  (func $check (param $t (ref null $tree)) (param $d i32) (result i32)
+    (if (result i32) (ref.is_null (local.get $t))
+      (then (i32.const 0))
+      (else
+        (if (i32.ne (struct.get $tree $v (local.get $t)) (local.get $d)) (then unreachable))
+        (i32.add (local.get $d)
+          (i32.add
+            (call $check (struct.get $tree $l (local.get $t)) (i32.sub (local.get $d) (i32.const 1)))
+            (call $check (struct.get $tree $r (local.get $t)) (i32.sub (local.get $d) (i32.const 1))))))))
+
+  ;; n rounds of garbage: a list, a tree, a two-node cycle, an array of references
+  ;; and a byte array, all dropped.
+  (func $churn (export "churn") (param $n i32) (result i32)
+    (local $a (ref null $node)) (local $b (ref null $node)) (local $arr (ref null $refs))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (if (i64.ne (call $sum (call $list (i32.const 100))) (i64.const 4950)) (then unreachable))
+        (drop (call $tree (i32.const 5)))
+        (local.set $a (struct.new $node (i64.const 1) (ref.null $node)))
+        (local.set $b (struct.new $node (i64.const 2) (local.get $a)))
+        (struct.set $node $next (local.get $a) (local.get $b))
+        (local.set $arr (array.new $refs (local.get $a) (i32.const 16)))
+        (array.set $refs (local.get $arr) (i32.const 3) (array.new_default $bytes (i32.const 1000)))
+        (br $next)))
+    (i32.const 0))
+
+  (func $pair (param $l (ref null $node)) (param i32) (result i64)
+    (call $sum (local.get $l)))
+
+  ;; Objects held everywhere while n rounds of garbage are made; 1 when all read back.
+  (func (export "hold") (param $n i32) (result i32)
+    (local $l (ref null $node)) (local $arr (ref null $refs)) (local $exn exnref)
+    (local $ok i32) (local $tr (ref null $tree))
+    (global.set $g (call $list (i32.const 10)))
+    (table.set $t (i32.const 1) (call $list (i32.const 20)))
+    (local.set $l (call $list (i32.const 30)))
+    (local.set $tr (call $tree (i32.const 8)))
+    ;; An array holding a list, an i31 and another array.
+    (local.set $arr (array.new_fixed $refs 3
+      (call $list (i32.const 40))
+      (ref.i31 (i32.const 12345))
+      (array.new $bytes (i32.const 9) (i32.const 50))))
+    ;; A list only reachable through an exception's payload.
+    (local.set $exn
+      (block $h (result anyref exnref)
+        (try_table (catch_ref $e $h) (throw $e (call $list (i32.const 50))))
+        unreachable))
+    (drop)
+    ;; An operand live across the churning call.
+    (local.set $ok (i64.eq
+      (call $pair (call $list (i32.const 60)) (call $churn (local.get $n)))
+      (i64.const 1770)))
+    (local.set $ok (i32.and (local.get $ok)
+      (i64.eq (call $sum (global.get $g)) (i64.const 45))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i64.eq (call $sum (ref.cast (ref null $node) (table.get $t (i32.const 1)))) (i64.const 190))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i64.eq (call $sum (local.get $l)) (i64.const 435))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i32.eq (call $check (local.get $tr) (i32.const 8)) (i32.const 502))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i64.eq (call $sum (ref.cast (ref null $node) (array.get $refs (local.get $arr) (i32.const 0))))
+              (i64.const 780))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i32.eq (i31.get_s (ref.cast (ref i31) (array.get $refs (local.get $arr) (i32.const 1))))
+              (i32.const 12345))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i32.eq (array.get_u $bytes (ref.cast (ref $bytes) (array.get $refs (local.get $arr) (i32.const 2))) (i32.const 49))
+              (i32.const 9))))
+    (local.set $ok (i32.and (local.get $ok)
+      (i64.eq (struct.get $node $v (global.get $const)) (i64.const 99))))
+    (table.init $t $seg (i32.const 3) (i32.const 0) (i32.const 1))
+    (local.set $ok (i32.and (local.get $ok)
+      (i64.eq (call $sum (ref.cast (ref null $node) (table.get $t (i32.const 3)))) (i64.const 7))))
+    (i32.and (local.get $ok)
+      (i64.eq
+        (block $h (result anyref)
+          (try_table (catch $e $h) (throw_ref (local.get $exn)))
+          unreachable)
+        (ref.cast (ref null $node))
+        (call $sum)
+        (i64.const 1225))))
+
+  ;; d nested frames, each holding a list of d+1 nodes in a local, churning at the
+  ;; bottom; 1 when every frame reads its own back.
+  (func $deep (export "deep") (param $d i32) (param $n i32) (result i32)
+    (local $x (ref null $node)) (local $ok i32)
+    (local.set $x (call $list (i32.add (local.get $d) (i32.const 1))))
+    (local.set $ok
+      (if (result i32) (i32.eqz (local.get $d))
+        (then (i32.eqz (call $churn (local.get $n))))
+        (else (call $deep (i32.sub (local.get $d) (i32.const 1)) (local.get $n)))))
+    (i32.and (local.get $ok)
+      (i64.eq (call $sum (local.get $x))
+        (i64.div_u
+          (i64.mul (i64.extend_i32_u (local.get $d)) (i64.extend_i32_u (i32.add (local.get $d) (i32.const 1))))
+          (i64.const 2)))))
+
+  ;; Keeps a list of n nodes alive in the global (to exhaust the heap).
+  (func (export "keep") (param $n i32)
+    (global.set $g (call $list (local.get $n))))
+)
+"#;
+
+fn instance() -> InstanceHandle {
+    set_heap_limit(HEAP_LIMIT);
+    let wasm = wat::parse_str(MODULE).expect("test module parses");
+    let dir = tempfile::tempdir().unwrap();
+    let module: Arc<Module> = support::load(&wasm, &CompileOptions::default(), dir.path());
+    InstanceHandle::new(module, &mut |_: &abi::Import| None, None).expect("instantiates")
+}
+
+fn call(instance: &InstanceHandle, name: &str, args: &[Val]) -> Result<Vec<Val>, String> {
+    let func = instance.export_func(name).expect("export");
+    instance.invoke(&func, args).map_err(|t| t.to_string())
+}
+
+#[test]
+fn garbage_is_collected_and_memory_stays_bounded() {
+    let instance = instance();
+    // About 3.2 KB per round: 20,000 rounds allocate ~64 MB, 8x the heap limit.
+    assert_eq!(
+        call(&instance, "churn", &[Val::I32(20_000)]),
+        Ok(vec![Val::I32(0)])
+    );
+    let (_, bytes) = live_objects();
+    assert!(bytes <= HEAP_LIMIT, "{bytes} bytes still allocated");
+}
+
+#[test]
+fn reachable_objects_survive_collections() {
+    let instance = instance();
+    assert_eq!(
+        call(&instance, "hold", &[Val::I32(1)]),
+        Ok(vec![Val::I32(1)]),
+        "without collection"
+    );
+    assert_eq!(
+        call(&instance, "hold", &[Val::I32(20_000)]),
+        Ok(vec![Val::I32(1)])
+    );
+    // Again, with what the first calls stored in the global and table now garbage.
+    assert_eq!(
+        call(&instance, "hold", &[Val::I32(20_000)]),
+        Ok(vec![Val::I32(1)])
+    );
+    let (_, bytes) = live_objects();
+    assert!(bytes <= HEAP_LIMIT, "{bytes} bytes still allocated");
+}
+
+#[test]
+fn roots_in_every_frame_survive_collections() {
+    let instance = instance();
+    assert_eq!(
+        call(&instance, "deep", &[Val::I32(200), Val::I32(10_000)]),
+        Ok(vec![Val::I32(1)])
+    );
+}
+
+#[test]
+fn holding_more_than_the_limit_traps() {
+    let instance = instance();
+    // 32-byte nodes: a million is 4x the limit.
+    let err = call(&instance, "keep", &[Val::I32(1_000_000)]).unwrap_err();
+    assert!(err.contains("GC heap out of memory"), "{err}");
+    // The failed list was garbage: the same instance can work again.
+    assert_eq!(call(&instance, "keep", &[Val::I32(1000)]), Ok(vec![]));
+    assert_eq!(
+        call(&instance, "churn", &[Val::I32(2000)]),
+        Ok(vec![Val::I32(0)])
+    );
+}
