@@ -221,6 +221,7 @@ fn empty_module_info() -> ModuleInfo {
         array_host_imports: Vec::new(),
         sub_types: Vec::new(),
         rec_groups: Vec::new(),
+        cpu_features: Vec::new(),
     }
 }
 
