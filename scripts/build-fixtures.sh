@@ -87,11 +87,18 @@ step "components (WASI 0.2: rustc --target wasm32-wasip2 -O, hand-written WAT)"
 "$tool" componentize "$fixtures/rust-hello/rust-hello.wasm" "$fixtures/components/adapter/rust-hello.wasm"
 "$tool" componentize "$fixtures/wasi/rust/wasi_std.wasm" "$fixtures/components/adapter/wasi_std.wasm"
 
+step "gc (WebAssembly GC workloads, hand-written WAT)"
+for program in binary_trees hashmap interp stress; do
+  "$tool" wat2wasm "$fixtures/gc/$program.wat" "$fixtures/gc/$program.wasm"
+done
+
 if [ "$record" = 1 ]; then
   step "recording wasmtime reference outputs"
   python3 "$fixtures/record_reference.py"
   # Components need the wasmtime CLI (the Python bindings cannot run them).
   python3 "$fixtures/components/record.py"
+  # GC needs the wasmtime CLI too (`-W gc=y,exceptions=y`).
+  python3 "$fixtures/gc/record.py"
 fi
 
 step "done"
