@@ -91,6 +91,8 @@ step "gc (WebAssembly GC workloads, hand-written WAT)"
 for program in binary_trees hashmap interp stress; do
   "$tool" wat2wasm "$fixtures/gc/$program.wat" "$fixtures/gc/$program.wasm"
 done
+step "gc/python (p2w from PyPI: Python to WebAssembly GC)"
+"$fixtures/gc/python/build.sh" "$tool"
 
 if [ "$record" = 1 ]; then
   step "recording wasmtime reference outputs"
