@@ -6,7 +6,8 @@
 #                                        (needs `pip install wasmtime`; CI never does this)
 #
 # Needs only what scripts/setup.sh installs (clang + wasi-libc, the wasm32-wasip1 and
-# wasm32-wasip1-threads and wasm32-wasip2 Rust targets). Idempotent: the same sources give byte-identical outputs.
+# wasm32-wasip1-threads and wasm32-wasip2 Rust targets; pip and PyYAML for p2w, whose
+# pinned wheel is downloaded from PyPI). Idempotent: the same sources give byte-identical outputs.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
