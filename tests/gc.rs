@@ -1,6 +1,6 @@
 //! WebAssembly GC end to end: the workloads of fixtures/gc (binary-trees, a hash map
 //! with string keys, an interpreter over structs and arrays, a collector stress
-//! test) compiled by wasmc must do exactly what `wasmtime run -W gc=y,exceptions=y`
+//! test, a Python program compiled by p2w) compiled by wasmc must do exactly what `wasmtime run -W gc=y,exceptions=y`
 //! did (fixtures/gc/expected, recorded by fixtures/gc/record.py), on x86_64 (gnu and
 //! static musl) and on aarch64 under qemu; the stress test must run in bounded memory
 //! under a tight GC heap limit, and a live set beyond the limit must end in a trap.
