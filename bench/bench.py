@@ -11,6 +11,10 @@ Workloads (rows):
   real      the real-program corpus of fixtures/real (SQLite, Lua, zlib, bzip2, C++,
             Rust, QuickJS) with the inputs its tests use, plus CPython 3.12
             (bench/data/python/workload.py)
+  gc        the WebAssembly GC workloads of fixtures/gc (binary-trees, a hash map with
+            string keys, an interpreter over structs and arrays, the collector stress
+            test), against `wasmtime run -W gc=y,exceptions=y`; skipped with a message
+            while wasmc cannot compile them. Also their peak RSS.
   startup   a C hello world (bench/startup/hello.c): native, wasmc (gnu and musl)
   compile   compile + link of each real module by wasmc against `wasmtime compile`
             (wall, CPU, peak RSS), and the size of what each produces
@@ -60,9 +64,10 @@ class Workload:
     dirs: list = field(default_factory=list)  # (host dir, guest name); copied per run
     exit: int = 0
     native: dict = field(default_factory=dict)  # label -> executable
+    wasmtime_flags: list = field(default_factory=list)  # proposals wasmtime must enable
 
 
-def real_workloads():
+def real_workloads(only):
     """The long-running cases of fixtures/real, with the exit status wasmtime gave."""
 
     def case(name, recorded, module, args, dirs=(), env=()):
@@ -72,7 +77,7 @@ def real_workloads():
         return Workload(name, "real", os.path.join(REAL, module), args, list(env), dirs, code)
 
     python = os.path.join(OUT, "cache", "python.wasm")
-    if not os.path.exists(python):
+    if not os.path.exists(python) and only.search("cpython"):
         sys.exit("bench: run bench/setup.sh first (CPython for WASI is missing)")
     return [
         case("sqlite", "sqlite-workload", "sqlite3.wasm", ["-batch", "data/work.db", ".read data/workload.sql"], [("data/sqlite", "data")]),
@@ -96,6 +101,27 @@ def real_workloads():
             ["data/workload.py"],
             dirs=[(os.path.join(ROOT, "bench", "data", "python"), "data")],
         ),
+    ]
+
+
+GC = os.path.join(ROOT, "fixtures", "gc")
+GC_WASMTIME_FLAGS = ["-W", "gc=y,exceptions=y"]
+
+
+def gc_workloads():
+    """fixtures/gc at sizes where wasmtime takes about a second each (the p2w program
+    has no size argument: about 0.7 s)."""
+
+    def case(name, module, args):
+        return Workload(name, "gc", os.path.join(GC, module), args, wasmtime_flags=GC_WASMTIME_FLAGS)
+
+    return [
+        case("gc-binary-trees", "binary_trees.wasm", ["17"]),
+        case("gc-hashmap", "hashmap.wasm", ["200000"]),
+        case("gc-interp", "interp.wasm", ["30"]),
+        case("gc-stress", "stress.wasm", ["4000"]),
+        # A real compiler's output: Python through p2w (fixtures/gc/python).
+        case("gc-python-p2w", "python/program.wasm", []),
     ]
 
 
@@ -160,20 +186,30 @@ class Runtimes:
         return os.path.join(OUT, f"{workload.name}.{label}")
 
     def build(self, workload, reuse=False):
+        """Builds every runtime's artifact; False (with a message) when a wasmc cannot
+        compile the module, which only the GC workloads may do (wasmc without GC)."""
         for label, wasmc in [("wasmc", self.wasmc), *self.variants]:
             exe = self.artifact(workload, label)
             if not (reuse and os.path.exists(exe)):
-                run([wasmc, workload.wasm, "-o", exe])
+                if workload.group != "gc":
+                    run([wasmc, workload.wasm, "-o", exe])
+                    continue
+                done = subprocess.run([wasmc, workload.wasm, "-o", exe], capture_output=True, text=True)
+                if done.returncode != 0:
+                    reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+                    print(f"bench: skipping {workload.name}: {label} cannot compile it: {reason}", file=sys.stderr)
+                    return False
         cwasm = self.artifact(workload, "cwasm")
         if not os.path.exists(cwasm) or os.path.getmtime(cwasm) < os.path.getmtime(workload.wasm):
-            run([WASMTIME, "compile", workload.wasm, "-o", cwasm])
+            run([WASMTIME, "compile", *workload.wasmtime_flags, workload.wasm, "-o", cwasm])
+        return True
 
     def command(self, workload, label, scratch):
         dirs = [f"{os.path.join(scratch, str(i))}::{guest}" for i, (_, guest) in enumerate(workload.dirs)]
         if label in workload.native:
             return [workload.native[label], *workload.args]
         if label == "wasmtime":
-            flags = ["--allow-precompiled"]
+            flags = ["--allow-precompiled", *workload.wasmtime_flags]
             flags += [f"--dir={d}" for d in dirs] + [f"--env={e}" for e in workload.env]
             return [WASMTIME, "run", *flags, self.artifact(workload, "cwasm"), *workload.args]
         flags = [f"--dir={d}" for d in dirs] + [f"--env={e}" for e in workload.env]
@@ -293,7 +329,8 @@ def main():
                 run([cc, "-O2", "-o", exe, path, "-lm"])
                 w.native[cc] = exe
         workloads.append(w)
-    workloads += real_workloads()
+    workloads += real_workloads(only)
+    workloads += gc_workloads()
     workloads = [w for w in workloads if only.search(w.name)]
 
     results = {}
@@ -305,10 +342,12 @@ def main():
     table.add(f"{version}; {os.cpu_count()} CPUs, {uname.machine}, Linux {uname.release}; load average {os.getloadavg()[0]:.1f} at start")
     table.add(f"run time: median CPU seconds of {opts.runs} interleaved runs (user+sys of the whole process)")
     table.add(*header)
-    for group in ("kernels", "real"):
+    gc_rss = []
+    for group in ("kernels", "real", "gc"):
         ratios = {key: [] for key in ["wasmtime", "wall", "clang", *labels]}
         for w in [w for w in workloads if w.group == group]:
-            runtimes.build(w, opts.reuse)
+            if not runtimes.build(w, opts.reuse):
+                continue
             samples = time_workload(runtimes, w, opts.runs)
             results[w.name] = samples
             cpu = {label: median([s[0] for s in v]) for label, v in samples.items()}
@@ -327,12 +366,20 @@ def main():
             row += [fmt_s(cpu[label]) for label in labels] + [fmt_s(cpu["wasmtime"])]
             row += [fmt_ratio(row_ratios[key]) for key in ["wasmtime", "wall", "clang", *labels]]
             table.add(*row, f"{spread * 100:.0f}%")
+            if group == "gc":
+                rss = {label: median([s[2] for s in v]) for label, v in samples.items()}
+                gc_rss.append((w.name, rss))
             print(f"  {w.name}: done", file=sys.stderr)
         if ratios["wasmtime"]:
             row = [f"geomean {group}"] + [""] * (4 + len(labels))
             row += [fmt_ratio(geomean(ratios[key])) for key in ["wasmtime", "wall", "clang", *labels]]
             table.add(*row, "")
 
+    if gc_rss:
+        table.add("\ngc: median peak RSS (MB) of the same runs")
+        table.add("workload", *gc_rss[0][1].keys())
+        for name, rss in gc_rss:
+            table.add(name, *[f"{v / 1e6:.0f}" for v in rss.values()])
     if only.search("startup"):
         startup(runtimes, table, opts.runs, results)
     if only.search("compile"):

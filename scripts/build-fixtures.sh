@@ -6,7 +6,8 @@
 #                                        (needs `pip install wasmtime`; CI never does this)
 #
 # Needs only what scripts/setup.sh installs (clang + wasi-libc, the wasm32-wasip1 and
-# wasm32-wasip1-threads and wasm32-wasip2 Rust targets). Idempotent: the same sources give byte-identical outputs.
+# wasm32-wasip1-threads and wasm32-wasip2 Rust targets; pip and PyYAML for p2w, whose
+# pinned wheel is downloaded from PyPI). Idempotent: the same sources give byte-identical outputs.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,11 +92,20 @@ step "components (WASI 0.2: rustc --target wasm32-wasip2 -O, hand-written WAT)"
 # The WASI fuzzer's guest as a component: its p2 leg (fuzz/wasi/README.md).
 "$tool" componentize "$fixtures/wasi-fuzz/interp.wasm" "$fixtures/wasi-fuzz/interp-p2.wasm"
 
+step "gc (WebAssembly GC workloads, hand-written WAT)"
+for program in binary_trees hashmap interp stress; do
+  "$tool" wat2wasm "$fixtures/gc/$program.wat" "$fixtures/gc/$program.wasm"
+done
+step "gc/python (p2w from PyPI: Python to WebAssembly GC)"
+"$fixtures/gc/python/build.sh" "$tool"
+
 if [ "$record" = 1 ]; then
   step "recording wasmtime reference outputs"
   python3 "$fixtures/record_reference.py"
   # Components need the wasmtime CLI (the Python bindings cannot run them).
   python3 "$fixtures/components/record.py"
+  # GC needs the wasmtime CLI too (`-W gc=y,exceptions=y`).
+  python3 "$fixtures/gc/record.py"
 fi
 
 step "done"

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   skopeo umoci                                    # check OCI image archives (--emit oci)
   file binutils
   python3                                         # fuzz/wasi replay (tests/wasi.rs)
+  python3-pip python3-yaml                        # p2w, Python to Wasm GC (fixtures/gc/python/build.sh)
 )
 RUST_TARGETS=(wasm32-wasip1 wasm32-wasip1-threads wasm32-wasip2 aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
