@@ -1275,6 +1275,8 @@ fn target_cpu_features_are_recorded_and_names_checked() {
         &with_cpu(&Triple::host().to_string(), Some("native")),
     );
     assert!(native.is_ok(), "{:?}", native.err());
+}
+
 /// GC types reach the metadata with their recursion groups, finality, supertypes
 /// and the kind of every concrete reference; a cast to a final type is one id
 /// compare, only a non-final target calls the `is_subtype` builtin.
