@@ -102,6 +102,7 @@ mod tests {
             fuel_metering: false,
             array_host_imports: Vec::new(),
             cpu_features: Vec::new(),
+            memory_image: None,
         }
     }
 

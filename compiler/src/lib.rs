@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod component;
 mod isa;
+mod memory_image;
 mod module_env;
 mod object;
 mod trampolines;
@@ -298,12 +299,14 @@ pub(crate) fn compile_core(
         info.funcs = compiled.iter().map(|f| f.func_info.clone()).collect();
         let host_stubs = trampolines::host_stubs(&info, &*isa)?;
         let array_trampolines = trampolines::array_trampolines(&info, &*isa)?;
+        let memory_image = memory_image::build(&mut info, isa::max_page_size(&*isa));
         let object = emitter.finish(
             &info,
             compiled,
             host_stubs,
             array_trampolines,
             opts.policy.as_ref(),
+            memory_image,
             descriptor_symbol,
         )?;
         Ok(CompiledModule { object, info })

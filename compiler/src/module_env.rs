@@ -122,6 +122,7 @@ impl<'a> ModuleEnv<'a> {
                 fuel_metering: false,
                 array_host_imports: Vec::new(),
                 cpu_features: Vec::new(),
+                memory_image: None,
             },
             bodies: Vec::new(),
             func_names: HashMap::new(),

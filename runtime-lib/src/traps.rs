@@ -1500,6 +1500,7 @@ mod tests {
             fuel_metering: false,
             array_host_imports: Vec::new(),
             cpu_features: Vec::new(),
+            memory_image: None,
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))
