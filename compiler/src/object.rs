@@ -35,6 +35,7 @@ pub(crate) fn component_descriptor_object(
         defined: Vec::new(),
         host_stubs: Vec::new(),
         trampolines: Vec::new(),
+        memory_image: None,
     };
     let plan_len = plan.len();
     let plan_id = emitter.data("wasmc_component_plan", plan, |_, _| {})?;
@@ -107,6 +108,8 @@ pub(crate) struct ObjectEmitter {
     defined: Vec<FuncId>,
     host_stubs: Vec<FuncId>,
     trampolines: Vec<FuncId>,
+    /// The bytes of `ModuleInfo::memory_image`, when there is one.
+    memory_image: Option<Vec<u8>>,
 }
 
 impl ObjectEmitter {
@@ -175,7 +178,13 @@ impl ObjectEmitter {
             defined,
             host_stubs,
             trampolines,
+            memory_image: None,
         })
+    }
+
+    /// Stores `bytes` as the image `ModuleInfo::memory_image` describes.
+    pub fn set_memory_image(&mut self, bytes: Vec<u8>) {
+        self.memory_image = Some(bytes);
     }
 
     /// Function ids of the defined functions, in defined-function order.
@@ -191,7 +200,6 @@ impl ObjectEmitter {
         host_stubs: Vec<Glue>,
         trampolines: Vec<Glue>,
         policy: Option<&Policy>,
-        memory_image: Option<Vec<u8>>,
         descriptor_symbol: &str,
     ) -> Result<Vec<u8>, CompileError> {
         for (id, f) in self.defined.iter().zip(&functions) {
@@ -231,7 +239,7 @@ impl ObjectEmitter {
         // size, so that in the linked executable it starts a page of the file too
         // (`ld` keeps file offsets and addresses congruent modulo the page size) and
         // the runtime can map it.
-        let image_id = match (memory_image, &info.memory_image) {
+        let image_id = match (self.memory_image.take(), &info.memory_image) {
             (Some(bytes), Some(image)) => {
                 let id = self
                     .module

@@ -17,6 +17,12 @@ use std::ffi::c_void;
 use crate::abi::MemoryImage;
 use crate::memory::Memory;
 
+/// Images of fewer OS pages are copied: mapping costs five system calls (the
+/// program headers walk, `open`, `fstat`, `mmap`, `close`), which is more than
+/// faulting in and filling a few fresh pages (hello world's one page measured
+/// slower mapped).
+const MIN_MAPPED_PAGES: usize = 4;
+
 /// Writes `image` (whose bytes are `bytes`) into the freshly created `memory`.
 pub(crate) fn apply(memory: &Memory, image: &MemoryImage, bytes: &[u8]) -> Result<(), String> {
     let fits = image
@@ -40,7 +46,7 @@ pub(crate) fn apply(memory: &Memory, image: &MemoryImage, bytes: &[u8]) -> Resul
 fn map_from_executable(dst: *mut u8, bytes: &[u8]) -> bool {
     let page = rustix::param::page_size();
     let aligned = |x: usize| x.is_multiple_of(page);
-    if bytes.is_empty()
+    if bytes.len() < MIN_MAPPED_PAGES * page
         || !aligned(dst as usize)
         || !aligned(bytes.as_ptr() as usize)
         || !aligned(bytes.len())
@@ -126,7 +132,7 @@ fn main_program_file_offset(bytes: &[u8]) -> Option<u64> {
                 continue;
             };
             if start <= search.start && search.end <= file_end {
-                search.found = Some(header.p_offset as u64 + (search.start - start) as u64);
+                search.found = Some(header.p_offset + (search.start - start) as u64);
             }
         }
         // The first object reported is the main program: stop there.
