@@ -17,8 +17,8 @@ use std::ffi::c_void;
 use crate::abi::MemoryImage;
 use crate::memory::Memory;
 
-/// Images of fewer OS pages are copied: mapping costs five system calls (the
-/// program headers walk, `open`, `fstat`, `mmap`, `close`), which is more than
+/// Images of fewer OS pages are copied: mapping costs seven system calls (the
+/// program headers walk, `open`, `fstat`, two `pread`s, `mmap`, `close`), more than
 /// faulting in and filling a few fresh pages (hello world's one page measured
 /// slower mapped).
 const MIN_MAPPED_PAGES: usize = 4;
@@ -70,6 +70,17 @@ fn map_from_executable(dst: *mut u8, bytes: &[u8]) -> bool {
     match rustix::fs::fstat(&exe) {
         Ok(stat) if (stat.st_size as u64) >= file_offset + bytes.len() as u64 => {}
         _ => return false,
+    }
+    // `/proc/self/exe` is the file the kernel executed, which is not the program
+    // when it was started through the dynamic loader (`ld.so ./program`): make sure
+    // the file holds the image where the headers say, by its first and last pages.
+    let file_has_image = |at: usize| {
+        let mut page_bytes = vec![0u8; page];
+        matches!(rustix::io::pread(&exe, &mut page_bytes, file_offset + at as u64), Ok(n) if n == page)
+            && page_bytes == bytes[at..at + page]
+    };
+    if !file_has_image(0) || !file_has_image(bytes.len() - page) {
+        return false;
     }
     use rustix::mm::{MapFlags, ProtFlags};
     let rw = ProtFlags::READ | ProtFlags::WRITE;
