@@ -91,3 +91,59 @@ pub(crate) fn build(info: &mut ModuleInfo, page_size: u64) -> Option<Vec<u8>> {
     });
     Some(image)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(wat: &str) -> ModuleInfo {
+        let wasm = wat::parse_str(wat).unwrap();
+        crate::module_env::ModuleEnv::parse(&wasm).unwrap().info
+    }
+
+    #[test]
+    fn segments_compose_in_order_and_leave_the_metadata() {
+        let mut info = info(
+            r#"(module (memory 1) (data (i32.const 5000) "abcd") (data (i32.const 5001) "XY")
+                 (data "passive"))"#,
+        );
+        let image = build(&mut info, 4096).expect("an image");
+        assert_eq!(
+            info.memory_image,
+            Some(MemoryImage {
+                memory: 0,
+                offset: 4096,
+                len: 4096,
+                page_size: 4096
+            })
+        );
+        assert_eq!(&image[904..908], b"aXYd");
+        assert!(image[..904].iter().chain(&image[908..]).all(|&b| b == 0));
+        assert!(info.data[0].bytes.is_empty() && info.data[1].bytes.is_empty());
+        assert_eq!(info.data[2].bytes, b"passive", "passive segments stay");
+    }
+
+    #[test]
+    fn memories_the_image_cannot_serve() {
+        for wat in [
+            // Out of bounds: instantiation must fail at that segment.
+            r#"(module (memory 1) (data (i32.const 65535) "ab"))"#,
+            // A computed offset.
+            r#"(module (memory 1) (data (offset (i32.add (i32.const 1) (i32.const 2))) "ab"))"#,
+            // Imported memories, shared ones, memory64, custom page sizes.
+            r#"(module (import "m" "m" (memory 1)) (data (i32.const 0) "ab"))"#,
+            r#"(module (memory 1 1 shared) (data (i32.const 0) "ab"))"#,
+            r#"(module (memory i64 1) (data (i64.const 0) "ab"))"#,
+            r#"(module (memory 65536 (pagesize 1)) (data (i32.const 0) "ab"))"#,
+            // Mostly gaps.
+            r#"(module (memory 64) (data (i32.const 0) "ab") (data (i32.const 3000000) "cd"))"#,
+            // Nothing to compose.
+            r#"(module (memory 1) (data (i32.const 0) ""))"#,
+        ] {
+            let mut info = info(wat);
+            let before = info.clone();
+            assert!(build(&mut info, 4096).is_none(), "{wat}");
+            assert_eq!(info, before, "{wat}");
+        }
+    }
+}
