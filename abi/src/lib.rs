@@ -39,7 +39,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_000e; // "wasmc" + 1.14 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_000f; // "wasmc" + 1.15 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -76,7 +76,13 @@ pub struct ModuleDescriptor {
     /// [`component::CoreInstance::Module::module`].
     pub component_modules: *const *const ModuleDescriptor,
     pub num_component_modules: usize,
+    /// The bytes of `ModuleInfo::memory_image` (page-aligned, in the section
+    /// [`MEMORY_IMAGE_SECTION`]); null when the module has none.
+    pub memory_image: *const u8,
 }
+
+/// Section of the object that holds a module's memory image.
+pub const MEMORY_IMAGE_SECTION: &str = ".wasmc_memory_image";
 
 // SAFETY: the descriptor only points at immutable data and code in the loaded image.
 unsafe impl Sync for ModuleDescriptor {}

@@ -556,6 +556,32 @@ pub struct ModuleInfo {
     /// The size of each recursion group, in order (they partition the type indices).
     /// Types are canonicalised a whole group at a time (iso-recursive equivalence).
     pub rec_groups: Vec<u32>,
+    /// The initial contents of one defined memory, composed at compile time from
+    /// its active data segments (see [`MemoryImage`]); `None` when the module has
+    /// no such memory or its segments cannot be composed ahead of time.
+    pub memory_image: Option<MemoryImage>,
+}
+
+/// A page-aligned image of a memory's initial contents, stored in the object
+/// (`ModuleDescriptor::memory_image`) so that the runtime can map it copy-on-write
+/// from the executable instead of copying every segment at start-up.
+///
+/// When present, *every* active data segment of `memory` is in the image (their
+/// offsets are constants and each lies within the memory's minimum size, so none
+/// can trap), and their `bytes` are left empty in the metadata: applying the image
+/// and dropping those segments is the whole of their instantiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryImage {
+    /// Module memory index (a defined, 32-bit, unshared memory of 64 KiB pages).
+    pub memory: u32,
+    /// Where the image starts in the memory; a multiple of `page_size`.
+    pub offset: u64,
+    /// Length in bytes; a multiple of `page_size`, and `offset + len` is within the
+    /// memory's minimum size.
+    pub len: u64,
+    /// The alignment of the image in the object (and of `offset`, `len`): the
+    /// largest OS page size of the target.
+    pub page_size: u64,
 }
 
 impl ModuleInfo {

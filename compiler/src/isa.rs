@@ -195,3 +195,13 @@ pub(crate) fn required_features(isa: &dyn isa::TargetIsa) -> Vec<String> {
         .map(|v| v.name.to_string())
         .collect()
 }
+
+/// The largest OS page size executables for this target may run with: what a
+/// memory image is aligned to (see `memory_image`). aarch64 Linux kernels use 4, 16
+/// or 64 KiB pages.
+pub(crate) fn max_page_size(isa: &dyn isa::TargetIsa) -> u64 {
+    match isa.triple().architecture {
+        Architecture::Aarch64(_) => 64 << 10,
+        _ => 4 << 10,
+    }
+}

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod component;
 mod isa;
+mod memory_image;
 mod module_env;
 mod object;
 mod trampolines;
@@ -284,7 +285,7 @@ pub(crate) fn compile_core(
         info.fuel_metering = opts.fuel_metering;
         info.array_host_imports = array_host_imports.to_vec();
         info.cpu_features = isa::required_features(&*isa);
-        let emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
+        let mut emitter = object::ObjectEmitter::new(isa.clone(), &info, &func_names)?;
         progress.total.store(bodies.len(), Ordering::Relaxed);
         let compiled = translate::compile_functions(
             &info,
@@ -298,6 +299,9 @@ pub(crate) fn compile_core(
         info.funcs = compiled.iter().map(|f| f.func_info.clone()).collect();
         let host_stubs = trampolines::host_stubs(&info, &*isa)?;
         let array_trampolines = trampolines::array_trampolines(&info, &*isa)?;
+        if let Some(image) = memory_image::build(&mut info, isa::max_page_size(&*isa)) {
+            emitter.set_memory_image(image);
+        }
         let object = emitter.finish(
             &info,
             compiled,

@@ -17,7 +17,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use wasmc_abi::policy::{POLICY_SECTION, Policy};
-use wasmc_abi::{ABI_VERSION, DESCRIPTOR_SYMBOL, ImportKind, ModuleInfo};
+use wasmc_abi::{ABI_VERSION, DESCRIPTOR_SYMBOL, ImportKind, MEMORY_IMAGE_SECTION, ModuleInfo};
 
 /// The object of a component's top-level descriptor: `wasmc_module` with no module
 /// of its own, the policy, the serialized plan and the table of the core modules'
@@ -35,6 +35,7 @@ pub(crate) fn component_descriptor_object(
         defined: Vec::new(),
         host_stubs: Vec::new(),
         trampolines: Vec::new(),
+        memory_image: None,
     };
     let plan_len = plan.len();
     let plan_id = emitter.data("wasmc_component_plan", plan, |_, _| {})?;
@@ -87,8 +88,8 @@ use crate::trampolines::{Glue, array_signature};
 use crate::translate::CompiledFunction;
 use crate::translate::environ::wasm_signature;
 
-/// Size of `abi::ModuleDescriptor` (twelve 8-byte fields on both 64-bit targets).
-const DESCRIPTOR_SIZE: usize = 96;
+/// Size of `abi::ModuleDescriptor` (thirteen 8-byte fields on both 64-bit targets).
+const DESCRIPTOR_SIZE: usize = 104;
 
 fn object_error(err: ModuleError) -> CompileError {
     CompileError::target(format!("object emission failed: {err}"))
@@ -107,6 +108,8 @@ pub(crate) struct ObjectEmitter {
     defined: Vec<FuncId>,
     host_stubs: Vec<FuncId>,
     trampolines: Vec<FuncId>,
+    /// The bytes of `ModuleInfo::memory_image`, when there is one.
+    memory_image: Option<Vec<u8>>,
 }
 
 impl ObjectEmitter {
@@ -175,7 +178,13 @@ impl ObjectEmitter {
             defined,
             host_stubs,
             trampolines,
+            memory_image: None,
         })
+    }
+
+    /// Stores `bytes` as the image `ModuleInfo::memory_image` describes.
+    pub fn set_memory_image(&mut self, bytes: Vec<u8>) {
+        self.memory_image = Some(bytes);
     }
 
     /// Function ids of the defined functions, in defined-function order.
@@ -226,15 +235,37 @@ impl ObjectEmitter {
             None => None,
         };
 
+        // The memory image goes to a section of its own, aligned to the target's page
+        // size, so that in the linked executable it starts a page of the file too
+        // (`ld` keeps file offsets and addresses congruent modulo the page size) and
+        // the runtime can map it.
+        let image_id = match (self.memory_image.take(), &info.memory_image) {
+            (Some(bytes), Some(image)) => {
+                let id = self
+                    .module
+                    .declare_data("wasmc_memory_image", Linkage::Local, false, false)
+                    .map_err(object_error)?;
+                let mut desc = DataDescription::new();
+                desc.define(bytes.into_boxed_slice());
+                desc.set_align(image.page_size);
+                desc.set_custom_section(MEMORY_IMAGE_SECTION);
+                self.module.define_data(id, &desc).map_err(object_error)?;
+                Some(id)
+            }
+            _ => None,
+        };
+
         // ModuleDescriptor: abi_version, metadata, metadata_len, functions,
         // host_stubs, array_trampolines, policy, policy_len, then the four component
-        // fields, which stay zero for a module (twelve 8-byte fields).
+        // fields, which stay zero for a module, and the memory image (thirteen 8-byte
+        // fields).
         let mut bytes = vec![0u8; DESCRIPTOR_SIZE];
         bytes[0..8].copy_from_slice(&ABI_VERSION.to_le_bytes());
         bytes[16..24].copy_from_slice(&(metadata_len as u64).to_le_bytes());
         bytes[56..64].copy_from_slice(&(policy_len as u64).to_le_bytes());
         self.data_with(descriptor_symbol, Linkage::Export, bytes, |module, desc| {
             let policy = policy_id.map(|id| (48, id));
+            let image = image_id.map(|id| (96, id));
             for (offset, id) in [
                 (8, metadata_id),
                 (24, functions_id),
@@ -243,6 +274,7 @@ impl ObjectEmitter {
             ]
             .into_iter()
             .chain(policy)
+            .chain(image)
             {
                 let gv = module.declare_data_in_data(id, desc);
                 desc.write_data_addr(offset, gv, 0);

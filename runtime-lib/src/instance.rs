@@ -222,6 +222,7 @@ fn empty_module_info() -> ModuleInfo {
         sub_types: Vec::new(),
         rec_groups: Vec::new(),
         cpu_features: Vec::new(),
+        memory_image: None,
     }
 }
 
@@ -249,6 +250,8 @@ pub struct Module {
     pins_instances: bool,
     /// The sandbox policy baked in at compile time, if any.
     policy: Option<Policy>,
+    /// The bytes of `info.memory_image` (see `memory_image`).
+    memory_image: Option<&'static [u8]>,
     _code: CodeRegistration,
 }
 
@@ -308,6 +311,14 @@ impl Module {
             // SAFETY: the compiler emits one entry per function/type (see ModuleDescriptor).
             Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
         };
+        let memory_image = match (&info.memory_image, descriptor.memory_image.is_null()) {
+            (None, true) => None,
+            // SAFETY: the compiler emits `len` bytes of read-only data there.
+            (Some(image), false) => Some(unsafe {
+                std::slice::from_raw_parts(descriptor.memory_image, image.len as usize)
+            }),
+            _ => return Err("corrupt module descriptor: memory image".into()),
+        };
         let num_imported = info.num_imported_funcs as usize;
         let functions = read(descriptor.functions, info.functions.len() - num_imported)?;
         let host_stubs = read(descriptor.host_stubs, num_imported)?;
@@ -346,6 +357,7 @@ impl Module {
             exports,
             pins_instances,
             policy,
+            memory_image,
             _code: code,
         }))
     }
@@ -398,6 +410,23 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
         "function type index out of range",
     )?;
     check(info.funcs.len() == nfuncs - nimp, "function info count")?;
+    if let Some(image) = &info.memory_image {
+        let memory = info.memories.get(image.memory as usize);
+        let page = image.page_size;
+        let ok = image.memory >= info.num_imported_memories
+            && memory.is_some_and(|m| {
+                !m.memory64
+                    && !m.shared
+                    && m.page_size_log2 == 16
+                    && image.offset.checked_add(image.len).is_some_and(|end| {
+                        end <= m.minimum.saturating_mul(1 << 16) && end <= usize::MAX as u64
+                    })
+            })
+            && page.is_power_of_two()
+            && image.offset.is_multiple_of(page)
+            && image.len.is_multiple_of(page);
+        check(ok, "memory image")?;
+    }
     // Concrete heap types: within a type, only types up to the end of its
     // recursion group, each of the kind the reference says; elsewhere any type of
     // the module (of that kind).
@@ -1664,8 +1693,22 @@ impl InstanceHandle {
                 ElementMode::Passive => {}
             }
         }
+        // The image holds every active segment of its memory (see `abi::MemoryImage`).
+        let image_memory = match (&info.memory_image, instance.module.memory_image) {
+            (Some(image), Some(bytes)) => {
+                let memory = &instance.memories[image.memory as usize].memory;
+                crate::memory_image::apply(memory, image, bytes)
+                    .map_err(InstantiationError::Resource)?;
+                Some(image.memory)
+            }
+            _ => None,
+        };
         for (i, segment) in info.data.iter().enumerate() {
             if let DataMode::Active { memory, offset } = &segment.mode {
+                if Some(*memory) == image_memory {
+                    instance.drop_data_segment(i as u32);
+                    continue;
+                }
                 let offset = eval_const_expr(
                     offset,
                     &global_value,

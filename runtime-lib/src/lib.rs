@@ -29,6 +29,7 @@ pub mod gc;
 pub mod instance;
 pub mod interrupt;
 pub mod memory;
+mod memory_image;
 pub mod own_stack;
 pub mod table;
 pub mod threads;

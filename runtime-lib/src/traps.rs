@@ -1502,6 +1502,7 @@ mod tests {
             cpu_features: Vec::new(),
             sub_types: Vec::new(),
             rec_groups: Vec::new(),
+            memory_image: None,
         };
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
         register_code(CodeMap::new(&addrs, Arc::new(info)))
