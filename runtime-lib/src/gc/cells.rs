@@ -195,7 +195,7 @@ impl Cells {
             return false;
         };
         let offset = addr - base;
-        if offset % cell_size(class) != 0 || offset + cell_size(class) > CHUNK_SIZE {
+        if !offset.is_multiple_of(cell_size(class)) || offset + cell_size(class) > CHUNK_SIZE {
             return false;
         }
         // SAFETY: a cell of a live chunk.
