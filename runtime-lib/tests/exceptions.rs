@@ -134,8 +134,10 @@ fn throwing_in_a_loop_runs_in_bounded_memory() {
         call(&instance, "churn", &[Val::I32(200_000)]),
         [Val::I32(0)]
     );
+    // Collections start at 4 MiB of heap (`gc::MIN_COLLECTION_BYTES`), some 17,000
+    // exceptions of this loop; without collection all 600,000 would be live.
     let live = live_exceptions();
-    assert!(live < 10_000, "{live} exceptions still allocated");
+    assert!(live < 40_000, "{live} exceptions still allocated");
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The GC heap: every object the collector manages (GC structs and arrays, and
 //! exception objects) and the one non-moving mark-sweep collector that frees them.
 //!
-//! Objects live in allocations of their own (never in linear memory), 16-byte
-//! aligned, and never move: generated code holds raw pointers. Each thread that runs
+//! Objects live outside linear memory, 16-byte aligned, and never move: generated
+//! code holds raw pointers. Structs and arrays of up to [`cells::MAX_CELL_SIZE`]
+//! bytes are cells of size-segregated chunks ([`cells`]); larger ones and
+//! exceptions are allocations of their own. Each thread that runs
 //! wasm has its own heap (instances are `!Send`, so they never outlive it). Roots:
 //! * the live GC references of wasm frames, found through the stack maps the compiler
 //!   records at every call where one is live ([`crate::traps::visit_stack_roots`]);
@@ -30,6 +32,7 @@
 //! object layout are `abi::gc`'s.
 
 pub(crate) mod builtins;
+mod cells;
 pub mod types;
 
 use std::alloc::Layout;
@@ -51,8 +54,11 @@ use crate::table::Table;
 const MARK_WHITE: u32 = 0xFA11_C0DE;
 const MARK_BLACK: u32 = 0xFA11_C0DF;
 
-/// Collections start once this many bytes are allocated.
-const MIN_COLLECTION_BYTES: usize = 256 << 10;
+/// Collections start once this many bytes are allocated. Each collection walks the
+/// stack and sweeps every chunk, so with a small live set a low threshold means
+/// many collections for little memory (256 KiB cost binary-trees a third of its
+/// time in collections).
+const MIN_COLLECTION_BYTES: usize = 4 << 20;
 
 /// Default bound of a thread's GC heap (`--max-gc-heap`).
 pub const DEFAULT_HEAP_LIMIT: usize = crate::abi::policy::DEFAULT_GC_HEAP as usize;
@@ -86,11 +92,15 @@ struct DataObject {
 
 impl Drop for DataObject {
     fn drop(&mut self) {
-        // SAFETY: allocated in `alloc_data` with this size and alignment; nothing
-        // reachable points at it any more. The poison makes a missed root fail
-        // loudly (a garbage type id, wild pointers) instead of reading stale data.
+        // In debug builds, poison the object so that a missed root fails loudly (a
+        // garbage type id, wild pointers) instead of reading stale data.
+        #[cfg(debug_assertions)]
+        // SAFETY: the object's bytes; nothing reachable points at it any more.
         unsafe {
-            std::ptr::write_bytes(self.ptr, 0xAB, self.size);
+            std::ptr::write_bytes(self.ptr, 0xAB, self.size)
+        };
+        // SAFETY: allocated in `alloc_data` with this size and alignment.
+        unsafe {
             std::alloc::dealloc(
                 self.ptr,
                 Layout::from_size_align_unchecked(self.size, GC_OBJECT_ALIGN),
@@ -131,9 +141,12 @@ pub(crate) fn forbid_collection() {
 }
 
 struct Heap {
+    /// Exceptions and large structs and arrays.
     objects: Vec<Object>,
     /// Bytes held by `objects`.
     bytes: usize,
+    /// Small structs and arrays.
+    cells: cells::Cells,
     /// Collect when `bytes` reaches this.
     collect_at: usize,
     exceptions: usize,
@@ -142,11 +155,20 @@ struct Heap {
     segments: Vec<Weak<[usize]>>,
 }
 
+impl Heap {
+    /// Bytes of every object.
+    fn total_bytes(&self) -> usize {
+        self.bytes + self.cells.bytes
+    }
+}
+
 impl Drop for Heap {
     fn drop(&mut self) {
         if COLLECTION_FORBIDDEN.load(Ordering::SeqCst) {
             // Another thread's instance may still point at these.
             std::mem::forget(std::mem::take(&mut self.objects));
+        } else {
+            self.cells.release();
         }
     }
 }
@@ -156,6 +178,7 @@ thread_local! {
         RefCell::new(Heap {
             objects: Vec::new(),
             bytes: 0,
+            cells: cells::Cells::new(),
             collect_at: MIN_COLLECTION_BYTES,
             exceptions: 0,
             globals: Vec::new(),
@@ -188,7 +211,7 @@ pub fn live_exceptions() -> usize {
 /// Number of GC objects (structs, arrays, exceptions) and their bytes currently
 /// allocated on this thread (for tests).
 pub fn live_objects() -> (usize, usize) {
-    HEAP.with_borrow(|heap| (heap.objects.len(), heap.bytes))
+    HEAP.with_borrow(|heap| (heap.objects.len() + heap.cells.count, heap.total_bytes()))
 }
 
 /// Where generated code called an allocating builtin from: what the collector
@@ -206,8 +229,8 @@ pub(crate) struct CallerFrame {
 fn maybe_collect(caller: Option<CallerFrame>, need: usize, extra_roots: &[usize]) {
     let (due, over) = HEAP.with_borrow(|heap| {
         (
-            heap.bytes >= heap.collect_at,
-            heap.bytes.saturating_add(need) > heap_limit(),
+            heap.total_bytes() >= heap.collect_at,
+            heap.total_bytes().saturating_add(need) > heap_limit(),
         )
     });
     if !(due || over) || COLLECTION_FORBIDDEN.load(Ordering::SeqCst) {
@@ -226,7 +249,10 @@ fn maybe_collect(caller: Option<CallerFrame>, need: usize, extra_roots: &[usize]
             collect(heap, roots);
         } else {
             // Try again after as much growth as there is now.
-            heap.collect_at = heap.bytes.saturating_mul(2).max(MIN_COLLECTION_BYTES);
+            heap.collect_at = heap
+                .total_bytes()
+                .saturating_mul(2)
+                .max(MIN_COLLECTION_BYTES);
         }
     });
 }
@@ -328,7 +354,11 @@ fn collect(heap: &mut Heap, roots: Vec<usize>) {
     });
     heap.bytes = bytes;
     heap.exceptions = live_exceptions;
-    heap.collect_at = bytes.saturating_mul(2).max(MIN_COLLECTION_BYTES);
+    heap.cells.sweep(MARK_WHITE, MARK_BLACK);
+    heap.collect_at = heap
+        .total_bytes()
+        .saturating_mul(2)
+        .max(MIN_COLLECTION_BYTES);
 }
 
 /// Pushes the references held by the struct or array at `obj` onto `work`.
@@ -425,17 +455,30 @@ pub(crate) fn alloc_data(
         CompositeType::Func => return Err(Trap::CastFailure),
     };
     let size = usize::try_from(size).map_err(|_| Trap::GcHeapOutOfMemory)?;
+    let class = cells::class_of(size);
+    // What the object takes from the heap: small ones a whole cell.
+    let size = class.map_or(size, cells::cell_size);
     maybe_collect(caller, size, &[]);
-    if HEAP.with_borrow(|heap| heap.bytes.saturating_add(size) > heap_limit()) {
-        return Err(Trap::GcHeapOutOfMemory);
-    }
-    let layout =
-        Layout::from_size_align(size, GC_OBJECT_ALIGN).map_err(|_| Trap::GcHeapOutOfMemory)?;
-    // SAFETY: `size` is at least the header size, so non-zero.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-    if ptr.is_null() {
-        return Err(Trap::GcHeapOutOfMemory);
-    }
+    let ptr = HEAP.with_borrow_mut(|heap| {
+        if heap.total_bytes().saturating_add(size) > heap_limit() {
+            return Err(Trap::GcHeapOutOfMemory);
+        }
+        let ptr = match class {
+            Some(class) => heap.cells.alloc(class),
+            None => {
+                let layout = Layout::from_size_align(size, GC_OBJECT_ALIGN)
+                    .map_err(|_| Trap::GcHeapOutOfMemory)?;
+                // SAFETY: `size` is at least the header size, so non-zero.
+                let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+                (!ptr.is_null()).then(|| {
+                    heap.bytes += size;
+                    heap.objects.push(Object::Data(DataObject { ptr, size }));
+                    ptr
+                })
+            }
+        };
+        ptr.ok_or(Trap::GcHeapOutOfMemory)
+    })?;
     // SAFETY: a fresh allocation of at least GC_HEADER_SIZE bytes, 16-aligned.
     unsafe {
         ptr.add(OBJECT_TYPE_ID as usize)
@@ -447,10 +490,6 @@ pub(crate) fn alloc_data(
             .cast::<u32>()
             .write(MARK_WHITE);
     }
-    HEAP.with_borrow_mut(|heap| {
-        heap.bytes += size;
-        heap.objects.push(Object::Data(DataObject { ptr, size }));
-    });
     Ok(ptr)
 }
 
@@ -478,9 +517,11 @@ pub fn classify(word: usize) -> Option<AnyRefKind> {
         return Some(AnyRefKind::Host((word >> 2) as u32));
     }
     let is_object = HEAP.with_borrow(|heap| {
-        heap.objects
-            .iter()
-            .any(|o| matches!(o, Object::Data(_)) && o.address() == word as usize)
+        heap.cells.is_object(word as usize, MARK_WHITE, MARK_BLACK)
+            || heap
+                .objects
+                .iter()
+                .any(|o| matches!(o, Object::Data(_)) && o.address() == word as usize)
     });
     if !is_object {
         return None;
