@@ -739,13 +739,19 @@ pub fn eval_const_expr(
                 ptr as u128
             }
             ConstOp::ArrayNew(t) | ConstOp::ArrayNewDefault(t) | ConstOp::ArrayNewFixed(t, _) => {
-                let (values, length) = match *op {
+                // The elements: one value repeated (`array.new`), the given values
+                // (`array.new_fixed`), or none (zeroed, `array.new_default`). The
+                // length is the guest's: nothing is sized by it before `alloc` has
+                // checked it against the heap limit.
+                let (fill, values, length) = match *op {
                     ConstOp::ArrayNew(_) => {
                         let v = pop_n(&mut stack, 2)?;
-                        (vec![v[0]; v[1] as u32 as usize], v[1] as u32)
+                        (Some(v[0]), Vec::new(), v[1] as u32)
                     }
-                    ConstOp::ArrayNewDefault(_) => (Vec::new(), pop_n(&mut stack, 1)?[0] as u32),
-                    ConstOp::ArrayNewFixed(_, n) => (pop_n(&mut stack, n as usize)?, n),
+                    ConstOp::ArrayNewDefault(_) => {
+                        (None, Vec::new(), pop_n(&mut stack, 1)?[0] as u32)
+                    }
+                    ConstOp::ArrayNewFixed(_, n) => (None, pop_n(&mut stack, n as usize)?, n),
                     _ => unreachable!(),
                 };
                 let (ptr, ty) = alloc(t, length)?;
@@ -753,10 +759,19 @@ pub fn eval_const_expr(
                     .array_element()
                     .ok_or("constant expression array type")?
                     .storage;
-                for (k, value) in values.into_iter().enumerate() {
-                    let at = abi::gc::GC_HEADER_SIZE as usize + k * storage.size() as usize;
-                    // SAFETY: element k of a fresh array of `length` elements.
-                    unsafe { write_field(ptr.add(at), storage, value) };
+                let element = |k: usize| {
+                    // SAFETY: element k < length of a fresh array of `length` elements.
+                    unsafe {
+                        ptr.add(abi::gc::GC_HEADER_SIZE as usize + k * storage.size() as usize)
+                    }
+                };
+                match fill {
+                    Some(value) => (0..length as usize)
+                        .for_each(|k| unsafe { write_field(element(k), storage, value) }),
+                    None => values
+                        .into_iter()
+                        .enumerate()
+                        .for_each(|(k, value)| unsafe { write_field(element(k), storage, value) }),
                 }
                 ptr as u128
             }

@@ -350,6 +350,15 @@ fn run_module(
                 stats.instantiation_traps += 1;
                 None
             }
+            // A constant expression allocating past the GC heap limit (`array.new`
+            // with a huge length in a global's initialiser) is refused before
+            // anything is allocated; wasmtime traps there too.
+            Err(wasmc_runtime::instance::InstantiationError::Resource(e))
+                if e.contains("GC heap out of memory") =>
+            {
+                stats.instantiation_traps += 1;
+                None
+            }
             Err(e) => panic!("seed {seed}: instantiation failed: {e:?}"),
         }
     };

@@ -235,3 +235,43 @@ fn holding_more_than_the_limit_traps() {
         Ok(vec![Val::I32(0)])
     );
 }
+
+/// A constant expression sized by the guest (`array.new` in a global's initialiser,
+/// found by the GC execution fuzzer) fails instantiation with the heap's trap;
+/// it used to build a temporary vector of that length first and abort the host.
+#[test]
+fn huge_constant_arrays_fail_instantiation_without_allocating() {
+    set_heap_limit(HEAP_LIMIT);
+    for init in [
+        "(array.new $a (i64.const 1) (i32.const -1))",
+        "(array.new_default $a (i32.const -1))",
+        "(array.new $a (i64.const 1) (i32.const 0x7fffffff))",
+    ] {
+        let wat = format!("(module (type $a (array (mut i64))) (global (ref $a) {init}))");
+        let wasm = wat::parse_str(&wat).expect("test module parses");
+        let dir = tempfile::tempdir().unwrap();
+        let module = support::load(&wasm, &CompileOptions::default(), dir.path());
+        let err = InstanceHandle::new(module, &mut |_: &abi::Import| None, None)
+            .err()
+            .unwrap_or_else(|| panic!("{init}: instantiated"));
+        assert!(
+            err.to_string().contains("GC heap out of memory"),
+            "{init}: {err}"
+        );
+    }
+    // A small one still works, every element set.
+    let wasm = wat::parse_str(
+        "(module (type $a (array (mut i64)))
+           (global $g (ref $a) (array.new $a (i64.const 5) (i32.const 1000)))
+           (func (export \"sum\") (result i64) (local $i i32) (local $s i64)
+             (loop $l
+               (local.set $s (i64.add (local.get $s) (array.get $a (global.get $g) (local.get $i))))
+               (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 1000))))
+             (local.get $s)))",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let module = support::load(&wasm, &CompileOptions::default(), dir.path());
+    let instance = InstanceHandle::new(module, &mut |_: &abi::Import| None, None).unwrap();
+    assert_eq!(call(&instance, "sum", &[]), Ok(vec![Val::I64(5000)]));
+}
