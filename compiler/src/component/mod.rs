@@ -981,7 +981,14 @@ fn host_interface(name: &str) -> Result<&str, CompileError> {
 }
 
 fn primitive(p: PrimitiveValType) -> Result<WitType, CompileError> {
-    Ok(match p {
+    primitive_wit_type(p)
+        .ok_or_else(|| unsupported("error-context values (the async ABI of WASI 0.3)"))
+}
+
+/// The canonical ABI engine's type of a primitive value type; `None` for
+/// `error-context`, which belongs to the async ABI the engine does not implement.
+pub fn primitive_wit_type(p: PrimitiveValType) -> Option<WitType> {
+    Some(match p {
         PrimitiveValType::Bool => WitType::Bool,
         PrimitiveValType::S8 => WitType::S8,
         PrimitiveValType::U8 => WitType::U8,
@@ -995,10 +1002,6 @@ fn primitive(p: PrimitiveValType) -> Result<WitType, CompileError> {
         PrimitiveValType::F64 => WitType::F64,
         PrimitiveValType::Char => WitType::Char,
         PrimitiveValType::String => WitType::String,
-        PrimitiveValType::ErrorContext => {
-            return Err(unsupported(
-                "error-context values (the async ABI of WASI 0.3)",
-            ));
-        }
+        PrimitiveValType::ErrorContext => return None,
     })
 }

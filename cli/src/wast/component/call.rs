@@ -78,23 +78,11 @@ impl CType {
     /// The engine's type (names and identities dropped).
     pub fn wit(&self) -> WitType {
         match self {
-            CType::Prim(p) => match p {
-                PrimitiveValType::Bool => WitType::Bool,
-                PrimitiveValType::S8 => WitType::S8,
-                PrimitiveValType::U8 => WitType::U8,
-                PrimitiveValType::S16 => WitType::S16,
-                PrimitiveValType::U16 => WitType::U16,
-                PrimitiveValType::S32 => WitType::S32,
-                PrimitiveValType::U32 => WitType::U32,
-                PrimitiveValType::S64 => WitType::S64,
-                PrimitiveValType::U64 => WitType::U64,
-                PrimitiveValType::F32 => WitType::F32,
-                PrimitiveValType::F64 => WitType::F64,
-                PrimitiveValType::Char => WitType::Char,
-                PrimitiveValType::String => WitType::String,
-                // Refused when the type is converted (see `instance::ctype`).
-                PrimitiveValType::ErrorContext => WitType::U32,
-            },
+            // `error-context` is refused when the type is converted (see
+            // `instance::ctype`), so it never reaches here.
+            CType::Prim(p) => {
+                wasmc_compiler::component::primitive_wit_type(*p).unwrap_or(WitType::U32)
+            }
             CType::List(t) => WitType::List(Box::new(t.wit())),
             CType::Record(f) => WitType::Record(f.iter().map(|(_, t)| t.wit()).collect()),
             CType::Tuple(f) => WitType::Tuple(f.iter().map(CType::wit).collect()),
