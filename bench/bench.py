@@ -269,8 +269,8 @@ def check_native_output(runtimes, workload, reasons):
             done = subprocess.run(cmd, cwd=cwd, env=runtimes.env(workload, label), capture_output=True)
         if done.returncode != workload.exit:
             reasons[(workload.name, label)] = f"exited with {done.returncode}, the wasm module with {workload.exit}"
-        elif done.stdout != expected:
-            ours, theirs = done.stdout.splitlines(), expected.splitlines()
+        elif native.comparable_output(workload.name, done.stdout) != expected:
+            ours, theirs = native.comparable_output(workload.name, done.stdout).splitlines(), expected.splitlines()
             line = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
             reasons[(workload.name, label)] = f"its output differs from the wasm module's (line {line + 1})"
         else:

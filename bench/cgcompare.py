@@ -10,8 +10,8 @@ prints the total instructions of each and a table of the functions with the most
 instructions under wasmc next to the same functions natively. wasmc executables
 name each wasm function `wasm[N]::NAME` in their symbol table; the prefix is dropped,
 and so are gcc's clone suffixes (`.isra.0`, `.part.0`...), so the rows line up with
-the native build (glibc's CPU-specific `__memcmp_avx2_movbe` counts as `memcmp`, its
-`__memmove_*` as `memcpy`). Inlining differs between builds: a function missing on one side was
+the native build (glibc's CPU-specific `__memcmp_avx2_movbe` counts as `memcmp`;
+`memcpy` and `memmove`, one function in glibc, count together). Inlining differs between builds: a function missing on one side was
 inlined into its caller there. wasmtime's code is JIT-loaded and has no symbols for
 cachegrind, so it appears only in the totals (`perf record` with
 `wasmtime run --profile perfmap` names its functions).
@@ -21,6 +21,7 @@ cachegrind, so it appears only in the totals (`perf record` with
 
 import argparse
 import collections
+import functools
 import os
 import re
 import subprocess
@@ -75,16 +76,31 @@ def function_counts(path):
     return counts
 
 
+@functools.lru_cache(maxsize=None)
+def demangle(symbol):
+    """C++ and Rust (legacy) names as valgrind prints them, by c++filt (binutils)."""
+    try:
+        return subprocess.run(["c++filt", symbol], capture_output=True, text=True).stdout.strip() or symbol
+    except OSError:
+        return symbol
+
+
 def common_name(symbol):
     """The source-level name: without wasmc's `wasm[N]::` and gcc's clone suffixes."""
     symbol = re.sub(r"^wasm\[\d+\]::", "", symbol)
     symbol = re.sub(r"\.(isra|part|constprop|cold|lto_priv|localalias)(\.\d+)*", "", symbol)
+    # wasm names are mangled (valgrind demangles native ones): demangle, and drop the
+    # hash that ends Rust's legacy names (it differs per target).
+    if symbol.startswith("_Z"):
+        symbol = demangle(symbol)
+    symbol = re.sub(r"::h[0-9a-f]{16}$", "", symbol)
     # glibc's CPU-specific string functions (__memcmp_avx2_movbe, __memmove_avx_unaligned_erms:
     # memcpy is memmove there) under the name the program calls.
     m = re.match(r"^__(mem\w+?|str\w+?|wmem\w+?)_(avx|sse|evex|erms|ssse3)", symbol)
     if m:
-        symbol = "memcpy" if m.group(1) == "memmove" else m.group(1)
-    return symbol
+        symbol = m.group(1)
+    # glibc's memcpy is its memmove (one ifunc target): count the two together everywhere.
+    return "memcpy/memmove" if symbol in ("memcpy", "memmove") else symbol
 
 
 # C-library work that differs between wasi-libc (dlmalloc, musl's stdio and math) and
@@ -92,7 +108,7 @@ def common_name(symbol):
 LIBC_GROUPS = {
     "malloc/free": r"^(dl|__libc_|_int_|__)?(malloc|free|realloc|calloc)(_consolidate)?$|^(sysmalloc|unlink_chunk|tcache_\w+|dispose_chunk|prepend_alloc|add_segment|sys_trim|release_unused_segments|internal_memalign|cfree|_mid_memalign)$",
     "printf": r"^(printf_core|fmt_fp|fmt_u|pop_arg|out|pad|getint|__vfprintf_internal|__printf_fp\w*|__mpn_\w+|_IO_\w+|__printf_buffer\w*|hack_digit|outstring_converted_wide_string|__strchrnul)$",
-    "memcpy/memset/memcmp": r"^(memcpy|memmove|memset|memcmp|bcmp)$",
+    "memcpy/memset/memcmp": r"^(memcpy/memmove|memset|memcmp|bcmp)$",
 }
 
 

@@ -30,7 +30,7 @@ CLASSES = [
     "spill/reload (%rsp)",
     "load",
     "store",
-    "32-bit address math (lea/add into e-reg)",
+    "32-bit lea/add (i32 math: addresses in wasm)",
     "zero/sign extension",
     "other lea",
     "compare/test",
@@ -46,11 +46,27 @@ CLASSES = [
 ]
 
 
+def operands(ops):
+    """AT&T operands split on the commas outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for c in ops:
+        depth += c == "("
+        depth -= c == ")"
+        if c == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += c
+    return parts + [current] if current else parts
+
+
 def classify(insn):
     """The class of one AT&T-syntax instruction ("mnemonic operands")."""
     mnemonic, _, ops = insn.partition(" ")
     ops = ops.strip()
     mem = "(" in ops
+    dest = operands(ops)[-1] if ops else ""
+    dest_is_memory = "(" in dest
     if mnemonic.startswith(("push", "pop")):
         return "push/pop"
     if mnemonic.startswith(("call", "ret")):
@@ -64,8 +80,7 @@ def classify(insn):
     if mnemonic.startswith(("cmp", "test", "ucomis", "comis")):
         return "compare/test"
     if mnemonic.startswith("lea"):
-        dest = ops.rsplit(",", 1)[-1]
-        return "32-bit address math (lea/add into e-reg)" if re.match(r"%(e[a-z]{2}|r\d+d)$", dest) else "other lea"
+        return "32-bit lea/add (i32 math: addresses in wasm)" if re.match(r"%(e[a-z]{2}|r\d+d)$", dest) else "other lea"
     if mnemonic.startswith(("movz", "movs")) and not mnemonic.startswith(("movsd", "movss", "movsb", "movsw", "movsl", "movsq")):
         return "load" if mem else "zero/sign extension"
     if mnemonic.startswith(("movslq", "cltq", "cwtl", "cltd", "cqto")):
@@ -74,16 +89,14 @@ def classify(insn):
         if "(%rsp)" in ops or re.search(r"-?0x[0-9a-f]+\(%rbp\)", ops):
             return "spill/reload (%rsp)"
         if mem:
-            src, _, dest = ops.rpartition(",")
-            return "store" if "(" in dest else "load"
+            return "store" if dest_is_memory else "load"
         if re.match(r"%(e[a-z]{2}|r\d+d),%(e[a-z]{2}|r\d+d)$", ops):
             return "zero/sign extension"  # mov %ecx,%ecx: wasm's i32 -> i64 address
         return "mov reg,reg / imm"
     if mem:
-        src, _, dest = ops.rpartition(",")
-        return "store" if "(" in dest and "(" not in src else "load"
+        return "store" if dest_is_memory else "load"
     if mnemonic in ("add", "sub", "addl", "subl") and re.search(r",%(e[a-z]{2}|r\d+d)$", ops):
-        return "32-bit address math (lea/add into e-reg)"
+        return "32-bit lea/add (i32 math: addresses in wasm)"
     if re.match(r"(add|sub|and|or|xor|shl|shr|sar|rol|ror|imul|mul|div|idiv|neg|not|inc|dec|bt|bsf|bsr|tzcnt|lzcnt|popcnt|adc|sbb)", mnemonic):
         return "arithmetic/logic"
     return "other"

@@ -48,6 +48,22 @@ MISSING = {
 
 COMPILERS = {"gcc": ("gcc", "g++"), "clang": ("clang", "clang++")}
 
+# Output that differs between the platforms for the same work, rewritten in the native
+# output before it is compared with the wasm module's: (program, pattern, replacement).
+OUTPUT_FIXUPS = [
+    # Lua's io.open returns the C errno: ENOENT is 2 on Linux, 44 in WASI.
+    ("lua", rb"(No such file or directory\t)2\n", rb"\g<1>44\n"),
+]
+
+
+def comparable_output(name, stdout):
+    """The native program's standard output with the platform differences above
+    rewritten to what the wasm module prints."""
+    for program, pattern, replacement in OUTPUT_FIXUPS:
+        if program == name:
+            stdout = re.sub(pattern, replacement, stdout)
+    return stdout
+
 
 class BuildError(Exception):
     """A native build that could not be made; the message says why (one line)."""
