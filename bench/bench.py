@@ -10,7 +10,9 @@ Workloads (rows):
             (clang -O2 --target=wasm32-wasi)
   real      the real-program corpus of fixtures/real (SQLite, Lua, zlib, bzip2, C++,
             Rust, QuickJS) with the inputs its tests use, plus CPython 3.12
-            (bench/data/python/workload.py)
+            (bench/data/python/workload.py); native gcc/clang builds of the same
+            sources by bench/native.py (checked to print what the wasm module
+            prints; a missing one is "-" with its reason under the table)
   gc        the WebAssembly GC workloads of fixtures/gc (binary-trees, a hash map with
             string keys, an interpreter over structs and arrays, the collector stress
             test), against `wasmtime run -W gc=y,exceptions=y`; skipped with a message
@@ -28,7 +30,8 @@ process's CPU time (user + system, from wait4), which other load disturbs less t
 wall time; the ratio columns are computed from those medians, and the `wall` ratio
 from median wall times. `spread` is the largest (max - min) / median over the
 runtimes of the row: a row with a large spread was disturbed. Geometric means close
-each group. Every run's exit status is checked against the one wasmtime recorded
+each group; "geomean C programs" is wasmc/native over the C rows of both groups
+(issue 9's goal). Every run's exit status is checked against the one wasmtime recorded
 (fixtures/real/expected).
 
 --variant LABEL=WASMC (repeatable) adds a column for executables built by another

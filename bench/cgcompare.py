@@ -149,9 +149,8 @@ def main():
     print(f"{w.name}: instructions (millions), cachegrind, one run each; output files in {keep}")
     print("  ".join(f"{label} {totals[label] / 1e6:.1f}" for label in labels))
     base = "clang" if "clang" in labels else ("gcc" if "gcc" in labels else None)
-    if base:
-        print(f"wasmc/{base} {totals['wasmc'] / totals[base]:.2f}", end="")
-        print(f"  wasmc/wasmtime {totals['wasmc'] / totals['wasmtime']:.2f}" if "wasmtime" in totals else "")
+    ratios = [f"wasmc/{other} {totals['wasmc'] / totals[other]:.2f}" for other in (base, "wasmtime") if other in totals]
+    print("  ".join(ratios))
     # Where wasmc's instructions are outside the wasm code (the runtime: start-up, WASI
     # calls), and the C-library groups on each side.
     outside = sum(n for symbol, n in function_counts_raw["wasmc"].items() if not symbol.startswith("wasm["))
@@ -165,7 +164,7 @@ def main():
             cells.append(f"{label} {n / 1e6:.1f} M")
         print(f"C library, {group}: " + ", ".join(cells))
     shown = [label for label in labels if label != "wasmtime"]
-    header = ["function", *shown, f"wasmc/{base}" if base else "", "% of wasmc"]
+    header = ["function", *shown, f"wasmc/{base}" if base else "-", "% of wasmc"]
     rows = []
     for name, n in per_function["wasmc"].most_common(opts.top):
         row = [name[:48]] + [f"{per_function[label].get(name, 0) / 1e6:.2f}" for label in shown]

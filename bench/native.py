@@ -69,6 +69,11 @@ class BuildError(Exception):
     """A native build that could not be made; the message says why (one line)."""
 
 
+def _reason(error):
+    """One line for the table: a BuildError's message, or what else went wrong."""
+    return str(error) if isinstance(error, BuildError) else f"unexpected {type(error).__name__}: {error}"
+
+
 def pins():
     """The pinned versions at the top of fixtures/real/build.sh (NAME=value lines)."""
     found = {}
@@ -81,7 +86,10 @@ def pins():
 
 
 def _run(cmd, cwd=None, what=None):
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except OSError as e:
+        raise BuildError(f"{cmd[0]}: {e.strerror} (bench/setup.sh installs what the native builds need)") from e
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         detail = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
@@ -248,8 +256,8 @@ class NativeBuilds:
             self.reasons[(name, "gcc")] = "Rust: one native build (rustc, LLVM), shown as clang"
             try:
                 return {"clang": self.rust()}
-            except BuildError as e:
-                self.reasons[(name, "clang")] = str(e)
+            except Exception as e:  # noqa: BLE001 (a native build never stops the benchmark)
+                self.reasons[(name, "clang")] = _reason(e)
                 return {}
         built = {}
         for label in labels:
@@ -261,6 +269,6 @@ class NativeBuilds:
                     raise BuildError(f"{compiler} is not installed")
                 exe = os.path.join(DIR, f"{name}.{label}")
                 built[label] = self._build_once(exe, [compiler, "-O2", *args, "-o", exe])
-            except BuildError as e:
-                self.reasons[(name, label)] = str(e)
+            except Exception as e:  # noqa: BLE001 (a native build never stops the benchmark)
+                self.reasons[(name, label)] = _reason(e)
         return built
