@@ -10,7 +10,9 @@ Workloads (rows):
             (clang -O2 --target=wasm32-wasi)
   real      the real-program corpus of fixtures/real (SQLite, Lua, zlib, bzip2, C++,
             Rust, QuickJS) with the inputs its tests use, plus CPython 3.12
-            (bench/data/python/workload.py)
+            (bench/data/python/workload.py); native gcc/clang builds of the same
+            sources by bench/native.py (checked to print what the wasm module
+            prints; a missing one is "-" with its reason under the table)
   gc        the WebAssembly GC workloads of fixtures/gc (binary-trees, a hash map with
             string keys, an interpreter over structs and arrays, the collector stress
             test), against `wasmtime run -W gc=y,exceptions=y`; skipped with a message
@@ -28,7 +30,8 @@ process's CPU time (user + system, from wait4), which other load disturbs less t
 wall time; the ratio columns are computed from those medians, and the `wall` ratio
 from median wall times. `spread` is the largest (max - min) / median over the
 runtimes of the row: a row with a large spread was disturbed. Geometric means close
-each group. Every run's exit status is checked against the one wasmtime recorded
+each group; "geomean C programs" is wasmc/native over the C rows of both groups
+(issue 9's goal). Every run's exit status is checked against the one wasmtime recorded
 (fixtures/real/expected).
 
 --variant LABEL=WASMC (repeatable) adds a column for executables built by another
@@ -37,6 +40,7 @@ run in the same rounds, and the ratio wasmc/LABEL: how a compiler change is meas
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -48,6 +52,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+
+import native
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "bench")
@@ -65,16 +71,18 @@ class Workload:
     exit: int = 0
     native: dict = field(default_factory=dict)  # label -> executable
     wasmtime_flags: list = field(default_factory=list)  # proposals wasmtime must enable
+    lang: str = "c"  # source language: the "C programs" geomean takes the "c" rows
+    case: str = ""  # the fixtures/real/expected case whose stdout a native build must print
 
 
 def real_workloads(only):
     """The long-running cases of fixtures/real, with the exit status wasmtime gave."""
 
-    def case(name, recorded, module, args, dirs=(), env=()):
+    def case(name, recorded, module, args, dirs=(), env=(), lang="c"):
         with open(os.path.join(REAL, "expected", recorded, "exit")) as f:
             code = int(f.read())
         dirs = [(os.path.join(REAL, host), guest) for host, guest in dirs]
-        return Workload(name, "real", os.path.join(REAL, module), args, list(env), dirs, code)
+        return Workload(name, "real", os.path.join(REAL, module), args, list(env), dirs, code, lang=lang, case=recorded)
 
     python = os.path.join(OUT, "cache", "python.wasm")
     if not os.path.exists(python) and only.search("cpython"):
@@ -84,8 +92,8 @@ def real_workloads(only):
         case("lua", "lua-workload", "lua.wasm", ["data/workload.lua", "data", "3"], [("data/lua", "data")], ["LUA_WORKLOAD=yes"]),
         case("zlib", "zlib-roundtrip", "zround.wasm", ["data", "data/access.log", "data/config.json"], [("data/rust", "data")]),
         case("bzip2", "bzip2-compress", "bzip2.wasm", ["-k", "-9", "-v", "data/access.log"], [("data/rust", "data")]),
-        case("cpp-inventory", "cpp-inventory", "inventory.wasm", ["data", "500"], [("data/cpp", "data")]),
-        case("rust-app", "rust-work", "rustapp.wasm", ["work", "data"], [("data/rust", "data")]),
+        case("cpp-inventory", "cpp-inventory", "inventory.wasm", ["data", "500"], [("data/cpp", "data")], lang="c++"),
+        case("rust-app", "rust-work", "rustapp.wasm", ["work", "data"], [("data/rust", "data")], lang="rust"),
         case(
             "quickjs",
             "quickjs-workload",
@@ -156,10 +164,10 @@ def run(cmd, **kw):
     subprocess.run(cmd, check=True, **kw)
 
 
-def measure(cmd, cwd, expected_exit):
+def measure(cmd, cwd, expected_exit, env=None):
     """(cpu seconds, wall seconds, peak RSS bytes) of one run of `cmd`."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -204,6 +212,13 @@ class Runtimes:
             run([WASMTIME, "compile", *workload.wasmtime_flags, workload.wasm, "-o", cwasm])
         return True
 
+    def env(self, workload, label):
+        """The environment of a native run: only the workload's variables, which the
+        wasm runtimes pass with --env (a guest sees nothing else: HOME, LANG...)."""
+        if label not in workload.native:
+            return None
+        return dict(e.split("=", 1) for e in workload.env)
+
     def command(self, workload, label, scratch):
         dirs = [f"{os.path.join(scratch, str(i))}::{guest}" for i, (_, guest) in enumerate(workload.dirs)]
         if label in workload.native:
@@ -216,23 +231,54 @@ class Runtimes:
         return [self.artifact(workload, label), *flags, "--", *workload.args]
 
 
+@contextlib.contextmanager
+def scratch_copy(workload):
+    """A fresh copy of the workload's directories: (scratch, cwd). The wasm runtimes
+    preopen scratch/<i> under the guest name; native programs run in cwd, where the
+    guest names are links to the same copies, so relative paths mean the same."""
+    with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+        for i, (host, _) in enumerate(workload.dirs):
+            shutil.copytree(host, os.path.join(scratch, str(i)))
+        cwd = os.path.join(scratch, "cwd")
+        os.mkdir(cwd)
+        for i, (_, guest) in enumerate(workload.dirs):
+            os.symlink(os.path.join(scratch, str(i)), os.path.join(cwd, guest))
+        yield scratch, cwd
+
+
 def time_workload(runtimes, workload, runs):
     """Per label: lists of (cpu, wall, rss) over `runs` interleaved rounds."""
     labels = runtimes.labels(workload)
     samples = {label: [] for label in labels}
     for _ in range(runs):
         for label in labels:
-            with tempfile.TemporaryDirectory(dir=OUT) as scratch:
-                for i, (host, _) in enumerate(workload.dirs):
-                    shutil.copytree(host, os.path.join(scratch, str(i)))
-                # Native programs see the data where the wasm ones see their preopen.
-                cwd = os.path.join(scratch, "cwd")
-                os.mkdir(cwd)
-                for i, (_, guest) in enumerate(workload.dirs):
-                    os.symlink(os.path.join(scratch, str(i)), os.path.join(cwd, guest))
+            with scratch_copy(workload) as (scratch, cwd):
                 cmd = runtimes.command(workload, label, scratch)
-                samples[label].append(measure(cmd, cwd, workload.exit))
+                samples[label].append(measure(cmd, cwd, workload.exit, runtimes.env(workload, label)))
     return samples
+
+
+def check_native_output(runtimes, workload, reasons):
+    """Drops a native build whose exit status or standard output differs from what
+    wasmtime recorded for the wasm module (fixtures/real/expected): the native column
+    must time the same work."""
+    if not workload.case:
+        return
+    with open(os.path.join(REAL, "expected", workload.case, "stdout"), "rb") as f:
+        expected = f.read()
+    for label in list(workload.native):
+        with scratch_copy(workload) as (scratch, cwd):
+            cmd = runtimes.command(workload, label, scratch)
+            done = subprocess.run(cmd, cwd=cwd, env=runtimes.env(workload, label), capture_output=True)
+        if done.returncode != workload.exit:
+            reasons[(workload.name, label)] = f"exited with {done.returncode}, the wasm module with {workload.exit}"
+        elif native.comparable_output(workload.name, done.stdout) != expected:
+            ours, theirs = native.comparable_output(workload.name, done.stdout).splitlines(), expected.splitlines()
+            line = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+            reasons[(workload.name, label)] = f"its output differs from the wasm module's (line {line + 1})"
+        else:
+            continue
+        del workload.native[label]
 
 
 def median(values):
@@ -332,19 +378,28 @@ def main():
     workloads += real_workloads(only)
     workloads += gc_workloads()
     workloads = [w for w in workloads if only.search(w.name)]
+    # Real programs: native builds of the same sources (bench/native.py), checked to
+    # print what the wasm module printed; a missing one leaves its cells at "-".
+    natives = native.NativeBuilds()
+    for w in workloads:
+        if w.group == "real":
+            w.native = natives.build(w.name)
+            check_native_output(runtimes, w, natives.reasons)
 
     results = {}
     table = Table()
     labels = [label for label, _ in variants]
+    keys = ["wasmtime", "wall", "clang", "gcc", *labels]  # the ratio columns: wasmc/KEY
     header = ["workload", "gcc", "clang", "wasmc", *labels, "wasmtime", "wasmc/wasmtime", "(wall)", "wasmc/clang"]
-    header += [f"wasmc/{label}" for label in labels] + ["spread"]
+    header += ["wasmc/gcc"] + [f"wasmc/{label}" for label in labels] + ["spread"]
     uname = os.uname()
     table.add(f"{version}; {os.cpu_count()} CPUs, {uname.machine}, Linux {uname.release}; load average {os.getloadavg()[0]:.1f} at start")
     table.add(f"run time: median CPU seconds of {opts.runs} interleaved runs (user+sys of the whole process)")
     table.add(*header)
     gc_rss = []
+    c_programs = {"clang": [], "gcc": []}  # wasmc/native of every C row, kernels and real
     for group in ("kernels", "real", "gc"):
-        ratios = {key: [] for key in ["wasmtime", "wall", "clang", *labels]}
+        ratios = {key: [] for key in keys}
         for w in [w for w in workloads if w.group == group]:
             if not runtimes.build(w, opts.reuse):
                 continue
@@ -357,14 +412,17 @@ def main():
                 "wasmtime": cpu["wasmc"] / cpu["wasmtime"],
                 "wall": wall["wasmc"] / wall["wasmtime"],
                 "clang": cpu["wasmc"] / cpu["clang"] if "clang" in cpu else None,
+                "gcc": cpu["wasmc"] / cpu["gcc"] if "gcc" in cpu else None,
             }
             row_ratios.update({label: cpu["wasmc"] / cpu[label] for label in labels})
             for key, value in row_ratios.items():
                 if value is not None:
                     ratios[key].append(value)
+                    if key in c_programs and w.lang == "c":
+                        c_programs[key].append(value)
             row = [w.name, fmt_s(cpu.get("gcc")), fmt_s(cpu.get("clang")), fmt_s(cpu["wasmc"])]
             row += [fmt_s(cpu[label]) for label in labels] + [fmt_s(cpu["wasmtime"])]
-            row += [fmt_ratio(row_ratios[key]) for key in ["wasmtime", "wall", "clang", *labels]]
+            row += [fmt_ratio(row_ratios[key]) for key in keys]
             table.add(*row, f"{spread * 100:.0f}%")
             if group == "gc":
                 rss = {label: median([s[2] for s in v]) for label, v in samples.items()}
@@ -372,8 +430,19 @@ def main():
             print(f"  {w.name}: done", file=sys.stderr)
         if ratios["wasmtime"]:
             row = [f"geomean {group}"] + [""] * (4 + len(labels))
-            row += [fmt_ratio(geomean(ratios[key])) for key in ["wasmtime", "wall", "clang", *labels]]
+            row += [fmt_ratio(geomean(ratios[key])) for key in keys]
             table.add(*row, "")
+        if group == "real" and (c_programs["clang"] or c_programs["gcc"]):
+            # The goal of issue 9: wasmc/clang -O2 over the C programs (kernels and real).
+            row = ["geomean C programs"] + [""] * (6 + len(labels))
+            row += [fmt_ratio(geomean(c_programs[key])) for key in ("clang", "gcc")] + [""] * len(labels)
+            table.add(*row, "")
+
+    missing = sorted((name, label, why) for (name, label), why in natives.reasons.items() if only.search(name))
+    if missing:
+        table.add("\nnative cells left empty (-):")
+        for name, label, why in missing:
+            table.add(f"  {name} {label}: {why}")
 
     if gc_rss:
         table.add("\ngc: median peak RSS (MB) of the same runs")
