@@ -30,11 +30,12 @@
 //! everywhere (Fedora's glibc-static): when the static link cannot find it, the
 //! executable is linked dynamically instead, as before.
 //!
-//! *Which linker.* For the host architecture the driver is asked for LLVM's lld
-//! (`-fuse-ld=lld`) when `ld.lld` is on PATH: it links the 4 MB runtime archive in
-//! about half the time of GNU ld (bench/README.md). A cross gcc does not find an
-//! unprefixed `ld.lld`, so cross links keep the driver's own linker; and a link
-//! that fails with lld is tried again with it, so lld is never what stops a link.
+//! *Which linker.* The driver is asked for LLVM's lld (`-fuse-ld=lld`) when `ld.lld`
+//! is on PATH: it links the 4 MB runtime archive in about half the time of GNU ld
+//! (bench/README.md). A native gcc finds `ld.lld` on PATH, but a cross gcc looks only
+//! for a prefixed `aarch64-linux-gnu-ld.lld`, so the driver also gets `-B DIR/` with
+//! a link to `ld.lld` in the scratch directory. A link that fails with lld is tried
+//! again with the driver's own linker, so lld is never what stops a link.
 //!
 //! rustc links aarch64 musl programs `-static -no-pie`; a static PIE works there as
 //! well (tests/cross.rs runs it) and keeps address-space randomisation for the
@@ -124,21 +125,31 @@ impl LinkJob<'_> {
             }
         }
 
-        let lld = self.target.runs_here() && find_program("ld.lld".as_ref()).is_some();
+        let lld = self.offer_lld();
         let failure = match self.target.link_style {
             LinkStyle::StaticPie => {
-                match self.link_trying_lld(CLibrary::EmbeddedMusl, lld, &archive, &support)? {
+                match self.link_trying_lld(
+                    CLibrary::EmbeddedMusl,
+                    lld.as_deref(),
+                    &archive,
+                    &support,
+                )? {
                     None => return Ok(()),
                     Some(failure) => failure,
                 }
             }
             LinkStyle::Glibc => {
-                match self.link_trying_lld(CLibrary::GlibcStatic, lld, &archive, &support)? {
+                match self.link_trying_lld(
+                    CLibrary::GlibcStatic,
+                    lld.as_deref(),
+                    &archive,
+                    &support,
+                )? {
                     None => return Ok(()),
                     Some(failure) if failure.library_not_found() => {
                         match self.link_trying_lld(
                             CLibrary::GlibcDynamic,
-                            lld,
+                            lld.as_deref(),
                             &archive,
                             &support,
                         )? {
@@ -153,17 +164,27 @@ impl LinkJob<'_> {
         Err(self.failure_message(&failure))
     }
 
-    /// Links with lld first when `lld`, then with the driver's own linker if that
-    /// failed. `Ok(None)` is success, `Ok(Some)` the failure of the last attempt.
+    /// A directory with `ld.lld` (a link to the one on PATH) for the driver's `-B`,
+    /// or None when lld is not installed or the link cannot be made.
+    fn offer_lld(&self) -> Option<PathBuf> {
+        let lld = find_program("ld.lld".as_ref())?;
+        let dir = self.workdir.join("lld");
+        fs::create_dir_all(&dir).ok()?;
+        std::os::unix::fs::symlink(&lld, dir.join("ld.lld")).ok()?;
+        Some(dir)
+    }
+
+    /// Links with lld first when `lld` holds it, then with the driver's own linker if
+    /// that failed. `Ok(None)` is success, `Ok(Some)` the failure of the last attempt.
     fn link_trying_lld(
         &self,
         libc: CLibrary,
-        lld: bool,
+        lld: Option<&Path>,
         archive: &Path,
         support: &Path,
     ) -> Result<Option<Failure>, String> {
-        if lld {
-            match self.link_once(libc, true, archive, support)? {
+        if lld.is_some() {
+            match self.link_once(libc, lld, archive, support)? {
                 None => return Ok(None),
                 // The driver's own linker would not find the file either.
                 Some(failure) if libc == CLibrary::GlibcStatic && failure.library_not_found() => {
@@ -172,13 +193,13 @@ impl LinkJob<'_> {
                 Some(_) => {}
             }
         }
-        self.link_once(libc, false, archive, support)
+        self.link_once(libc, None, archive, support)
     }
 
     fn link_once(
         &self,
         libc: CLibrary,
-        lld: bool,
+        lld: Option<&Path>,
         archive: &Path,
         support: &Path,
     ) -> Result<Option<Failure>, String> {
@@ -228,7 +249,7 @@ impl LinkJob<'_> {
     fn arguments(
         &self,
         libc: CLibrary,
-        lld: bool,
+        lld: Option<&Path>,
         archive: &Path,
         support: &Path,
     ) -> Result<Vec<OsString>, String> {
@@ -259,8 +280,11 @@ impl LinkJob<'_> {
                 args.extend(["-nostdlib".into(), "-static-pie".into()]);
             }
         }
-        if lld {
-            args.push("-fuse-ld=lld".into());
+        if let Some(dir) = lld {
+            // `-B` takes a prefix: the slash makes it the directory's.
+            let mut prefix = OsString::from("-B");
+            prefix.push(dir.join(""));
+            args.extend([prefix, "-fuse-ld=lld".into()]);
         }
         args.push("-o".into());
         args.push(self.output.into());

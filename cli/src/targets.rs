@@ -129,11 +129,6 @@ impl Target {
         self.link_style == LinkStyle::StaticPie
     }
 
-    /// Whether the target is this machine's architecture (no cross linker needed).
-    pub fn runs_here(&self) -> bool {
-        self.arch == host_arch()
-    }
-
     /// The architecture's name in OCI image configs.
     pub fn oci_architecture(&self) -> &'static str {
         match self.arch {
