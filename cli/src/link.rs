@@ -126,42 +126,19 @@ impl LinkJob<'_> {
         }
 
         let lld = self.offer_lld();
-        let failure = match self.target.link_style {
-            LinkStyle::StaticPie => {
-                match self.link_trying_lld(
-                    CLibrary::EmbeddedMusl,
-                    lld.as_deref(),
-                    &archive,
-                    &support,
-                )? {
-                    None => return Ok(()),
-                    Some(failure) => failure,
-                }
-            }
-            LinkStyle::Glibc => {
-                match self.link_trying_lld(
-                    CLibrary::GlibcStatic,
-                    lld.as_deref(),
-                    &archive,
-                    &support,
-                )? {
-                    None => return Ok(()),
-                    Some(failure) if failure.library_not_found() => {
-                        match self.link_trying_lld(
-                            CLibrary::GlibcDynamic,
-                            lld.as_deref(),
-                            &archive,
-                            &support,
-                        )? {
-                            None => return Ok(()),
-                            Some(failure) => failure,
-                        }
-                    }
-                    Some(failure) => failure,
-                }
-            }
+        let attempt = |libc| self.link_trying_lld(libc, lld.as_deref(), &archive, &support);
+        let outcome = match self.target.link_style {
+            LinkStyle::StaticPie => attempt(CLibrary::EmbeddedMusl)?,
+            LinkStyle::Glibc => match attempt(CLibrary::GlibcStatic)? {
+                // glibc's static library is not installed: link with the shared one.
+                Some(failure) if failure.library_not_found() => attempt(CLibrary::GlibcDynamic)?,
+                outcome => outcome,
+            },
         };
-        Err(self.failure_message(&failure))
+        match outcome {
+            None => Ok(()),
+            Some(failure) => Err(self.failure_message(&failure)),
+        }
     }
 
     /// A directory with `ld.lld` (a link to the one on PATH) for the driver's `-B`,
