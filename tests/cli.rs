@@ -318,10 +318,10 @@ fn linker_failure_shows_its_stderr_and_leaves_no_output() {
 }
 
 #[test]
-fn linker_gets_pie_for_gnu_and_static_pie_for_musl() {
+fn linker_gets_static_pie_for_gnu_and_musl() {
     for (target, expected, refused) in [
-        ("x86_64-unknown-linux-gnu", "-pie", "-static-pie"),
-        ("aarch64-unknown-linux-gnu", "-pie", "-static-pie"),
+        ("x86_64-unknown-linux-gnu", "-static-pie", "-pie"),
+        ("aarch64-unknown-linux-gnu", "-static-pie", "-pie"),
         ("x86_64-unknown-linux-musl", "-static-pie", "-lgcc_s"),
         ("aarch64-unknown-linux-musl", "-static-pie", "-lgcc_s"),
     ] {
@@ -362,6 +362,145 @@ fn linker_gets_pie_for_gnu_and_static_pie_for_musl() {
         }
         assert!(exe.exists());
     }
+}
+
+/// A fake linker that appends each call's arguments (one line) to `calls` and runs
+/// `body` with them.
+fn logging_linker(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("logging-ld");
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> \"{}/calls\"\n{body}\n\
+             while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then : > \"$2\"; fi; shift; done\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn linker_calls(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("calls"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn glibc_is_linked_dynamically_when_its_static_library_is_missing() {
+    if !target_embedded("x86_64-unknown-linux-gnu") {
+        eprintln!("skipping: the x86_64 gnu runtime is not embedded in this wasmc");
+        return;
+    }
+    let scratch = Scratch::new();
+    // Fails a static link the way GNU ld does without libc.a.
+    let linker = logging_linker(
+        scratch.path(),
+        "case \" $* \" in *' -static-pie '*) \
+         echo 'ld: cannot find -lc: No such file or directory' >&2; exit 1;; esac",
+    );
+    let input = fixture("hello/hello.wat");
+    let exe = scratch.path().join("hello");
+    let no_lld = scratch.path().join("empty-path");
+    fs::create_dir(&no_lld).unwrap();
+    let output = wasmc_env(
+        &[
+            input.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new("x86_64-unknown-linux-gnu"),
+            OsStr::new("--linker"),
+            linker.as_os_str(),
+            OsStr::new("-o"),
+            exe.as_os_str(),
+        ],
+        scratch.path(),
+        &[("PATH", no_lld.as_os_str())],
+    );
+    output.assert_code(0);
+    let calls = linker_calls(scratch.path());
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[0].starts_with("-static-pie "), "{calls:?}");
+    assert!(calls[1].starts_with("-pie "), "{calls:?}");
+    assert!(calls[1].contains("-Wl,-z,relro,-z,now"), "{calls:?}");
+    assert!(exe.exists());
+
+    // Any other failure of the static link is reported, not retried dynamically.
+    let scratch = Scratch::new();
+    let linker = logging_linker(
+        scratch.path(),
+        "echo 'ld: undefined reference to `boom`' >&2; exit 1",
+    );
+    let output = wasmc_env(
+        &[
+            input.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new("x86_64-unknown-linux-gnu"),
+            OsStr::new("--linker"),
+            linker.as_os_str(),
+            OsStr::new("-o"),
+            exe.as_os_str(),
+        ],
+        scratch.path(),
+        &[("PATH", no_lld.as_os_str())],
+    );
+    output.assert_code(1);
+    assert!(
+        output
+            .stderr_text()
+            .contains("undefined reference to `boom`")
+    );
+    assert_eq!(linker_calls(scratch.path()).len(), 1);
+}
+
+#[test]
+fn lld_is_used_when_installed_and_its_failure_retried_without_it() {
+    if !target_embedded("x86_64-unknown-linux-gnu") {
+        eprintln!("skipping: the x86_64 gnu runtime is not embedded in this wasmc");
+        return;
+    }
+    let scratch = Scratch::new();
+    // `ld.lld` on PATH; a driver that cannot run it (like a gcc too old for
+    // -fuse-ld=lld).
+    let bin = scratch.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    fs::write(bin.join("ld.lld"), "#!/bin/sh\nexit 1\n").unwrap();
+    fs::set_permissions(bin.join("ld.lld"), fs::Permissions::from_mode(0o755)).unwrap();
+    let linker = logging_linker(
+        scratch.path(),
+        "case \" $* \" in *' -fuse-ld=lld '*) \
+         echo \"collect2: fatal error: cannot find 'ld'\" >&2; exit 1;; esac",
+    );
+    let input = fixture("hello/hello.wat");
+    let exe = scratch.path().join("hello");
+    let output = wasmc_env(
+        &[
+            input.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new("x86_64-unknown-linux-gnu"),
+            OsStr::new("--linker"),
+            linker.as_os_str(),
+            OsStr::new("-o"),
+            exe.as_os_str(),
+        ],
+        scratch.path(),
+        &[("PATH", bin.as_os_str())],
+    );
+    output.assert_code(0);
+    let calls = linker_calls(scratch.path());
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    // Offered through -B, where a cross gcc finds it too.
+    assert!(calls[0].contains(" -fuse-ld=lld "), "{calls:?}");
+    assert!(calls[0].contains("/lld/ "), "{calls:?}");
+    assert!(!calls[1].contains("-fuse-ld=lld"), "{calls:?}");
+    // Both static: lld's failure was not a missing C library.
+    assert!(
+        calls.iter().all(|c| c.starts_with("-static-pie ")),
+        "{calls:?}"
+    );
+    assert!(exe.exists());
 }
 
 #[test]

@@ -116,8 +116,9 @@ struct Cli {
     opt_level: OptLevel,
 
     /// Target triple to compile for (default: the machine wasmc runs on). One of
-    /// x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (dynamic glibc PIE),
-    /// x86_64-unknown-linux-musl, aarch64-unknown-linux-musl (fully static). Example:
+    /// x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (glibc: static PIE, or
+    /// dynamic when the static C library is not installed), x86_64-unknown-linux-musl,
+    /// aarch64-unknown-linux-musl (fully static, no system library needed). Example:
     /// `--target aarch64-unknown-linux-musl`.
     #[arg(long, value_name = "TRIPLE")]
     target: Option<String>,
@@ -133,8 +134,10 @@ struct Cli {
     target_cpu: Option<String>,
 
     /// Linker (gcc-compatible driver) to use instead of the target's default (`cc` for
-    /// the host architecture, `aarch64-linux-gnu-gcc` for aarch64 on x86_64). Example:
-    /// `--linker /usr/bin/aarch64-linux-gnu-gcc-12`.
+    /// the host architecture, `aarch64-linux-gnu-gcc` for aarch64 on x86_64). For the
+    /// host architecture the driver is asked to run LLVM's `ld.lld` when it is on PATH
+    /// (`-fuse-ld=lld`: a faster link), and the link is retried with the driver's own
+    /// linker if that fails. Example: `--linker /usr/bin/aarch64-linux-gnu-gcc-12`.
     #[arg(long, value_name = "PATH")]
     linker: Option<PathBuf>,
 

@@ -3,8 +3,8 @@
 //!
 //! | target                      | output                      | default linker (Debian package)          |
 //! |-----------------------------|-----------------------------|------------------------------------------|
-//! | `x86_64-unknown-linux-gnu`  | dynamic glibc PIE           | `cc` (gcc)                               |
-//! | `aarch64-unknown-linux-gnu` | dynamic glibc PIE           | `aarch64-linux-gnu-gcc` (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) |
+//! | `x86_64-unknown-linux-gnu`  | static glibc PIE (or dynamic) | `cc` (gcc)                             |
+//! | `aarch64-unknown-linux-gnu` | static glibc PIE (or dynamic) | `aarch64-linux-gnu-gcc` (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) |
 //! | `x86_64-unknown-linux-musl` | static PIE, no interpreter  | `cc` (gcc)                               |
 //! | `aarch64-unknown-linux-musl`| static PIE, no interpreter  | `aarch64-linux-gnu-gcc` (gcc-aarch64-linux-gnu) |
 //!
@@ -14,6 +14,10 @@
 //! depending on a musl-gcc whose libc version differs from the one the Rust standard
 //! library was built against, and Debian has no aarch64 musl cross compiler anyway.
 //! (Cross linkers are used when the target's architecture differs from the host's.)
+//!
+//! The glibc targets link glibc statically when its static library is installed
+//! (Debian's libc6-dev has it; elsewhere it may be a separate package such as
+//! glibc-static) and dynamically otherwise: see `link` for why and what it costs.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -37,8 +41,9 @@ include!(concat!(env!("OUT_DIR"), "/embedded_targets.rs"));
 /// How the executable is linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkStyle {
-    /// Against the system glibc of the target, position independent.
-    DynamicPie,
+    /// Against the target's glibc, position independent: statically when the static
+    /// C library is installed, else dynamically (see `link`).
+    Glibc,
     /// Fully static against the embedded musl, position independent so that it still
     /// gets address-space randomisation (no PT_INTERP: musl's `rcrt1.o` relocates it).
     StaticPie,
@@ -60,15 +65,15 @@ pub static TARGETS: [Target; 4] = [
         triple: "x86_64-unknown-linux-gnu",
         arch: Architecture::X86_64,
         env: Environment::Gnu,
-        link_style: LinkStyle::DynamicPie,
-        description: "dynamic PIE, glibc",
+        link_style: LinkStyle::Glibc,
+        description: "static PIE, glibc (dynamic without libc.a)",
     },
     Target {
         triple: "aarch64-unknown-linux-gnu",
         arch: Architecture::Aarch64(target_lexicon::Aarch64Architecture::Aarch64),
         env: Environment::Gnu,
-        link_style: LinkStyle::DynamicPie,
-        description: "dynamic PIE, glibc",
+        link_style: LinkStyle::Glibc,
+        description: "static PIE, glibc (dynamic without libc.a)",
     },
     Target {
         triple: "x86_64-unknown-linux-musl",
@@ -118,7 +123,8 @@ pub fn default_static_target() -> &'static Target {
 }
 
 impl Target {
-    /// Whether executables for this target are linked statically (no libc needed).
+    /// Whether executables for this target are always linked statically, with the C
+    /// library wasmc embeds (musl): they need nothing from the system they run on.
     pub fn is_static(&self) -> bool {
         self.link_style == LinkStyle::StaticPie
     }
