@@ -114,7 +114,10 @@ def run_module(eng, wasm_path, record):
     first = instantiate()
     expected_first = record[0]["instantiate"]
     if (first is not None) != (expected_first == "ok"):
-        return [f"instantiation: wasmc {expected_first}, wasmtime "
+        # wasmc's message (records since the gcalloc branch) says why it trapped.
+        why = record[0].get("message")
+        return [f"instantiation: wasmc {expected_first}"
+                f"{f' ({why})' if why else ''}, wasmtime "
                 f"{'ok' if first else 'trap'}"]
     if first is None:
         return []
