@@ -211,6 +211,26 @@ impl Cells {
             swept.clear();
             let (mut count, mut bytes) = (0, 0);
             self.chunks[class].retain(|&base| {
+                // A chunk whose objects all died (most, when garbage dies young)
+                // is found by reading marks only, and goes back to the spare
+                // chunks as it is: `add_chunk` rewrites every cell when it is
+                // reused.
+                let any_live = (0..cells_per_chunk).any(|i| {
+                    let mark = (base + i * size + OBJECT_MARK as usize) as *const u32;
+                    // SAFETY: every cell of a live chunk has a mark word.
+                    unsafe { mark.read() == black }
+                });
+                if !any_live {
+                    // In debug builds, poison it so that a missed root fails loudly.
+                    #[cfg(debug_assertions)]
+                    // SAFETY: the chunk's bytes; nothing reachable points into it.
+                    unsafe {
+                        std::ptr::write_bytes(base as *mut u8, 0xAB, CHUNK_SIZE)
+                    };
+                    chunk_class.remove(&base);
+                    spare.push(base);
+                    return false;
+                }
                 let mut chunk_free = 0usize;
                 let mut live = 0;
                 for i in (0..cells_per_chunk).rev() {
@@ -239,12 +259,6 @@ impl Cells {
                     // SAFETY: a free cell's word 0 is its link.
                     unsafe { cell.cast::<usize>().write(chunk_free) };
                     chunk_free = cell as usize;
-                }
-                if live == 0 {
-                    // No live object is in it: reusable by any class.
-                    chunk_class.remove(&base);
-                    spare.push(base);
-                    return false;
                 }
                 if live < cells_per_chunk {
                     swept.push(FreeCells {
