@@ -38,6 +38,40 @@ pub const GC_OBJECT_ALIGN: usize = 16;
 pub const KIND_STRUCT: u32 = 1;
 pub const KIND_ARRAY: u32 = 2;
 
+/// Mark word of an allocated, unmarked struct or array (what a new object gets).
+/// The collector's other mark value is `MARK_UNMARKED + 1`; both have the top bit
+/// set, which the same bytes of an exception never have.
+pub const MARK_UNMARKED: u32 = 0xFA11_C0DE;
+
+/// # Cells
+/// Structs and arrays of at most [`MAX_CELL_SIZE`] bytes are cells of one of
+/// [`CELL_CLASSES`] size classes (multiples of [`GC_OBJECT_ALIGN`]); each thread
+/// keeps a free list per class in `VMRuntimeState::gc_free_cells`. A free cell's
+/// word 0 links the next free cell and its mark word is 0.
+pub const MAX_CELL_SIZE: u32 = 512;
+pub const CELL_CLASSES: usize = MAX_CELL_SIZE as usize / GC_OBJECT_ALIGN;
+
+/// The size class of an object of `size` bytes (a multiple of [`GC_OBJECT_ALIGN`]
+/// for every struct and array), `None` when it is too large to be a cell.
+pub fn cell_class(size: u32) -> Option<usize> {
+    (size != 0 && size <= MAX_CELL_SIZE).then(|| size.div_ceil(GC_OBJECT_ALIGN as u32) as usize - 1)
+}
+
+/// # Type rows
+/// `VMRuntimeState::gc_type_rows` points at a table of [`TYPE_ROW_SIZE`]-byte rows,
+/// row `id` for canonical type `id`: a runtime-private word at offset 0, then the
+/// type's *supertype display*: the canonical ids (u32) of its ancestors at depths
+/// `0..=depth` (its root supertype first, itself last), zero past its depth, for the
+/// first [`TYPE_ROW_DISPLAY_LEN`] depths. A type at depth `d` is a subtype of type
+/// `t` exactly when `display[d]` of the type equals `t` (ids are unique, depths
+/// fixed), so a cast to a type at depth `d < TYPE_ROW_DISPLAY_LEN` is one load and
+/// one compare; deeper targets use the `is_subtype` builtin.
+pub const TYPE_ROW_SIZE: u32 = 64;
+/// Offset of the display in a row.
+pub const TYPE_ROW_DISPLAY: u32 = 8;
+/// Depths a row's display covers.
+pub const TYPE_ROW_DISPLAY_LEN: u32 = (TYPE_ROW_SIZE - TYPE_ROW_DISPLAY) / 4;
+
 /// Low bits of an internalized host reference (see the module docs).
 pub const HOST_REF_TAG: u64 = 2;
 /// Mask of the low bits that tell i31s, host references and objects apart.
@@ -92,5 +126,9 @@ mod tests {
         assert_eq!(struct_layout(&[]), (vec![], 16));
         assert_eq!(array_size(StorageType::I8, 3), Some(32));
         assert_eq!(array_size(StorageType::Val(ValType::I64), u32::MAX), None);
+        assert_eq!(cell_class(16), Some(0));
+        assert_eq!(cell_class(512), Some(CELL_CLASSES - 1));
+        assert_eq!(cell_class(528), None);
+        assert_eq!(TYPE_ROW_DISPLAY_LEN, 14);
     }
 }

@@ -68,6 +68,10 @@ impl VMContextLayout {
         std::mem::offset_of!(crate::VMRuntimeState, stack_limit) as i32;
     pub const RUNTIME_FUEL_CONSUMED: i32 =
         std::mem::offset_of!(crate::VMRuntimeState, fuel_consumed) as i32;
+    pub const RUNTIME_GC_FREE_CELLS: i32 =
+        std::mem::offset_of!(crate::VMRuntimeState, gc_free_cells) as i32;
+    pub const RUNTIME_GC_TYPE_ROWS: i32 =
+        std::mem::offset_of!(crate::VMRuntimeState, gc_type_rows) as i32;
 
     pub fn memories(&self) -> u32 {
         Self::HEADER

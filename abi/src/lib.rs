@@ -39,7 +39,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_000f; // "wasmc" + 1.15 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0010; // "wasmc" + 1.16 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -158,6 +158,16 @@ pub struct VMRuntimeState {
     /// entry and loop headers, traps with [`Trap::OutOfFuel`] once it is `>= 0`
     /// (wasmtime's rule). `i64::MIN` means no budget.
     pub fuel_consumed: i64,
+    /// GC allocation: the head of this thread's list of free cells of each size
+    /// class ([`gc::cell_class`]), 0 when empty. A free cell's word 0 links the
+    /// next. Generated code pops a cell inline and writes its header; when the list
+    /// is empty it calls `gc_alloc`, which refills it (`runtime-lib/src/gc/cells.rs`).
+    pub gc_free_cells: [usize; gc::CELL_CLASSES],
+    /// GC casts: the process-wide table of [`gc::TYPE_ROW_SIZE`]-byte rows indexed
+    /// by canonical type id, each holding the type's supertype display (see
+    /// [`gc::TYPE_ROW_DISPLAY`]). Never moves; rows are written before their id is
+    /// handed out.
+    pub gc_type_rows: *const u8,
 }
 
 /// Function pointers of the runtime's builtins, in a fixed order. Generated code calls

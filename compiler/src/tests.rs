@@ -1279,7 +1279,8 @@ fn target_cpu_features_are_recorded_and_names_checked() {
 
 /// GC types reach the metadata with their recursion groups, finality, supertypes
 /// and the kind of every concrete reference; a cast to a final type is one id
-/// compare, only a non-final target calls the `is_subtype` builtin.
+/// compare, a cast to a non-final one reads the supertype display inline, and
+/// only a target deeper than the display calls the `is_subtype` builtin.
 #[test]
 fn gc_types_and_casts() {
     use wasmc_abi::{CompositeType, HeapType, StorageType, ValType};
@@ -1320,6 +1321,32 @@ fn gc_types_and_casts() {
     let builtin_calls = |f: &cranelift_codegen::ir::Function| {
         f.display().to_string().matches("call_indirect").count()
     };
+    assert_eq!(builtin_calls(&funcs[0]), 0, "{}", funcs[0].display());
+    assert_eq!(builtin_calls(&funcs[1]), 0, "{}", funcs[1].display());
+    // The open cast loads the type-row table from the runtime state.
+    let text = funcs[1].display().to_string();
+    let rows = wasmc_abi::VMContextLayout::RUNTIME_GC_TYPE_ROWS;
+    assert!(text.contains(&format!("+{rows}\n")), "{text}");
+
+    // A chain deeper than the display: casts to its deepest types call the builtin.
+    let depth = wasmc_abi::gc::TYPE_ROW_DISPLAY_LEN;
+    let mut chain = String::from("(type $t0 (sub (struct)))");
+    for d in 1..=depth {
+        chain += &format!("(type $t{d} (sub $t{} (struct)))", d - 1);
+    }
+    let deep = format!(
+        "(module {chain}
+           (func (export \"shallow\") (param anyref) (result i32)
+             (ref.test (ref $t{}) (local.get 0)))
+           (func (export \"deep\") (param anyref) (result i32)
+             (ref.test (ref $t{depth}) (local.get 0))))",
+        depth - 1
+    );
+    let funcs = crate::translate::translate_to_ir(
+        &wat::parse_str(&deep).unwrap(),
+        &CompileOptions::default(),
+    )
+    .unwrap();
     assert_eq!(builtin_calls(&funcs[0]), 0, "{}", funcs[0].display());
     assert_eq!(builtin_calls(&funcs[1]), 1, "{}", funcs[1].display());
 }

@@ -180,6 +180,7 @@ fn extern_word_has_type(word: usize, heap: abi::HeapType) -> bool {
 /// The process-wide id of a final function type in a recursion group of its own
 /// whose concrete heap types are canonical ids: equal ids mean equivalent types.
 /// Modules intern all their types at once ([`crate::gc::types::intern_module`]).
+/// 0 (no type's id) if the process's type table is full.
 pub fn canonical_type_id(ty: &FuncType) -> u32 {
     let info = ModuleInfo {
         types: vec![ty.clone()],
@@ -191,7 +192,7 @@ pub fn canonical_type_id(ty: &FuncType) -> u32 {
         rec_groups: vec![1],
         ..empty_module_info()
     };
-    crate::gc::types::intern_module(&info)[0]
+    crate::gc::types::intern_module(&info).map_or(0, |ids| ids[0])
 }
 
 fn empty_module_info() -> ModuleInfo {
@@ -324,7 +325,7 @@ impl Module {
         let host_stubs = read(descriptor.host_stubs, num_imported)?;
         let trampolines = read(descriptor.array_trampolines, info.types.len())?;
 
-        let type_ids = crate::gc::types::intern_module(&info);
+        let type_ids = crate::gc::types::intern_module(&info)?;
         let gc_types = type_ids
             .iter()
             .map(|&id| crate::gc::types::type_info(id).ok_or("type registry lost a type"))
@@ -1975,7 +1976,7 @@ mod typed_reference_tests {
             rec_groups: vec![1; types.len()],
             ..empty_module_info()
         };
-        crate::gc::types::intern_module(&info)
+        crate::gc::types::intern_module(&info).expect("type table")
     }
 
     #[test]

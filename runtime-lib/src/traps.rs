@@ -358,6 +358,8 @@ thread_local! {
                 stack_limit: 0,
                 // No budget until `fuel::set_budget`: unlimited (see `fuel`).
                 fuel_consumed: crate::fuel::UNLIMITED,
+                gc_free_cells: [0; crate::abi::gc::CELL_CLASSES],
+                gc_type_rows: std::ptr::null(),
             })
         };
     /// The alternate signal stack installed for this thread, if we installed one.
@@ -421,7 +423,12 @@ pub(crate) fn restore_stack(previous: PreviousStack) {
 /// The current thread's `VMRuntimeState` (prepared on first use).
 pub fn runtime_state() -> *const VMRuntimeState {
     prepare_thread();
-    RUNTIME_STATE.with(|state| state.get() as *const VMRuntimeState)
+    let rows = crate::gc::types::type_rows_base();
+    RUNTIME_STATE.with(|state| {
+        // SAFETY: as in `prepare_thread`; the table's address never changes.
+        unsafe { (*state.get()).gc_type_rows = rows };
+        state.get() as *const VMRuntimeState
+    })
 }
 
 /// The current thread's `VMRuntimeState`, for the runtime's own updates (fuel).

@@ -341,13 +341,16 @@ fn run_module(
     };
     // Fuel lives in a (non-exported) global of the instance: each export gets a
     // fresh instance, so that one exhausting the fuel does not starve the rest.
+    // The message of the last instantiation that trapped (for the diff record).
+    let trap_message = std::cell::RefCell::new(String::new());
     let mut instantiate = |stats: &mut Stats| {
         match InstanceHandle::new(compiled.clone(), &mut resolver, None) {
             Ok(i) => Some(i),
             // Segments out of bounds or a trapping start function: valid modules
             // may fail to instantiate, but only with a trap.
-            Err(wasmc_runtime::instance::InstantiationError::Trap(_)) => {
+            Err(wasmc_runtime::instance::InstantiationError::Trap(t)) => {
                 stats.instantiation_traps += 1;
+                *trap_message.borrow_mut() = t.to_string();
                 None
             }
             // A constant expression allocating past the GC heap limit (`array.new`
@@ -357,6 +360,7 @@ fn run_module(
                 if e.contains("GC heap out of memory") =>
             {
                 stats.instantiation_traps += 1;
+                *trap_message.borrow_mut() = e;
                 None
             }
             Err(e) => panic!("seed {seed}: instantiation failed: {e:?}"),
@@ -365,7 +369,12 @@ fn run_module(
     let first = instantiate(&mut stats);
     if let Some(dir) = diff {
         let outcome = if first.is_some() { "ok" } else { "trap" };
-        record.push(format!("{{\"instantiate\": \"{outcome}\"}}"));
+        let message = if first.is_some() {
+            String::new()
+        } else {
+            format!(", \"message\": {}", json_str(&trap_message.borrow()))
+        };
+        record.push(format!("{{\"instantiate\": \"{outcome}\"{message}}}"));
         if first.is_none() {
             write_record(dir, seed, &record);
         }

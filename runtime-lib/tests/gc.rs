@@ -275,3 +275,120 @@ fn huge_constant_arrays_fail_instantiation_without_allocating() {
     let instance = InstanceHandle::new(module, &mut |_: &abi::Import| None, None).unwrap();
     assert_eq!(call(&instance, "sum", &[]), Ok(vec![Val::I64(5000)]));
 }
+
+/// Cells are reused without being cleared by the sweep: every inline allocation
+/// (struct.new_default, array.new_default and array.new of run-time lengths,
+/// array.new_fixed) must still give an object whose fields are exactly the
+/// defaults or operands, after its cell held other objects full of ones.
+#[test]
+fn reused_cells_start_with_default_fields() {
+    set_heap_limit(HEAP_LIMIT);
+    let wasm = wat::parse_str(
+        r#"(module
+          (type $s (struct (field (mut i64)) (field (mut i64)) (field (mut i32)) (field (mut i8))))
+          (type $b (array (mut i8)))
+          (type $w (array (mut i64)))
+          (type $r (array (mut anyref)))
+          ;; 1 when every object of every size up to `max` starts as it must,
+          ;; each one then filled with ones and dropped (its cell reused next).
+          (func (export "check") (param $rounds i32) (param $max i32) (result i32)
+            (local $n i32) (local $i i32) (local $s (ref $s)) (local $b (ref $b))
+            (local $w (ref $w)) (local $r (ref $r))
+            (loop $round
+              (local.set $n (i32.const 0))
+              (loop $size
+                (local.set $s (struct.new_default $s))
+                (if (i64.ne (i64.or (struct.get $s 0 (local.get $s)) (struct.get $s 1 (local.get $s)))
+                            (i64.const 0)) (then (return (i32.const 0))))
+                (if (i32.or (struct.get $s 2 (local.get $s)) (struct.get_u $s 3 (local.get $s)))
+                  (then (return (i32.const 0))))
+                (struct.set $s 0 (local.get $s) (i64.const -1))
+                (struct.set $s 1 (local.get $s) (i64.const -1))
+                (struct.set $s 2 (local.get $s) (i32.const -1))
+                (struct.set $s 3 (local.get $s) (i32.const -1))
+                (local.set $b (array.new_default $b (local.get $n)))
+                (local.set $w (array.new $w (i64.const 7) (local.get $n)))
+                (local.set $r (array.new_default $r (local.get $n)))
+                (local.set $i (i32.const 0))
+                (block $checked
+                  (loop $elem
+                    (br_if $checked (i32.ge_u (local.get $i) (local.get $n)))
+                    (if (array.get_u $b (local.get $b) (local.get $i)) (then (return (i32.const 0))))
+                    (if (i64.ne (array.get $w (local.get $w) (local.get $i)) (i64.const 7))
+                      (then (return (i32.const 0))))
+                    (if (i32.eqz (ref.is_null (array.get $r (local.get $r) (local.get $i))))
+                      (then (return (i32.const 0))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                    (br $elem)))
+                (if (i32.ne (array.len (local.get $b)) (local.get $n)) (then (return (i32.const 0))))
+                (array.fill $b (local.get $b) (i32.const 0) (i32.const -1) (local.get $n))
+                (array.fill $w (local.get $w) (i32.const 0) (i64.const -1) (local.get $n))
+                (array.fill $r (local.get $r) (i32.const 0) (local.get $s) (local.get $n))
+                (local.set $w (array.new_fixed $w 3 (i64.const 1) (i64.const 2) (i64.const 3)))
+                (if (i64.ne (i64.add (array.get $w (local.get $w) (i32.const 0))
+                                     (array.get $w (local.get $w) (i32.const 2)))
+                            (i64.const 4)) (then (return (i32.const 0))))
+                (br_if $size (i32.le_u (local.tee $n (i32.add (local.get $n) (i32.const 1))) (local.get $max))))
+              (br_if $round (local.tee $rounds (i32.sub (local.get $rounds) (i32.const 1)))))
+            (i32.const 1)))"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let module = support::load(&wasm, &CompileOptions::default(), dir.path());
+    let instance = InstanceHandle::new(module, &mut |_: &abi::Import| None, None).unwrap();
+    // Lengths up to 80 cover the inline sizes and the builtin's beyond them;
+    // 3000 rounds allocate ~150 MB, many collections' worth.
+    assert_eq!(
+        call(&instance, "check", &[Val::I32(3000), Val::I32(80)]),
+        Ok(vec![Val::I32(1)])
+    );
+}
+
+/// Casts along a supertype chain deeper than the supertype display (whose targets
+/// past it use the builtin): `ref.test` of an object of each depth against the
+/// type of each depth holds exactly when the target is an ancestor (or itself).
+#[test]
+fn casts_along_a_deep_chain() {
+    const DEPTH: usize = 20;
+    let mut types = String::from("(type $t0 (sub (struct (field i32))))");
+    for d in 1..DEPTH {
+        types += &format!("(type $t{d} (sub $t{} (struct (field i32))))", d - 1);
+    }
+    let news: String = (0..DEPTH)
+        .map(|d| format!("(struct.new $t{d} (i32.const {d}))"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tests: String = (0..DEPTH)
+        .map(|d| {
+            format!(
+                "(local.set $bits (i64.or (local.get $bits)
+                   (i64.shl (i64.extend_i32_u (ref.test (ref $t{d}) (local.get $o)))
+                            (i64.const {d}))))"
+            )
+        })
+        .collect();
+    let wat = format!(
+        r#"(module {types}
+          (type $objs (array anyref))
+          (global $objs (ref $objs) (array.new_fixed $objs {DEPTH} {news}))
+          ;; Bit d set when object `i` (of type $ti) is a $td.
+          (func (export "test") (param $i i32) (result i64)
+            (local $o anyref) (local $bits i64)
+            (local.set $o (array.get $objs (global.get $objs) (local.get $i)))
+            {tests}
+            (local.get $bits)))"#
+    );
+    let wasm = wat::parse_str(&wat).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let module = support::load(&wasm, &CompileOptions::default(), dir.path());
+    let instance = InstanceHandle::new(module, &mut |_: &abi::Import| None, None).unwrap();
+    for i in 0..DEPTH {
+        // Ancestors at depths 0..=i.
+        let expected = (1i64 << (i + 1)) - 1;
+        assert_eq!(
+            call(&instance, "test", &[Val::I32(i as i32)]),
+            Ok(vec![Val::I64(expected)]),
+            "object of depth {i}"
+        );
+    }
+}

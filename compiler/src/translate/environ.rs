@@ -761,7 +761,7 @@ impl<'m> FuncEnv<'m> {
                 .ins()
                 .trapnz(mismatch, trap_code(Trap::BadSignature));
         } else {
-            let ok = self.is_subtype(builder, actual, expected);
+            let ok = self.is_subtype(builder, actual, expected, type_index);
             builder.ins().trapz(ok, trap_code(Trap::BadSignature));
         }
         self.call_func_ref(builder, type_index, func_ref, args, tail)
@@ -775,31 +775,17 @@ impl<'m> FuncEnv<'m> {
             .load(types::I32, frozen(), type_ids, (type_index * 4) as i32)
     }
 
-    /// Whether canonical type `actual` is `expected` or a declared subtype of it (an
-    /// i8 truth value): equal ids on the fast path, else the `is_subtype` builtin.
+    /// Whether canonical type `actual` is type index `type_index` (canonical id
+    /// `expected`) or a declared subtype of it: an i8 truth value (see
+    /// `gc::is_subtype`: the supertype display, inline).
     pub fn is_subtype(
         &mut self,
         builder: &mut FunctionBuilder,
         actual: Value,
         expected: Value,
+        type_index: u32,
     ) -> Value {
-        let slow = builder.create_block();
-        let done = builder.create_block();
-        builder.append_block_param(done, types::I8);
-        let equal = builder.ins().icmp(IntCC::Equal, actual, expected);
-        builder
-            .ins()
-            .brif(equal, done, &[BlockArg::Value(equal)], slow, &[]);
-        builder.seal_block(slow);
-        builder.switch_to_block(slow);
-        let r = self
-            .call_builtin(builder, Builtin::IsSubtype, &[actual, expected])
-            .expect("is_subtype returns a value");
-        let r = builder.ins().icmp_imm_u(IntCC::NotEqual, r, 0);
-        builder.ins().jump(done, &[BlockArg::Value(r)]);
-        builder.seal_block(done);
-        builder.switch_to_block(done);
-        builder.block_params(done)[0]
+        super::gc::is_subtype(builder, self, actual, expected, type_index)
     }
 
     /// `call_ref` / `return_call_ref`: a null check ("null function reference"), then

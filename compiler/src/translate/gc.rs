@@ -5,10 +5,23 @@
 //! word, a host reference `…10`, an object a 16-byte-aligned pointer whose header
 //! holds its canonical type id, kind and (arrays) length. Field and element accesses
 //! are inline loads and stores after a null check (and, for arrays, a bounds check
-//! against the header's length); allocation and the bulk array operations call
-//! builtins. Objects never move, so loaded pointers stay valid across calls; the
-//! values themselves are kept alive across allocations by the stack maps
-//! (`translate::GcRefTracking`).
+//! against the header's length); the bulk array operations call builtins. Objects
+//! never move, so loaded pointers stay valid across calls; the values themselves
+//! are kept alive across allocations by the stack maps (`translate::GcRefTracking`).
+//!
+//! *Allocation* of an object whose size is known here (structs, `array.new_fixed`)
+//! and small enough to be a cell pops the thread's free list of its size class
+//! inline (`VMRuntimeState::gc_free_cells`, reached through `vmctx->runtime`) and
+//! writes the header; only an empty list calls the `gc_alloc` builtin, which
+//! refills it and may collect. No call happens between the pop and the push of the
+//! new object, so the collector never runs while an object is unrooted, and the
+//! fields are written right after (a popped cell holds old bytes: every field is
+//! written, by `struct.new`'s operands or zeros).
+//!
+//! *Casts* to a concrete type compare ids, and for a non-final target at depth
+//! `d` read entry `d` of the object's type's supertype display (`abi::gc` "Type
+//! rows"): one load and one compare, no call, for targets less than
+//! `TYPE_ROW_DISPLAY_LEN` deep.
 
 use cranelift_codegen::ir::{
     BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, condcodes::IntCC,
@@ -16,8 +29,9 @@ use cranelift_codegen::ir::{
 };
 use cranelift_frontend::FunctionBuilder;
 use wasmc_abi::gc::{
-    ARRAY_LENGTH, GC_HEADER_SIZE, HOST_REF_TAG, KIND_ARRAY, KIND_STRUCT, OBJECT_KIND,
-    OBJECT_TYPE_ID, REF_TAG_MASK,
+    ARRAY_LENGTH, GC_HEADER_SIZE, HOST_REF_TAG, KIND_ARRAY, KIND_STRUCT, MARK_UNMARKED,
+    OBJECT_KIND, OBJECT_TYPE_ID, REF_TAG_MASK, TYPE_ROW_DISPLAY, TYPE_ROW_DISPLAY_LEN,
+    TYPE_ROW_SIZE, cell_class,
 };
 use wasmc_abi::{
     Builtin, CompositeType, FieldType, HeapType, StorageType, Trap, VMContextLayout, ValType,
@@ -123,8 +137,19 @@ pub(crate) fn translate_gc_operator(
             } else {
                 Vec::new()
             };
-            let obj = alloc(builder, env, *struct_type_index, None);
-            let (offsets, _) = wasmc_abi::gc::struct_layout(&fields);
+            let (offsets, size) = wasmc_abi::gc::struct_layout(&fields);
+            let zero_fields = values.is_empty() && !fields.is_empty();
+            let obj = alloc_fixed(
+                builder,
+                env,
+                *struct_type_index,
+                FixedShape {
+                    kind: KIND_STRUCT,
+                    length: 0,
+                    size,
+                    zero_fields,
+                },
+            );
             for ((field, offset), value) in fields.iter().zip(&offsets).zip(values) {
                 store_field(builder, field.storage, value, obj, *offset as i32);
             }
@@ -166,14 +191,12 @@ pub(crate) fn translate_gc_operator(
         // ------------------------------------------------------------ arrays
         O::ArrayNew { array_type_index } => {
             let (value, length) = state.pop2();
-            let arr = alloc(builder, env, *array_type_index, Some(length));
-            let zero = builder.ins().iconst(types::I32, 0);
-            fill(builder, env, arr, zero, value, length);
+            let arr = alloc_array(builder, env, *array_type_index, length, Some(value));
             state.push(arr);
         }
         O::ArrayNewDefault { array_type_index } => {
             let length = state.pop();
-            let arr = alloc(builder, env, *array_type_index, Some(length));
+            let arr = alloc_array(builder, env, *array_type_index, length, None);
             state.push(arr);
         }
         O::ArrayNewFixed {
@@ -181,9 +204,26 @@ pub(crate) fn translate_gc_operator(
             array_size,
         } => {
             let values = state.popn(*array_size as usize);
-            let length = builder.ins().iconst(types::I32, i64::from(*array_size));
-            let arr = alloc(builder, env, *array_type_index, Some(length));
             let storage = array_element(env, *array_type_index).storage;
+            let arr = match wasmc_abi::gc::array_size(storage, *array_size)
+                .and_then(|size| u32::try_from(size).ok())
+            {
+                Some(size) => alloc_fixed(
+                    builder,
+                    env,
+                    *array_type_index,
+                    FixedShape {
+                        kind: KIND_ARRAY,
+                        length: *array_size,
+                        size,
+                        zero_fields: false,
+                    },
+                ),
+                None => {
+                    let length = builder.ins().iconst(types::I32, i64::from(*array_size));
+                    alloc(builder, env, *array_type_index, Some(length))
+                }
+            };
             for (i, value) in values.into_iter().enumerate() {
                 let at = GC_HEADER_SIZE + i as u32 * storage.size();
                 store_field(builder, storage, value, arr, at as i32);
@@ -390,6 +430,291 @@ fn alloc(
         .expect("gc_alloc returns the object")
 }
 
+/// What [`alloc_fixed`] allocates.
+struct FixedShape {
+    kind: u32,
+    /// Array length (0 for a struct).
+    length: u32,
+    /// Object size in bytes, header included (a multiple of 16).
+    size: u32,
+    /// Zero the fields (the caller does not write them all).
+    zero_fields: bool,
+}
+
+/// Objects up to this size have their fields zeroed inline; larger `_default`
+/// allocations call the builtin, which zeroes them.
+const MAX_INLINE_ZEROING: u32 = 256;
+
+/// A new object of `type_index` of a size known at compile time, header written,
+/// fields zero if `shape.zero_fields` (else holding old bytes: the caller writes
+/// every field). Small objects pop the free list of their size class inline; an
+/// empty list, or a large object, calls `gc_alloc`.
+fn alloc_fixed(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    type_index: u32,
+    shape: FixedShape,
+) -> Value {
+    let class =
+        cell_class(shape.size).filter(|_| !shape.zero_fields || shape.size <= MAX_INLINE_ZEROING);
+    let Some(class) = class else {
+        let length = builder.ins().iconst(types::I32, i64::from(shape.length));
+        return alloc(builder, env, type_index, Some(length));
+    };
+    let runtime = env.vmctx_load(builder, VMContextLayout::RUNTIME);
+    let head_offset = VMContextLayout::RUNTIME_GC_FREE_CELLS + 8 * class as i32;
+    let length = builder.ins().iconst(types::I32, i64::from(shape.length));
+    let (cell, refill) = pop_cell(
+        builder,
+        env,
+        runtime,
+        head_offset,
+        type_index,
+        shape.kind,
+        length,
+    );
+    let done = builder.create_block();
+    builder.append_block_param(done, types::I64);
+    if shape.zero_fields {
+        let zero = builder.ins().iconst(types::I64, 0);
+        for offset in (GC_HEADER_SIZE..shape.size).step_by(8) {
+            builder
+                .ins()
+                .store(object_flags(), zero, cell, offset as i32);
+        }
+    }
+    builder.ins().jump(done, &[BlockArg::Value(cell)]);
+
+    // Slow path: the builtin refills the list (collecting first if due) and
+    // returns a zeroed object with its header.
+    builder.switch_to_block(refill);
+    let obj = alloc(builder, env, type_index, Some(length));
+    builder.ins().jump(done, &[BlockArg::Value(obj)]);
+
+    builder.seal_block(done);
+    builder.switch_to_block(done);
+    builder.block_params(done)[0]
+}
+
+/// Pops the free list whose head is at `runtime + head_offset` (the thread's
+/// `gc_free_cells[class]`): on a cell, continues in a new block with the cell
+/// unlinked and its header written for an object of `type_index`, `kind` and
+/// `length` (an i32), and returns it; an empty list branches to the returned
+/// (cold, sealed, empty) block instead.
+fn pop_cell(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    runtime: Value,
+    head_offset: i32,
+    type_index: u32,
+    kind: u32,
+    length: Value,
+) -> (Value, cranelift_codegen::ir::Block) {
+    // The head is thread state that only allocations (inline, or the builtin,
+    // which Cranelift treats as a store to everything) change.
+    let runtime_flags = MemFlagsData::trusted();
+    let cell = builder
+        .ins()
+        .load(types::I64, runtime_flags, runtime, head_offset);
+    let pop = builder.create_block();
+    let refill = builder.create_block();
+    builder.ins().brif(cell, pop, &[], refill, &[]);
+    builder.seal_block(pop);
+    builder.seal_block(refill);
+    builder.set_cold_block(refill);
+
+    // Unlink the cell, write the header: type id and kind, then length and the
+    // collector's "unmarked" mark (two words, little-endian).
+    builder.switch_to_block(pop);
+    let next = builder.ins().load(types::I64, object_flags(), cell, 0);
+    builder
+        .ins()
+        .store(runtime_flags, next, runtime, head_offset);
+    let id = env.type_id(builder, type_index);
+    let id = builder.ins().uextend(types::I64, id);
+    let id_and_kind = builder.ins().bor_imm_u(id, i64::from(kind) << 32);
+    builder
+        .ins()
+        .store(object_flags(), id_and_kind, cell, OBJECT_TYPE_ID);
+    let length = builder.ins().uextend(types::I64, length);
+    let length_and_mark = builder
+        .ins()
+        .bor_imm_u(length, i64::from(MARK_UNMARKED) << 32);
+    builder
+        .ins()
+        .store(object_flags(), length_and_mark, cell, ARRAY_LENGTH);
+    (cell, refill)
+}
+
+/// `array.new` (`init` the value of every element) and `array.new_default`
+/// (`init` `None`: zeros) of a length known only at run time: arrays of up to
+/// `MAX_INLINE_ZEROING` bytes pop the free list of their size class inline and
+/// initialise their elements in a loop; larger ones, or an empty list, call
+/// `gc_alloc` (and `array_fill` for `array.new`).
+fn alloc_array(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    type_index: u32,
+    length: Value,
+    init: Option<Value>,
+) -> Value {
+    let storage = array_element(env, type_index).storage;
+    let element = i64::from(storage.size());
+    let done = builder.create_block();
+    builder.append_block_param(done, types::I64);
+    let call = builder.create_block();
+    builder.set_cold_block(call);
+
+    // Object size, `abi::gc::array_size` (no overflow in 64 bits).
+    let length64 = builder.ins().uextend(types::I64, length);
+    let bytes = builder.ins().imul_imm_u(length64, element);
+    let padded = builder
+        .ins()
+        .iadd_imm_u(bytes, i64::from(GC_HEADER_SIZE) + 15);
+    let size = builder.ins().band_imm_u(padded, -16);
+    let small = builder.ins().icmp_imm_u(
+        IntCC::UnsignedLessThanOrEqual,
+        size,
+        i64::from(MAX_INLINE_ZEROING),
+    );
+    let try_pop = builder.create_block();
+    builder.ins().brif(small, try_pop, &[], call, &[]);
+    builder.seal_block(try_pop);
+    builder.switch_to_block(try_pop);
+    // The head of class `size / 16 - 1` is at `gc_free_cells + (size / 16 - 1) * 8`.
+    let runtime = env.vmctx_load(builder, VMContextLayout::RUNTIME);
+    let class_offset = builder.ins().ushr_imm_u(size, 1);
+    let heads = builder.ins().iadd(runtime, class_offset);
+    let head_offset = VMContextLayout::RUNTIME_GC_FREE_CELLS - 8;
+    let (cell, refill) = pop_cell(
+        builder,
+        env,
+        heads,
+        head_offset,
+        type_index,
+        KIND_ARRAY,
+        length,
+    );
+    // Elements: every one set to `init`, or every word of the body zeroed.
+    let (step, end) = match init {
+        Some(_) => (
+            element,
+            builder.ins().iadd_imm_u(bytes, i64::from(GC_HEADER_SIZE)),
+        ),
+        None => (8, size),
+    };
+    let end = builder.ins().iadd(cell, end);
+    let first = builder.ins().iadd_imm_u(cell, i64::from(GC_HEADER_SIZE));
+    let head = builder.create_block();
+    let body = builder.create_block();
+    let exit = builder.create_block();
+    builder.append_block_param(head, types::I64);
+    builder.ins().jump(head, &[BlockArg::Value(first)]);
+    builder.switch_to_block(head);
+    let at = builder.block_params(head)[0];
+    let more = builder.ins().icmp(IntCC::UnsignedLessThan, at, end);
+    builder.ins().brif(more, body, &[], exit, &[]);
+    builder.seal_block(body);
+    builder.seal_block(exit);
+    builder.switch_to_block(body);
+    match init {
+        Some(value) => store_field(builder, storage, value, at, 0),
+        None => {
+            let zero = builder.ins().iconst(types::I64, 0);
+            builder.ins().store(object_flags(), zero, at, 0);
+        }
+    }
+    let next = builder.ins().iadd_imm_u(at, step);
+    builder.ins().jump(head, &[BlockArg::Value(next)]);
+    builder.seal_block(head);
+    builder.switch_to_block(exit);
+    builder.ins().jump(done, &[BlockArg::Value(cell)]);
+
+    // The builtins: a large array, or the list was empty.
+    builder.switch_to_block(refill);
+    builder.ins().jump(call, &[]);
+    builder.seal_block(call);
+    builder.switch_to_block(call);
+    let obj = alloc(builder, env, type_index, Some(length));
+    if let Some(value) = init {
+        let zero = builder.ins().iconst(types::I32, 0);
+        fill(builder, env, obj, zero, value, length);
+    }
+    builder.ins().jump(done, &[BlockArg::Value(obj)]);
+
+    builder.seal_block(done);
+    builder.switch_to_block(done);
+    builder.block_params(done)[0]
+}
+
+/// The depth of type index `type_index` in its supertype chain (0 for a type
+/// without supertype): the same as its canonical type's, so known here.
+fn type_depth(env: &FuncEnv, type_index: u32) -> u32 {
+    let mut depth = 0;
+    let mut t = type_index;
+    // Validation: supertypes are earlier types, chains at most 63 long.
+    while let Some(s) = env.info.sub_types[t as usize].supertype {
+        depth += 1;
+        t = s;
+    }
+    depth
+}
+
+/// Whether canonical type `actual` is type index `type_index` (canonical id
+/// `expected`) or one of its subtypes: an i8 truth value. Equal ids first; then
+/// entry `depth` of the supertype display in `actual`'s type row (`abi::gc`),
+/// whose ids are the ancestors of `actual` at each depth: `actual` is a subtype
+/// exactly when its ancestor at the target's depth is the target. Targets deeper
+/// than the display call the `is_subtype` builtin.
+pub(crate) fn is_subtype(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    actual: Value,
+    expected: Value,
+    type_index: u32,
+) -> Value {
+    let slow = builder.create_block();
+    let done = builder.create_block();
+    builder.append_block_param(done, types::I8);
+    let equal = builder.ins().icmp(IntCC::Equal, actual, expected);
+    builder
+        .ins()
+        .brif(equal, done, &[BlockArg::Value(equal)], slow, &[]);
+    builder.seal_block(slow);
+    builder.switch_to_block(slow);
+    let depth = type_depth(env, type_index);
+    let r = if depth < TYPE_ROW_DISPLAY_LEN {
+        let runtime = env.vmctx_load(builder, VMContextLayout::RUNTIME);
+        // The table's address is set before any code runs and never changes.
+        let rows = builder.ins().load(
+            types::I64,
+            MemFlagsData::trusted().with_readonly().with_can_move(),
+            runtime,
+            VMContextLayout::RUNTIME_GC_TYPE_ROWS,
+        );
+        let index = builder.ins().uextend(types::I64, actual);
+        let offset = builder.ins().imul_imm_u(index, i64::from(TYPE_ROW_SIZE));
+        let row = builder.ins().iadd(rows, offset);
+        // Rows are written before any object or function of their type exists.
+        let ancestor = builder.ins().load(
+            types::I32,
+            MemFlagsData::trusted().with_readonly(),
+            row,
+            (TYPE_ROW_DISPLAY + 4 * depth) as i32,
+        );
+        builder.ins().icmp(IntCC::Equal, ancestor, expected)
+    } else {
+        let r = env
+            .call_builtin(builder, Builtin::IsSubtype, &[actual, expected])
+            .expect("is_subtype returns a value");
+        builder.ins().icmp_imm_u(IntCC::NotEqual, r, 0)
+    };
+    builder.ins().jump(done, &[BlockArg::Value(r)]);
+    builder.seal_block(done);
+    builder.switch_to_block(done);
+    builder.block_params(done)[0]
+}
+
 /// `array.fill` of the non-null `arr` (the value passes through a stack slot).
 fn fill(
     builder: &mut FunctionBuilder,
@@ -524,7 +849,7 @@ fn ref_test(
             if env.info.sub_types[t as usize].is_final {
                 builder.ins().icmp(IntCC::Equal, actual, expected)
             } else {
-                env.is_subtype(builder, actual, expected)
+                env.is_subtype(builder, actual, expected, t)
             }
         }
         _ => {
@@ -559,7 +884,7 @@ fn ref_test(
                     if env.info.sub_types[t as usize].is_final {
                         builder.ins().icmp(IntCC::Equal, actual, expected)
                     } else {
-                        env.is_subtype(builder, actual, expected)
+                        env.is_subtype(builder, actual, expected, t)
                     }
                 }
                 _ => unreachable!("handled above"),

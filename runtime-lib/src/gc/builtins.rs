@@ -76,7 +76,7 @@ unsafe fn array_shape(array: *mut u8) -> Option<(usize, u32)> {
             array.add(ARRAY_LENGTH as usize).cast::<u32>().read(),
         )
     };
-    let element = types::type_info(id)?.array_element()?;
+    let element = types::type_info_of_id(id)?.array_element()?;
     Some((element.storage.size() as usize, len))
 }
 

@@ -2,7 +2,7 @@
 //! exception objects) and the one non-moving mark-sweep collector that frees them.
 //!
 //! Objects live outside linear memory, 16-byte aligned, and never move: generated
-//! code holds raw pointers. Structs and arrays of up to [`cells::MAX_CELL_SIZE`]
+//! code holds raw pointers. Structs and arrays of up to `abi::gc::MAX_CELL_SIZE`
 //! bytes are cells of size-segregated chunks ([`cells`]); larger ones and
 //! exceptions are allocations of their own. Each thread that runs
 //! wasm has its own heap (instances are `!Send`, so they never outlive it). Roots:
@@ -42,17 +42,18 @@ use std::rc::Weak;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::abi::gc::{
-    ARRAY_LENGTH, GC_HEADER_SIZE, GC_OBJECT_ALIGN, KIND_ARRAY, KIND_STRUCT, OBJECT_KIND,
-    OBJECT_MARK, OBJECT_TYPE_ID, REF_TAG_MASK,
+    ARRAY_LENGTH, GC_HEADER_SIZE, GC_OBJECT_ALIGN, KIND_ARRAY, KIND_STRUCT, MARK_UNMARKED,
+    OBJECT_KIND, OBJECT_MARK, OBJECT_TYPE_ID, REF_TAG_MASK,
 };
 use crate::abi::{CompositeType, Trap, VMException, ValRaw};
 use crate::instance::Global;
 use crate::table::Table;
 
-/// Mark words of a struct or array (`abi::gc::OBJECT_MARK`): unmarked, marked.
-/// Both have the top bit set, which the same bytes of an exception never have.
-const MARK_WHITE: u32 = 0xFA11_C0DE;
-const MARK_BLACK: u32 = 0xFA11_C0DF;
+/// Mark words of a struct or array (`abi::gc::OBJECT_MARK`): unmarked (what
+/// generated code writes into a new object), marked. Both have the top bit set,
+/// which the same bytes of an exception never have.
+const MARK_WHITE: u32 = MARK_UNMARKED;
+const MARK_BLACK: u32 = MARK_UNMARKED + 1;
 
 /// Collections start once this many bytes are allocated. Each collection walks the
 /// stack and sweeps every chunk, so with a small live set a low threshold means
@@ -211,7 +212,10 @@ pub fn live_exceptions() -> usize {
 /// Number of GC objects (structs, arrays, exceptions) and their bytes currently
 /// allocated on this thread (for tests).
 pub fn live_objects() -> (usize, usize) {
-    HEAP.with_borrow(|heap| (heap.objects.len() + heap.cells.count, heap.total_bytes()))
+    HEAP.with_borrow(|heap| {
+        let (cells, cell_bytes) = heap.cells.allocated();
+        (heap.objects.len() + cells, heap.bytes + cell_bytes)
+    })
 }
 
 /// Where generated code called an allocating builtin from: what the collector
@@ -298,7 +302,7 @@ fn collect(heap: &mut Heap, roots: Vec<usize>) {
         .collect();
     let mut exception_marked = vec![false; heap.objects.len()];
     let mut work = roots;
-    types::with_all_types(|types| {
+    {
         while let Some(addr) = work.pop() {
             if addr == 0 || addr & REF_TAG_MASK as usize != 0 {
                 continue;
@@ -313,7 +317,7 @@ fn collect(heap: &mut Heap, roots: Vec<usize>) {
                 MARK_WHITE => {
                     // SAFETY: a live struct or array (see above).
                     unsafe { mark.write(MARK_BLACK) };
-                    trace_data(addr as *mut u8, types, &mut work);
+                    trace_data(addr as *mut u8, &mut work);
                 }
                 MARK_BLACK => {}
                 _ => {
@@ -331,7 +335,7 @@ fn collect(heap: &mut Heap, roots: Vec<usize>) {
                 }
             }
         }
-    });
+    }
     let mut i = 0;
     let mut bytes = 0;
     let mut live_exceptions = 0;
@@ -362,7 +366,7 @@ fn collect(heap: &mut Heap, roots: Vec<usize>) {
 }
 
 /// Pushes the references held by the struct or array at `obj` onto `work`.
-fn trace_data(obj: *mut u8, types: &[std::sync::Arc<types::TypeInfo>], work: &mut Vec<usize>) {
+fn trace_data(obj: *mut u8, work: &mut Vec<usize>) {
     // SAFETY: a live object's header, written by `alloc_data`.
     let (type_id, kind) = unsafe {
         (
@@ -370,7 +374,7 @@ fn trace_data(obj: *mut u8, types: &[std::sync::Arc<types::TypeInfo>], work: &mu
             obj.add(OBJECT_KIND as usize).cast::<u32>().read(),
         )
     };
-    let Some(ty) = types.get((type_id as usize).wrapping_sub(1)) else {
+    let Some(ty) = types::type_info_of_id(type_id) else {
         return;
     };
     if ty.traced_fields.is_empty() {
@@ -455,30 +459,27 @@ pub(crate) fn alloc_data(
         CompositeType::Func => return Err(Trap::CastFailure),
     };
     let size = usize::try_from(size).map_err(|_| Trap::GcHeapOutOfMemory)?;
-    let class = cells::class_of(size);
-    // What the object takes from the heap: small ones a whole cell.
-    let size = class.map_or(size, cells::cell_size);
-    maybe_collect(caller, size, &[]);
-    let ptr = HEAP.with_borrow_mut(|heap| {
-        if heap.total_bytes().saturating_add(size) > heap_limit() {
-            return Err(Trap::GcHeapOutOfMemory);
-        }
-        let ptr = match class {
-            Some(class) => heap.cells.alloc(class),
-            None => {
+    let ptr = match cells::class_of(size) {
+        Some(class) => alloc_cell(caller, class)?,
+        None => {
+            maybe_collect(caller, size, &[]);
+            HEAP.with_borrow_mut(|heap| {
+                if heap.total_bytes().saturating_add(size) > heap_limit() {
+                    return Err(Trap::GcHeapOutOfMemory);
+                }
                 let layout = Layout::from_size_align(size, GC_OBJECT_ALIGN)
                     .map_err(|_| Trap::GcHeapOutOfMemory)?;
                 // SAFETY: `size` is at least the header size, so non-zero.
                 let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-                (!ptr.is_null()).then(|| {
-                    heap.bytes += size;
-                    heap.objects.push(Object::Data(DataObject { ptr, size }));
-                    ptr
-                })
-            }
-        };
-        ptr.ok_or(Trap::GcHeapOutOfMemory)
-    })?;
+                if ptr.is_null() {
+                    return Err(Trap::GcHeapOutOfMemory);
+                }
+                heap.bytes += size;
+                heap.objects.push(Object::Data(DataObject { ptr, size }));
+                Ok(ptr)
+            })?
+        }
+    };
     // SAFETY: a fresh allocation of at least GC_HEADER_SIZE bytes, 16-aligned.
     unsafe {
         ptr.add(OBJECT_TYPE_ID as usize)
@@ -491,6 +492,30 @@ pub(crate) fn alloc_data(
             .write(MARK_WHITE);
     }
     Ok(ptr)
+}
+
+/// A zeroed cell of size class `class` (the caller writes the header). Generated
+/// code pops the free list itself and comes here when it is empty: the list is
+/// then fed the free cells of the next chunk, after a collection if one is due,
+/// and never with more bytes than the heap limit leaves.
+fn alloc_cell(caller: Option<CallerFrame>, class: usize) -> Result<*mut u8, Trap> {
+    if let Some(cell) = HEAP.with_borrow_mut(|heap| heap.cells.pop(class)) {
+        return Ok(cell);
+    }
+    let size = cells::cell_size(class);
+    maybe_collect(caller, size, &[]);
+    HEAP.with_borrow_mut(|heap| {
+        if !heap.cells.has_free(class) {
+            let budget = heap_limit().saturating_sub(heap.total_bytes());
+            if budget < size {
+                return Err(Trap::GcHeapOutOfMemory);
+            }
+            heap.cells
+                .refill(class, budget)
+                .ok_or(Trap::GcHeapOutOfMemory)?;
+        }
+        heap.cells.pop(class).ok_or(Trap::GcHeapOutOfMemory)
+    })
 }
 
 /// What a non-null `anyref` word is, for hosts (the spec harness): `None` for a
