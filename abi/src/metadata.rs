@@ -1,6 +1,9 @@
 //! Module metadata: everything the runtime needs to instantiate a compiled module
 //! besides its code. The compiler serializes a [`ModuleInfo`] with postcard into the
-//! object; the runtime deserializes it once at start-up.
+//! object; the runtime deserializes it once at start-up. The per-function facts
+//! ([`ModuleInfo::funcs`]) are not part of it: they go to a table the runtime reads
+//! in place ([`crate::func_table`]), since decoding them was most of a large
+//! module's start-up.
 
 use serde::{Deserialize, Serialize};
 
@@ -443,8 +446,14 @@ pub struct ElementSegment {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataMode {
-    Active { memory: u32, offset: ConstExpr },
+    Active {
+        memory: u32,
+        offset: ConstExpr,
+    },
     Passive,
+    /// An active segment that a [`MemoryImage`] holds: instantiation only drops it
+    /// (no offset expression to decode at every start: CPython has 24k of them).
+    InImage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -531,7 +540,11 @@ pub struct ModuleInfo {
     pub start: Option<u32>,
     pub elements: Vec<ElementSegment>,
     pub data: Vec<DataSegment>,
-    /// One entry per defined function.
+    /// One entry per defined function: filled by the compiler, which stores it in
+    /// the object as a [`crate::func_table`] (`ModuleDescriptor::func_table`), not
+    /// in the serialized metadata. Empty after [`ModuleInfo::deserialize`]; the
+    /// runtime reads the table in place instead.
+    #[serde(skip)]
     pub funcs: Vec<FuncInfo>,
     /// Whether generated code relies on guard pages instead of explicit bounds checks
     /// (the runtime must then reserve the full guarded region for every memory).
@@ -556,10 +569,10 @@ pub struct ModuleInfo {
     /// The size of each recursion group, in order (they partition the type indices).
     /// Types are canonicalised a whole group at a time (iso-recursive equivalence).
     pub rec_groups: Vec<u32>,
-    /// The initial contents of one defined memory, composed at compile time from
-    /// its active data segments (see [`MemoryImage`]); `None` when the module has
-    /// no such memory or its segments cannot be composed ahead of time.
-    pub memory_image: Option<MemoryImage>,
+    /// The initial contents of defined memories, composed at compile time from
+    /// their active data segments (see [`MemoryImage`]), at most one per memory;
+    /// memories whose segments cannot be composed ahead of time have none.
+    pub memory_images: Vec<MemoryImage>,
 }
 
 /// A page-aligned image of a memory's initial contents, stored in the object
@@ -568,20 +581,45 @@ pub struct ModuleInfo {
 ///
 /// When present, *every* active data segment of `memory` is in the image (their
 /// offsets are constants and each lies within the memory's minimum size, so none
-/// can trap), and their `bytes` are left empty in the metadata: applying the image
-/// and dropping those segments is the whole of their instantiation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// can trap), and they are left in the metadata as [`DataMode::InImage`] with empty
+/// `bytes`: applying the image and dropping those segments is the whole of their
+/// instantiation.
+///
+/// Only the pages that hold a non-zero byte are stored, as [`ImageChunk`]s; runs of
+/// zero pages between them are holes, left to the memory's fresh zero pages, so
+/// that the executable does not grow by them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryImage {
     /// Module memory index (a defined, 32-bit, unshared memory of 64 KiB pages).
     pub memory: u32,
-    /// Where the image starts in the memory; a multiple of `page_size`.
-    pub offset: u64,
-    /// Length in bytes; a multiple of `page_size`, and `offset + len` is within the
-    /// memory's minimum size.
-    pub len: u64,
-    /// The alignment of the image in the object (and of `offset`, `len`): the
-    /// largest OS page size of the target.
+    /// The alignment of the chunks in memory and in the object: the largest OS page
+    /// size of the target.
     pub page_size: u64,
+    /// The stored parts, sorted by `offset`, not overlapping.
+    pub chunks: Vec<ImageChunk>,
+}
+
+/// A stored part of a [`MemoryImage`]: `len` bytes at `data_offset` of the image
+/// section go to `offset` of the memory. All three are multiples of the image's
+/// `page_size`, and `offset + len` is within the memory's minimum size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChunk {
+    pub offset: u64,
+    pub len: u64,
+    pub data_offset: u64,
+}
+
+impl MemoryImage {
+    /// Bytes of the image section the chunks of `images` cover (the section's
+    /// length: the compiler stores them back to back).
+    pub fn section_len(images: &[MemoryImage]) -> Option<u64> {
+        images
+            .iter()
+            .flat_map(|image| &image.chunks)
+            .try_fold(0u64, |end, c| {
+                Some(end.max(c.data_offset.checked_add(c.len)?))
+            })
+    }
 }
 
 impl ModuleInfo {

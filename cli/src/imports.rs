@@ -104,7 +104,7 @@ mod tests {
             cpu_features: Vec::new(),
             sub_types: Vec::new(),
             rec_groups: Vec::new(),
-            memory_image: None,
+            memory_images: Vec::new(),
         }
     }
 

@@ -123,7 +123,7 @@ impl<'a> ModuleEnv<'a> {
                 cpu_features: Vec::new(),
                 sub_types: Vec::new(),
                 rec_groups: Vec::new(),
-                memory_image: None,
+                memory_images: Vec::new(),
             },
             bodies: Vec::new(),
             func_names: HashMap::new(),
