@@ -180,8 +180,7 @@ fn every_memory_gets_its_image() {
   (data (memory $a) (i32.const 16) "a0 ")
   (data (memory $a) (i32.const 200000) "a1 ")
   (data (memory $b) (i32.const 100) "b0 ")
-  (data (memory $b) (i32.const 150000) "b1
-")
+  (data (memory $b) (i32.const 150000) "b1\n")
   (func (export "_start")
     (memory.copy $a $b (i32.const 19) (i32.const 100) (i32.const 3))
     (memory.copy $a $a (i32.const 22) (i32.const 200000) (i32.const 3))

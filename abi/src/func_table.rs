@@ -18,9 +18,13 @@
 //! valid and at run time that the slices fit):
 //!
 //! ```text
-//! header      num_funcs, num_traps, num_handlers, num_stack_maps, num_slots, names_len
+//! header      num_funcs, num_traps, num_long_traps, num_handlers, num_stack_maps,
+//!             num_slots, names_len
 //! funcs       [FuncRecord; num_funcs]
-//! traps       [TrapRecord; num_traps]          all functions' sites, function by function
+//! traps       [TrapRecord; num_traps]          the trap sites of functions of at most
+//!                                              64 KiB of code (16-bit offsets),
+//!                                              function by function
+//! long_traps  [LongTrapRecord; num_long_traps] those of longer functions
 //! handlers    [HandlerRecord; num_handlers]
 //! stack_maps  [StackMapRecord; num_stack_maps]
 //! slots       [u32; num_slots]                 the stack maps' slots, map by map
@@ -29,13 +33,16 @@
 //!
 //! A function's sites are the range from the previous record's `*_end` (0 for the
 //! first function) to its own, so ranges are contiguous and sorted per function.
+//! Trap sites are most of the table (CPython: 637k of them), hence 3-byte records
+//! for the functions whose offsets fit in 16 bits, which is nearly all: the table
+//! is then about as small as postcard's variable-length encoding was.
 //! [`FuncTable::parse`] checks that every such range and name lies in its area. The
 //! sites themselves are checked when used: a handler outside its function is never
 //! returned, a name that is not UTF-8 reads as no name, an unsorted table makes a
 //! lookup miss. A corrupt blob can thus make a lookup wrong, never read outside the
 //! blob or resume execution outside the code.
 
-use zerocopy::little_endian::U32;
+use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::{FuncInfo, HandlerSite, StackMapSite, Trap};
@@ -43,11 +50,16 @@ use crate::{FuncInfo, HandlerSite, StackMapSite, Trap};
 /// `FuncRecord::name_start` of a function without a name.
 const NO_NAME: u32 = u32::MAX;
 
+/// Functions of at most this many bytes of code keep their trap sites as
+/// [`TrapRecord`]s (16-bit offsets), longer ones as [`LongTrapRecord`]s.
+const SHORT_FUNCTION: u32 = 1 << 16;
+
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 struct Header {
     num_funcs: U32,
     num_traps: U32,
+    num_long_traps: U32,
     num_handlers: U32,
     num_stack_maps: U32,
     num_slots: U32,
@@ -64,14 +76,24 @@ struct FuncRecord {
     name_len: U32,
     /// End (exclusive) of this function's range in each site array.
     traps_end: U32,
+    long_traps_end: U32,
     handlers_end: U32,
     stack_maps_end: U32,
 }
 
-/// A trap site: offset from the function start, `Trap` code.
+/// A trap site of a function of at most [`SHORT_FUNCTION`] bytes: offset from the
+/// function start, `Trap` code.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 struct TrapRecord {
+    offset: U16,
+    trap: u8,
+}
+
+/// A trap site of a longer function.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct LongTrapRecord {
     offset: U32,
     trap: u8,
 }
@@ -101,6 +123,7 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
     };
     let mut records = Vec::with_capacity(funcs.len());
     let mut traps = Vec::new();
+    let mut long_traps = Vec::new();
     let mut handlers = Vec::new();
     let mut stack_maps = Vec::new();
     let mut slots: Vec<U32> = Vec::new();
@@ -114,10 +137,21 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
             }
             None => (NO_NAME, 0),
         };
-        traps.extend(f.traps.iter().map(|&(offset, trap)| TrapRecord {
-            offset: offset.into(),
-            trap: trap as u8,
-        }));
+        if f.code_len <= SHORT_FUNCTION {
+            for &(offset, trap) in &f.traps {
+                let offset = u16::try_from(offset)
+                    .map_err(|_| format!("trap site at {offset} outside its function"))?;
+                traps.push(TrapRecord {
+                    offset: offset.into(),
+                    trap: trap as u8,
+                });
+            }
+        } else {
+            long_traps.extend(f.traps.iter().map(|&(offset, trap)| LongTrapRecord {
+                offset: offset.into(),
+                trap: trap as u8,
+            }));
+        }
         handlers.extend(f.handlers.iter().map(|h| HandlerRecord {
             ret: h.ret.into(),
             handler: h.handler.into(),
@@ -135,6 +169,7 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
             name_start: name_start.into(),
             name_len: name_len.into(),
             traps_end: count(traps.len(), "trap sites")?.into(),
+            long_traps_end: count(long_traps.len(), "trap sites")?.into(),
             handlers_end: count(handlers.len(), "exception handlers")?.into(),
             stack_maps_end: count(stack_maps.len(), "stack maps")?.into(),
         });
@@ -142,6 +177,7 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
     let header = Header {
         num_funcs: count(records.len(), "functions")?.into(),
         num_traps: count(traps.len(), "trap sites")?.into(),
+        num_long_traps: count(long_traps.len(), "trap sites")?.into(),
         num_handlers: count(handlers.len(), "exception handlers")?.into(),
         num_stack_maps: count(stack_maps.len(), "stack maps")?.into(),
         num_slots: count(slots.len(), "stack map slots")?.into(),
@@ -151,6 +187,7 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(records.as_bytes());
     out.extend_from_slice(traps.as_bytes());
+    out.extend_from_slice(long_traps.as_bytes());
     out.extend_from_slice(handlers.as_bytes());
     out.extend_from_slice(stack_maps.as_bytes());
     out.extend_from_slice(slots.as_bytes());
@@ -163,6 +200,7 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
 pub struct FuncTable<'a> {
     funcs: &'a [FuncRecord],
     traps: &'a [TrapRecord],
+    long_traps: &'a [LongTrapRecord],
     handlers: &'a [HandlerRecord],
     stack_maps: &'a [StackMapRecord],
     slots: &'a [U32],
@@ -186,6 +224,7 @@ impl<'a> FuncTable<'a> {
     pub const EMPTY: FuncTable<'static> = FuncTable {
         funcs: &[],
         traps: &[],
+        long_traps: &[],
         handlers: &[],
         stack_maps: &[],
         slots: &[],
@@ -200,6 +239,7 @@ impl<'a> FuncTable<'a> {
         let table = FuncTable {
             funcs: take(&mut rest, header.num_funcs, "function records")?,
             traps: take(&mut rest, header.num_traps, "trap sites")?,
+            long_traps: take(&mut rest, header.num_long_traps, "trap sites")?,
             handlers: take(&mut rest, header.num_handlers, "exception handlers")?,
             stack_maps: take(&mut rest, header.num_stack_maps, "stack maps")?,
             slots: take(&mut rest, header.num_slots, "stack map slots")?,
@@ -210,17 +250,19 @@ impl<'a> FuncTable<'a> {
         }
         // Every range is contiguous with the previous function's and ends in its
         // area, so that each function's ranges can be sliced without checks.
-        let mut ends = (0u32, 0u32, 0u32);
+        let mut ends = [0u32; 4];
         for (i, f) in table.funcs.iter().enumerate() {
-            let next = (
+            let next = [
                 f.traps_end.get(),
+                f.long_traps_end.get(),
                 f.handlers_end.get(),
                 f.stack_maps_end.get(),
-            );
-            let ordered = ends.0 <= next.0 && ends.1 <= next.1 && ends.2 <= next.2;
-            let within = next.0 as usize <= table.traps.len()
-                && next.1 as usize <= table.handlers.len()
-                && next.2 as usize <= table.stack_maps.len();
+            ];
+            let ordered = ends.iter().zip(&next).all(|(a, b)| a <= b);
+            let within = next[0] as usize <= table.traps.len()
+                && next[1] as usize <= table.long_traps.len()
+                && next[2] as usize <= table.handlers.len()
+                && next[3] as usize <= table.stack_maps.len();
             let name_ok = f.name_start.get() == NO_NAME
                 || (f.name_start.get() as usize)
                     .checked_add(f.name_len.get() as usize)
@@ -271,13 +313,22 @@ impl<'a> FuncTable<'a> {
         Some((prev, f))
     }
 
-    fn traps_of(&self, func: u32) -> &'a [TrapRecord] {
-        self.records(func)
-            .and_then(|(prev, f)| {
-                let start = prev.map_or(0, |p| p.traps_end.get());
-                self.traps.get(start as usize..f.traps_end.get() as usize)
-            })
-            .unwrap_or(&[])
+    /// `func`'s trap sites: short records, or long ones for a long function.
+    fn traps_of(&self, func: u32) -> (&'a [TrapRecord], &'a [LongTrapRecord]) {
+        let Some((prev, f)) = self.records(func) else {
+            return (&[], &[]);
+        };
+        if f.code_len.get() <= SHORT_FUNCTION {
+            let start = prev.map_or(0, |p| p.traps_end.get());
+            let sites = self.traps.get(start as usize..f.traps_end.get() as usize);
+            (sites.unwrap_or(&[]), &[])
+        } else {
+            let start = prev.map_or(0, |p| p.long_traps_end.get());
+            let sites = self
+                .long_traps
+                .get(start as usize..f.long_traps_end.get() as usize);
+            (&[], sites.unwrap_or(&[]))
+        }
     }
 
     fn handlers_of(&self, func: u32) -> &'a [HandlerRecord] {
@@ -306,11 +357,22 @@ impl<'a> FuncTable<'a> {
     /// The trap of the instruction at `offset` in defined function `func`, if it is
     /// a trap site.
     pub fn trap_at(&self, func: u32, offset: u32) -> Option<Trap> {
-        let traps = self.traps_of(func);
-        let i = traps
-            .binary_search_by_key(&offset, |t| t.offset.get())
-            .ok()?;
-        Trap::from_u8(traps[i].trap)
+        let code = match self.traps_of(func) {
+            (short, []) => {
+                let offset = u16::try_from(offset).ok()?;
+                let i = short
+                    .binary_search_by_key(&offset, |t| t.offset.get())
+                    .ok()?;
+                short[i].trap
+            }
+            (_, long) => {
+                let i = long
+                    .binary_search_by_key(&offset, |t| t.offset.get())
+                    .ok()?;
+                long[i].trap
+            }
+        };
+        Trap::from_u8(code)
     }
 
     /// The exception handler of the call whose return address is at `ret` in
@@ -348,10 +410,12 @@ impl<'a> FuncTable<'a> {
     /// runtime uses the lookups above).
     pub fn func_info(&self, func: u32) -> Option<FuncInfo> {
         let code_len = self.code_len(func)?;
-        let traps = self
-            .traps_of(func)
-            .iter()
-            .filter_map(|t| Some((t.offset.get(), Trap::from_u8(t.trap)?)))
+        let (short, long) = self.traps_of(func);
+        let short = short.iter().map(|t| (u32::from(t.offset.get()), t.trap));
+        let long = long.iter().map(|t| (t.offset.get(), t.trap));
+        let traps = short
+            .chain(long)
+            .filter_map(|(offset, code)| Some((offset, Trap::from_u8(code)?)))
             .collect();
         let handlers = self
             .handlers_of(func)
@@ -421,6 +485,16 @@ mod tests {
                 stack_maps: vec![],
             },
             FuncInfo {
+                name: Some("long".into()),
+                code_len: 200_000,
+                traps: vec![
+                    (70_000, Trap::IntegerDivisionByZero),
+                    (199_999, Trap::StackOverflow),
+                ],
+                handlers: vec![],
+                stack_maps: vec![],
+            },
+            FuncInfo {
                 name: Some("ünïcode".into()),
                 code_len: 50,
                 traps: vec![(0, Trap::StackOverflow)],
@@ -438,23 +512,27 @@ mod tests {
         let funcs = sample();
         let bytes = encode(&funcs).unwrap();
         let table = FuncTable::parse(&bytes).unwrap();
-        assert_eq!(table.len(), 3);
+        assert_eq!(table.len(), 4);
         for (i, f) in funcs.iter().enumerate() {
             assert_eq!(table.func_info(i as u32).as_ref(), Some(f));
         }
-        assert_eq!(table.func_info(3), None);
+        assert_eq!(table.func_info(4), None);
         assert_eq!(table.trap_at(0, 40), Some(Trap::MemoryOutOfBounds));
         assert_eq!(table.trap_at(0, 41), None);
-        assert_eq!(table.trap_at(2, 0), Some(Trap::StackOverflow));
+        assert_eq!(table.trap_at(3, 0), Some(Trap::StackOverflow));
+        assert_eq!(table.trap_at(2, 70_000), Some(Trap::IntegerDivisionByZero));
+        assert_eq!(table.trap_at(2, 199_999), Some(Trap::StackOverflow));
+        assert_eq!(table.trap_at(2, 0), None);
         assert_eq!(table.trap_at(1, 0), None);
         assert_eq!(table.handler_at(0, 20).map(|h| h.handler), Some(60));
         assert_eq!(table.handler_at(0, 30), None);
         let slots = |f, r| table.stack_map_at(f, r).map(Iterator::collect::<Vec<_>>);
         assert_eq!(slots(0, 20), Some(vec![0, 8]));
         assert_eq!(slots(0, 30), Some(vec![]));
-        assert_eq!(slots(2, 9), Some(vec![16]));
-        assert_eq!(slots(2, 20), None);
-        assert_eq!(table.name(2), Some("ünïcode"));
+        assert_eq!(slots(3, 9), Some(vec![16]));
+        assert_eq!(slots(3, 20), None);
+        assert_eq!(table.name(3), Some("ünïcode"));
+        assert_eq!(table.name(2), Some("long"));
         assert_eq!(table.name(1), None);
         let empty = encode(&[]).unwrap();
         assert!(FuncTable::parse(&empty).unwrap().is_empty());
@@ -480,7 +558,7 @@ mod tests {
                 let Ok(table) = FuncTable::parse(&corrupt) else {
                     continue;
                 };
-                for func in 0..4 {
+                for func in 0..5 {
                     let _ = table.func_info(func);
                     for offset in 0..120 {
                         let _ = table.trap_at(func, offset);

@@ -26,8 +26,9 @@ const MIN_HOLE_PAGES: u64 = 4;
 /// `info.memory_images` and turns the segments they absorb into
 /// `DataMode::InImage` (no bytes, no offset).
 /// `page_size` is the largest OS page size of the target (the images' alignment).
-/// Returns the image section (every image's chunks back to back), or `None` (and
-/// leaves `info` unchanged) when no memory qualifies.
+/// Returns the image section (every image's chunks back to back), or `None` when
+/// it is empty: no memory qualifies (`info` is left unchanged) or the qualifying
+/// memories' segments hold only zeros (images without chunks).
 pub(crate) fn build(info: &mut ModuleInfo, page_size: u64) -> Option<Vec<u8>> {
     let mut section = Vec::new();
     for memory in info.num_imported_memories..info.memories.len() as u32 {
@@ -35,7 +36,7 @@ pub(crate) fn build(info: &mut ModuleInfo, page_size: u64) -> Option<Vec<u8>> {
             info.memory_images.push(image);
         }
     }
-    (!info.memory_images.is_empty()).then_some(section)
+    (!section.is_empty()).then_some(section)
 }
 
 /// The image of defined memory `memory`, its chunks appended to `section`.
@@ -281,6 +282,18 @@ mod tests {
         );
     }
 
+    /// Segments of zeros make an image without chunks: nothing is stored (the
+    /// fresh memory is zero), the segments are still only dropped.
+    #[test]
+    fn zero_segments_store_nothing() {
+        let mut info = info(r#"(module (memory 1) (data (i32.const 100) "\00\00"))"#);
+        assert_eq!(build(&mut info, 4096), None);
+        assert_eq!(info.memory_images.len(), 1);
+        assert!(info.memory_images[0].chunks.is_empty());
+        assert_eq!(info.data[0].mode, DataMode::InImage);
+        assert_eq!(MemoryImage::section_len(&info.memory_images), Some(0));
+    }
+
     /// Every defined memory gets its image, back to back in the section.
     #[test]
     fn every_defined_memory_gets_an_image() {
@@ -295,10 +308,12 @@ mod tests {
         let images = &info.memory_images;
         assert_eq!(images.len(), 2);
         assert_eq!((images[0].memory, images[1].memory), (1, 2));
-        assert_eq!(images[1].chunks[0].offset, 65536);
+        // 70000 is on page 17 of memory 2.
+        assert_eq!(images[1].chunks[0].offset, 17 * 4096);
         assert_eq!(images[1].chunks[0].data_offset, 4096);
+        assert_eq!(section.len(), 2 * 4096);
         assert_eq!(&section[10..13], b"one");
-        assert_eq!(&section[4096 + 70000 - 65536..][..3], b"two");
+        assert_eq!(&section[4096 + 70000 - 17 * 4096..][..3], b"two");
         assert!(
             info.data[..2]
                 .iter()
