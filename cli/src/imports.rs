@@ -96,7 +96,7 @@ mod tests {
             exports: vec![],
             start: None,
             elements: vec![],
-            data: vec![],
+            data: Default::default(),
             funcs: vec![],
             guard_pages: true,
             fuel_metering: false,

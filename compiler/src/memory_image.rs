@@ -24,7 +24,7 @@ const MIN_HOLE_PAGES: u64 = 4;
 
 /// Builds the image of every defined memory that qualifies, records them in
 /// `info.memory_images` and turns the segments they absorb into
-/// `DataMode::InImage` (no bytes, no offset).
+/// `DataMode::InImage` (not stored: no bytes, no offset).
 /// `page_size` is the largest OS page size of the target (the images' alignment).
 /// Returns the image section (every image's chunks back to back), or `None` when
 /// it is empty: no memory qualifies (`info` is left unchanged) or the qualifying
@@ -121,12 +121,7 @@ fn build_one(
         }
         split_at_zero_pages(&bytes, run_start, page_size, section, &mut chunks);
     }
-    for segment in &mut info.data {
-        if matches!(segment.mode, DataMode::Active { memory: m, .. } if m == memory) {
-            segment.mode = DataMode::InImage;
-            segment.bytes = Vec::new();
-        }
-    }
+    info.data.absorb_into_image(memory);
     Some(MemoryImage {
         memory,
         page_size,
@@ -204,8 +199,9 @@ mod tests {
         assert_eq!(&image[904..908], b"aXYd");
         assert!(image[..904].iter().chain(&image[908..]).all(|&b| b == 0));
         assert!(
-            info.data[..2]
+            info.data
                 .iter()
+                .take(2)
                 .all(|d| d.mode == DataMode::InImage && d.bytes.is_empty())
         );
         assert_eq!(info.data[2].bytes, b"passive", "passive segments stay");
@@ -315,8 +311,9 @@ mod tests {
         assert_eq!(&section[10..13], b"one");
         assert_eq!(&section[4096 + 70000 - 17 * 4096..][..3], b"two");
         assert!(
-            info.data[..2]
+            info.data
                 .iter()
+                .take(2)
                 .all(|d| d.mode == DataMode::InImage && d.bytes.is_empty())
         );
         assert_eq!(info.data[2].bytes, b"shared");

@@ -115,7 +115,7 @@ impl<'a> ModuleEnv<'a> {
                 exports: Vec::new(),
                 start: None,
                 elements: Vec::new(),
-                data: Vec::new(),
+                data: Default::default(),
                 funcs: Vec::new(),
                 guard_pages: true,
                 fuel_metering: false,

@@ -215,7 +215,7 @@ fn empty_module_info() -> ModuleInfo {
         exports: Vec::new(),
         start: None,
         elements: Vec::new(),
-        data: Vec::new(),
+        data: Default::default(),
         funcs: Vec::new(),
         guard_pages: true,
         fuel_metering: false,
@@ -628,7 +628,8 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             check((table as usize) < info.tables.len(), "element table index")?;
         }
     }
-    for d in &info.data {
+    check(info.data.is_well_formed(), "data segment indices")?;
+    for d in info.data.iter() {
         if let DataMode::Active { memory, .. } = d.mode {
             check((memory as usize) < info.memories.len(), "data memory index")?;
         }
@@ -1320,7 +1321,7 @@ impl Instance {
         if dropped.get() {
             return Some(&[]);
         }
-        Some(&self.module.info.data[index as usize].bytes)
+        Some(&self.module.info.data.get(index as usize)?.bytes)
     }
 
     pub fn drop_data_segment(&self, index: u32) {
