@@ -142,16 +142,66 @@ fn computed_offsets_are_copied_in_order() {
 }
 
 #[test]
-fn sparse_segments_are_copied() {
-    // 4 bytes at 3 MiB would make an image of mostly zeros: copied instead.
+fn zero_pages_are_holes_not_stored() {
+    // 3 bytes at 3 MiB: the pages between the data are holes, left zero by the
+    // fresh memory (the program reads zeros at 70004, 73727 and 100000), and only
+    // the four pages holding data are stored in the executable.
     let scratch = Scratch::new();
     let wat = program("(i32.const 5000)", "(i32.const 70000)", "(memory 64)").replace(
         r#"(data (i32.const 8000) "\n")"#,
         r#"(data (i32.const 8000) "\n") (data (i32.const 3145728) "far")"#,
     );
     let (exe, image) = build(&wat, &scratch);
-    assert!(!image, "a sparse layout leaves the segments to the copy");
+    assert!(image, "a sparse layout makes an image with holes");
+    assert_eq!(image_section_size(&exe), 4 * 4096);
     run_twice(&exe, &scratch);
+}
+
+/// Size of the executable's memory image section.
+fn image_section_size(exe: &Path) -> u64 {
+    let bytes = fs::read(exe).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    file.section_by_name(".wasmc_memory_image")
+        .expect("an image section")
+        .size()
+}
+
+#[test]
+fn every_memory_gets_its_image() {
+    // Two defined memories with data on both sides of a hole each (the second
+    // memory's data reaches the first one's to be printed); the images are large
+    // enough to be mapped, not copied.
+    let scratch = Scratch::new();
+    let wat = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory $a 4)
+  (memory $b 4)
+  (data (memory $a) (i32.const 16) "a0 ")
+  (data (memory $a) (i32.const 200000) "a1 ")
+  (data (memory $b) (i32.const 100) "b0 ")
+  (data (memory $b) (i32.const 150000) "b1\n")
+  (func (export "_start")
+    (memory.copy $a $b (i32.const 19) (i32.const 100) (i32.const 3))
+    (memory.copy $a $a (i32.const 22) (i32.const 200000) (i32.const 3))
+    (memory.copy $a $b (i32.const 25) (i32.const 150000) (i32.const 3))
+    ;; A byte of each memory's hole, which must be zero: '0' + both.
+    (i32.store8 $a (i32.const 28) (i32.add (i32.const 48)
+      (i32.add (i32.load8_u $a (i32.const 100000)) (i32.load8_u $b (i32.const 100000)))))
+    (i32.store8 $a (i32.const 29) (i32.const 10))
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 14))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+)"#;
+    let (exe, image) = build(wat, &scratch);
+    assert!(image);
+    // Memory a: pages 0 and 48; memory b: pages 0 and 36.
+    assert_eq!(image_section_size(&exe), 4 * 4096);
+    for _ in 0..2 {
+        let output = run::<&str>(&exe, &[], scratch.path());
+        output.assert_code(0);
+        output.assert_stdout(b"a0 b0 a1 b1\n0\n");
+    }
 }
 
 #[test]

@@ -22,13 +22,14 @@
 //! # Traps
 //! Generated code raises traps only through Cranelift trap instructions (and faulting
 //! loads/stores on guard pages). Each trap site is recorded as `(code offset, Trap)` in
-//! [`FuncInfo::traps`]. Builtins that can fail return a non-zero status and the
+//! [`FuncInfo::traps`] (stored in the object as a [`func_table`]). Builtins that can fail return a non-zero status and the
 //! generated caller traps with the code stated for that builtin.
 
 use serde::{Deserialize, Serialize};
 
 pub mod component;
 pub mod embed;
+pub mod func_table;
 pub mod gc;
 pub mod layout;
 pub mod metadata;
@@ -39,7 +40,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0010; // "wasmc" + 1.16 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0010; // "wasmc" + 1.16 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts, function tables read in place and images with holes)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -76,9 +77,14 @@ pub struct ModuleDescriptor {
     /// [`component::CoreInstance::Module::module`].
     pub component_modules: *const *const ModuleDescriptor,
     pub num_component_modules: usize,
-    /// The bytes of `ModuleInfo::memory_image` (page-aligned, in the section
-    /// [`MEMORY_IMAGE_SECTION`]); null when the module has none.
+    /// The chunks of every `ModuleInfo::memory_images` entry, back to back
+    /// (page-aligned, in the section [`MEMORY_IMAGE_SECTION`]; its length is
+    /// `MemoryImage::section_len`); null when the module has none.
     pub memory_image: *const u8,
+    /// The [`func_table`] of the defined functions (`ModuleInfo::funcs`), read in
+    /// place by the runtime; null with length 0 for a component's descriptor.
+    pub func_table: *const u8,
+    pub func_table_len: usize,
 }
 
 /// Section of the object that holds a module's memory image.

@@ -1,6 +1,9 @@
 //! Module metadata: everything the runtime needs to instantiate a compiled module
 //! besides its code. The compiler serializes a [`ModuleInfo`] with postcard into the
-//! object; the runtime deserializes it once at start-up.
+//! object; the runtime deserializes it once at start-up. The per-function facts
+//! ([`ModuleInfo::funcs`]) are not part of it: they go to a table the runtime reads
+//! in place ([`crate::func_table`]), since decoding them was most of a large
+//! module's start-up.
 
 use serde::{Deserialize, Serialize};
 
@@ -443,8 +446,14 @@ pub struct ElementSegment {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataMode {
-    Active { memory: u32, offset: ConstExpr },
+    Active {
+        memory: u32,
+        offset: ConstExpr,
+    },
     Passive,
+    /// An active segment that a [`MemoryImage`] holds: instantiation only drops it
+    /// (no offset expression to decode at every start: CPython has 24k of them).
+    InImage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,6 +464,88 @@ pub struct DataSegment {
     /// instead of one call per byte (7 MB of CPython's data: 20 ms at every start).
     #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
+}
+
+/// A module's data segments, by data segment index. The segments a memory image
+/// holds ([`DataMode::InImage`]) are not stored, only counted: they read as empty
+/// `InImage` segments. CPython has 24k of them, which as entries were 1.35 MB of
+/// heap decoded at every start for segments instantiation only drops.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DataSegments {
+    /// Number of segments (the size of the data segment index space).
+    len: u32,
+    /// The other segments with their index, sorted by index.
+    stored: Vec<(u32, DataSegment)>,
+}
+
+/// What every segment held by a memory image reads as.
+static IN_IMAGE: DataSegment = DataSegment {
+    mode: DataMode::InImage,
+    bytes: Vec::new(),
+};
+
+impl DataSegments {
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends segment `len()`.
+    pub fn push(&mut self, segment: DataSegment) {
+        if segment.mode != DataMode::InImage {
+            self.stored.push((self.len, segment));
+        }
+        self.len += 1;
+    }
+
+    pub fn get(&self, index: usize) -> Option<&DataSegment> {
+        if index >= self.len() {
+            return None;
+        }
+        Some(
+            match self
+                .stored
+                .binary_search_by_key(&index, |(i, _)| *i as usize)
+            {
+                Ok(at) => &self.stored[at].1,
+                Err(_) => &IN_IMAGE,
+            },
+        )
+    }
+
+    /// Every segment in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &DataSegment> {
+        let mut stored = self.stored.iter().peekable();
+        (0..self.len).map(move |i| {
+            stored
+                .next_if(|(j, _)| *j == i)
+                .map_or(&IN_IMAGE, |(_, segment)| segment)
+        })
+    }
+
+    /// Whether the stored indices are sorted and in range (checked at load; lookups
+    /// of an unsorted list would only miss).
+    pub fn is_well_formed(&self) -> bool {
+        self.stored.windows(2).all(|w| w[0].0 < w[1].0)
+            && self.stored.last().is_none_or(|(i, _)| *i < self.len)
+    }
+
+    /// Turns every active segment of `memory` into an unstored `InImage` one.
+    pub fn absorb_into_image(&mut self, memory: u32) {
+        self.stored
+            .retain(|(_, s)| !matches!(s.mode, DataMode::Active { memory: m, .. } if m == memory));
+    }
+}
+
+impl std::ops::Index<usize> for DataSegments {
+    type Output = DataSegment;
+
+    fn index(&self, index: usize) -> &DataSegment {
+        self.get(index).expect("data segment index out of range")
+    }
 }
 
 /// Code facts of one defined function.
@@ -530,8 +621,12 @@ pub struct ModuleInfo {
     pub exports: Vec<Export>,
     pub start: Option<u32>,
     pub elements: Vec<ElementSegment>,
-    pub data: Vec<DataSegment>,
-    /// One entry per defined function.
+    pub data: DataSegments,
+    /// One entry per defined function: filled by the compiler, which stores it in
+    /// the object as a [`crate::func_table`] (`ModuleDescriptor::func_table`), not
+    /// in the serialized metadata. Empty after [`ModuleInfo::deserialize`]; the
+    /// runtime reads the table in place instead.
+    #[serde(skip)]
     pub funcs: Vec<FuncInfo>,
     /// Whether generated code relies on guard pages instead of explicit bounds checks
     /// (the runtime must then reserve the full guarded region for every memory).
@@ -556,10 +651,10 @@ pub struct ModuleInfo {
     /// The size of each recursion group, in order (they partition the type indices).
     /// Types are canonicalised a whole group at a time (iso-recursive equivalence).
     pub rec_groups: Vec<u32>,
-    /// The initial contents of one defined memory, composed at compile time from
-    /// its active data segments (see [`MemoryImage`]); `None` when the module has
-    /// no such memory or its segments cannot be composed ahead of time.
-    pub memory_image: Option<MemoryImage>,
+    /// The initial contents of defined memories, composed at compile time from
+    /// their active data segments (see [`MemoryImage`]), at most one per memory;
+    /// memories whose segments cannot be composed ahead of time have none.
+    pub memory_images: Vec<MemoryImage>,
 }
 
 /// A page-aligned image of a memory's initial contents, stored in the object
@@ -568,20 +663,45 @@ pub struct ModuleInfo {
 ///
 /// When present, *every* active data segment of `memory` is in the image (their
 /// offsets are constants and each lies within the memory's minimum size, so none
-/// can trap), and their `bytes` are left empty in the metadata: applying the image
-/// and dropping those segments is the whole of their instantiation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// can trap), and they are left in the metadata as [`DataMode::InImage`] with empty
+/// `bytes`: applying the image and dropping those segments is the whole of their
+/// instantiation.
+///
+/// Only the pages that hold a non-zero byte are stored, as [`ImageChunk`]s; runs of
+/// zero pages between them are holes, left to the memory's fresh zero pages, so
+/// that the executable does not grow by them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryImage {
     /// Module memory index (a defined, 32-bit, unshared memory of 64 KiB pages).
     pub memory: u32,
-    /// Where the image starts in the memory; a multiple of `page_size`.
-    pub offset: u64,
-    /// Length in bytes; a multiple of `page_size`, and `offset + len` is within the
-    /// memory's minimum size.
-    pub len: u64,
-    /// The alignment of the image in the object (and of `offset`, `len`): the
-    /// largest OS page size of the target.
+    /// The alignment of the chunks in memory and in the object: the largest OS page
+    /// size of the target.
     pub page_size: u64,
+    /// The stored parts, sorted by `offset`, not overlapping.
+    pub chunks: Vec<ImageChunk>,
+}
+
+/// A stored part of a [`MemoryImage`]: `len` bytes at `data_offset` of the image
+/// section go to `offset` of the memory. All three are multiples of the image's
+/// `page_size`, and `offset + len` is within the memory's minimum size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChunk {
+    pub offset: u64,
+    pub len: u64,
+    pub data_offset: u64,
+}
+
+impl MemoryImage {
+    /// Bytes of the image section the chunks of `images` cover (the section's
+    /// length: the compiler stores them back to back).
+    pub fn section_len(images: &[MemoryImage]) -> Option<u64> {
+        images
+            .iter()
+            .flat_map(|image| &image.chunks)
+            .try_fold(0u64, |end, c| {
+                Some(end.max(c.data_offset.checked_add(c.len)?))
+            })
+    }
 }
 
 impl ModuleInfo {
@@ -668,6 +788,45 @@ mod tests {
         assert_eq!(t.storage(), ValType::FuncRef);
         assert_eq!(r(true, HeapType::NoExtern).storage(), ValType::ExternRef);
         assert_eq!(t.map_type_index(|i| i + 1), r(false, HeapType::Concrete(4)));
+    }
+
+    #[test]
+    fn data_segments_in_images_are_counted_not_stored() {
+        let passive = |b: &[u8]| DataSegment {
+            mode: DataMode::Passive,
+            bytes: b.to_vec(),
+        };
+        let active = |memory| DataSegment {
+            mode: DataMode::Active {
+                memory,
+                offset: ConstExpr(vec![ConstOp::I32Const(0)]),
+            },
+            bytes: b"x".to_vec(),
+        };
+        let mut data = DataSegments::default();
+        for segment in [
+            active(0),
+            passive(b"p"),
+            active(1),
+            active(0),
+            passive(b"q"),
+        ] {
+            data.push(segment);
+        }
+        data.absorb_into_image(0);
+        data.push(IN_IMAGE.clone());
+        assert_eq!(data.len(), 6);
+        assert_eq!(data.stored.len(), 3);
+        assert!(data.is_well_formed());
+        let modes: Vec<_> = data.iter().map(|d| d.mode.clone()).collect();
+        assert_eq!(modes[0], DataMode::InImage);
+        assert_eq!(data[1].bytes, b"p");
+        assert!(matches!(modes[2], DataMode::Active { memory: 1, .. }));
+        assert_eq!(modes[3], DataMode::InImage);
+        assert_eq!(data.get(4).map(|d| &d.bytes[..]), Some(&b"q"[..]));
+        assert_eq!(modes[5], DataMode::InImage);
+        assert_eq!(data.get(6), None);
+        assert_eq!(data.iter().count(), 6);
     }
 
     /// Data segments are encoded as byte strings for decoding speed; the encoding

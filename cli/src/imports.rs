@@ -96,7 +96,7 @@ mod tests {
             exports: vec![],
             start: None,
             elements: vec![],
-            data: vec![],
+            data: Default::default(),
             funcs: vec![],
             guard_pages: true,
             fuel_metering: false,
@@ -104,7 +104,7 @@ mod tests {
             cpu_features: Vec::new(),
             sub_types: Vec::new(),
             rec_groups: Vec::new(),
-            memory_image: None,
+            memory_images: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! * `wasm[N]::name`: defined function N (name from the name section, when present);
 //! * `wasmc_host_stub[I]::module.name`, `wasmc_array_trampoline[T]`: glue code;
 //! * `wasmc_metadata`: the postcard-serialized `ModuleInfo`;
+//! * `wasmc_func_table`: the per-function facts as an `abi::func_table`;
 //! * `wasmc_policy`: the encoded sandbox policy, in the section `.wasmc_policy`;
 //! * `wasmc_functions` / `wasmc_host_stubs` / `wasmc_array_trampolines`: address tables;
 //! * `wasmc_module` (exported): the `ModuleDescriptor` pointing at all of the above.
@@ -88,8 +89,8 @@ use crate::trampolines::{Glue, array_signature};
 use crate::translate::CompiledFunction;
 use crate::translate::environ::wasm_signature;
 
-/// Size of `abi::ModuleDescriptor` (thirteen 8-byte fields on both 64-bit targets).
-const DESCRIPTOR_SIZE: usize = 104;
+/// Size of `abi::ModuleDescriptor` (fifteen 8-byte fields on both 64-bit targets).
+const DESCRIPTOR_SIZE: usize = 120;
 
 fn object_error(err: ModuleError) -> CompileError {
     CompileError::target(format!("object emission failed: {err}"))
@@ -108,7 +109,7 @@ pub(crate) struct ObjectEmitter {
     defined: Vec<FuncId>,
     host_stubs: Vec<FuncId>,
     trampolines: Vec<FuncId>,
-    /// The bytes of `ModuleInfo::memory_image`, when there is one.
+    /// The image section of `ModuleInfo::memory_images`, when there is one.
     memory_image: Option<Vec<u8>>,
 }
 
@@ -182,7 +183,7 @@ impl ObjectEmitter {
         })
     }
 
-    /// Stores `bytes` as the image `ModuleInfo::memory_image` describes.
+    /// Stores `bytes` as the image section `ModuleInfo::memory_images` describes.
     pub fn set_memory_image(&mut self, bytes: Vec<u8>) {
         self.memory_image = Some(bytes);
     }
@@ -221,6 +222,10 @@ impl ObjectEmitter {
         let metadata = info.serialize();
         let metadata_len = metadata.len();
         let metadata_id = self.data("wasmc_metadata", metadata, |_, _| {})?;
+        let func_table =
+            wasmc_abi::func_table::encode(&info.funcs).map_err(CompileError::target)?;
+        let func_table_len = func_table.len();
+        let func_table_id = self.data("wasmc_func_table", func_table, |_, _| {})?;
         let functions_id = self.address_table("wasmc_functions", &self.defined.clone())?;
         let stubs_id = self.address_table("wasmc_host_stubs", &self.host_stubs.clone())?;
         let trampolines_id =
@@ -239,7 +244,7 @@ impl ObjectEmitter {
         // size, so that in the linked executable it starts a page of the file too
         // (`ld` keeps file offsets and addresses congruent modulo the page size) and
         // the runtime can map it.
-        let image_id = match (self.memory_image.take(), &info.memory_image) {
+        let image_id = match (self.memory_image.take(), info.memory_images.first()) {
             (Some(bytes), Some(image)) => {
                 let id = self
                     .module
@@ -257,12 +262,13 @@ impl ObjectEmitter {
 
         // ModuleDescriptor: abi_version, metadata, metadata_len, functions,
         // host_stubs, array_trampolines, policy, policy_len, then the four component
-        // fields, which stay zero for a module, and the memory image (thirteen 8-byte
-        // fields).
+        // fields, which stay zero for a module, the memory image, the function
+        // table and its length (fifteen 8-byte fields).
         let mut bytes = vec![0u8; DESCRIPTOR_SIZE];
         bytes[0..8].copy_from_slice(&ABI_VERSION.to_le_bytes());
         bytes[16..24].copy_from_slice(&(metadata_len as u64).to_le_bytes());
         bytes[56..64].copy_from_slice(&(policy_len as u64).to_le_bytes());
+        bytes[112..120].copy_from_slice(&(func_table_len as u64).to_le_bytes());
         self.data_with(descriptor_symbol, Linkage::Export, bytes, |module, desc| {
             let policy = policy_id.map(|id| (48, id));
             let image = image_id.map(|id| (96, id));
@@ -271,6 +277,7 @@ impl ObjectEmitter {
                 (24, functions_id),
                 (32, stubs_id),
                 (40, trampolines_id),
+                (104, func_table_id),
             ]
             .into_iter()
             .chain(policy)

@@ -33,11 +33,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::abi::func_table::FuncTable;
 use crate::abi::policy::{Limits, Policy, format_size};
 use crate::abi::{
     self, ConstExpr, ConstOp, DataMode, ElementMode, ExportKind, FuncType, GlobalType, Import,
-    ImportKind, MemoryType, ModuleDescriptor, ModuleInfo, TableType, Trap, VMContextLayout,
-    VMFuncRef, VMGlobal, ValRaw, ValType,
+    ImportKind, MemoryImage, MemoryType, ModuleDescriptor, ModuleInfo, TableType, Trap,
+    VMContextLayout, VMFuncRef, VMGlobal, ValRaw, ValType,
 };
 use crate::memory::Memory;
 use crate::table::Table;
@@ -215,7 +216,7 @@ fn empty_module_info() -> ModuleInfo {
         exports: Vec::new(),
         start: None,
         elements: Vec::new(),
-        data: Vec::new(),
+        data: Default::default(),
         funcs: Vec::new(),
         guard_pages: true,
         fuel_metering: false,
@@ -223,7 +224,7 @@ fn empty_module_info() -> ModuleInfo {
         sub_types: Vec::new(),
         rec_groups: Vec::new(),
         cpu_features: Vec::new(),
-        memory_image: None,
+        memory_images: Vec::new(),
     }
 }
 
@@ -236,12 +237,12 @@ type ArrayTrampoline = unsafe extern "C" fn(*const u8, *mut u8, *mut ValRaw);
 /// A compiled module loaded in the process: its metadata and code addresses.
 pub struct Module {
     info: Arc<ModuleInfo>,
-    /// Code of each defined function.
-    functions: Vec<*const u8>,
-    /// Host stub of each imported function.
-    host_stubs: Vec<*const u8>,
-    /// Array trampoline of each type index.
-    trampolines: Vec<*const u8>,
+    /// Code address of each defined function.
+    functions: &'static [usize],
+    /// Host stub address of each imported function.
+    host_stubs: &'static [usize],
+    /// Array trampoline address of each type index.
+    trampolines: &'static [usize],
     /// Canonical id of each type index (what `VMContext::type_ids` points at).
     type_ids: Box<[u32]>,
     /// The registry's record of each type index.
@@ -251,8 +252,10 @@ pub struct Module {
     pins_instances: bool,
     /// The sandbox policy baked in at compile time, if any.
     policy: Option<Policy>,
-    /// The bytes of `info.memory_image` (see `memory_image`).
+    /// The image section of `info.memory_images` (see `memory_image`).
     memory_image: Option<&'static [u8]>,
+    /// The defined functions' code facts, read in place.
+    func_table: FuncTable<'static>,
     _code: CodeRegistration,
 }
 
@@ -302,24 +305,45 @@ impl Module {
             Some(Policy::decode(bytes).map_err(|e| format!("baked sandbox policy: {e}"))?)
         };
 
-        let read = |ptr: *const *const u8, len: usize| -> Result<Vec<*const u8>, String> {
+        // The code tables are used in place (CPython's 11k functions: copying them,
+        // and sorting another copy for the trap handler, cost 70 page faults).
+        let read = |ptr: *const *const u8, len: usize| -> Result<&'static [usize], String> {
             if len == 0 {
-                return Ok(Vec::new());
+                return Ok(&[]);
             }
             if ptr.is_null() {
                 return Err("corrupt module descriptor: missing code table".into());
             }
-            // SAFETY: the compiler emits one entry per function/type (see ModuleDescriptor).
-            Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
+            // SAFETY: the compiler emits one code address (8 aligned bytes) per
+            // function/type (see ModuleDescriptor), read-only and loaded for the rest
+            // of the process.
+            Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<usize>(), len) })
         };
-        let memory_image = match (&info.memory_image, descriptor.memory_image.is_null()) {
-            (None, true) => None,
-            // SAFETY: the compiler emits `len` bytes of read-only data there.
-            (Some(image), false) => Some(unsafe {
-                std::slice::from_raw_parts(descriptor.memory_image, image.len as usize)
-            }),
+        let image_len = MemoryImage::section_len(&info.memory_images)
+            .and_then(|len| usize::try_from(len).ok())
+            .ok_or("corrupt module metadata: memory image")?;
+        let memory_image = match (image_len, descriptor.memory_image.is_null()) {
+            (0, true) => None,
+            // SAFETY: the compiler emits the section, `section_len` bytes of
+            // read-only data, there.
+            (len, false) if len > 0 => {
+                Some(unsafe { std::slice::from_raw_parts(descriptor.memory_image, len) })
+            }
             _ => return Err("corrupt module descriptor: memory image".into()),
         };
+        let func_table = if descriptor.func_table.is_null() {
+            return Err("corrupt module descriptor: no function table".into());
+        } else {
+            // SAFETY: the descriptor points at `func_table_len` bytes of read-only
+            // data that stay loaded for the rest of the process (see above).
+            let bytes: &'static [u8] = unsafe {
+                std::slice::from_raw_parts(descriptor.func_table, descriptor.func_table_len)
+            };
+            FuncTable::parse(bytes)?
+        };
+        if func_table.len() != info.functions.len() - info.num_imported_funcs as usize {
+            return Err("corrupt function table: function count".into());
+        }
         let num_imported = info.num_imported_funcs as usize;
         let functions = read(descriptor.functions, info.functions.len() - num_imported)?;
         let host_stubs = read(descriptor.host_stubs, num_imported)?;
@@ -346,8 +370,12 @@ impl Module {
             ImportKind::Memory(_) | ImportKind::Tag { .. } => false,
         });
         let info = Arc::new(info);
-        let addresses: Vec<usize> = functions.iter().map(|&p| p as usize).collect();
-        let code = traps::register_code(CodeMap::new(&addresses, info.clone()));
+        let code = traps::register_code(CodeMap::new(
+            functions,
+            func_table,
+            info.name.as_deref(),
+            info.num_imported_funcs,
+        ));
         Ok(Arc::new(Module {
             info,
             functions,
@@ -359,12 +387,21 @@ impl Module {
             pins_instances,
             policy,
             memory_image,
+            func_table,
             _code: code,
         }))
     }
 
+    /// The module's metadata. Its per-function facts (`funcs`) are empty: they are
+    /// in [`Module::func_table`].
     pub fn info(&self) -> &ModuleInfo {
         &self.info
+    }
+
+    /// Code lengths, trap sites, handlers, stack maps and names of the defined
+    /// functions, read in place from the loaded object.
+    pub fn func_table(&self) -> FuncTable<'static> {
+        self.func_table
     }
 
     /// The sandbox policy baked in at compile time (`None` for objects compiled
@@ -410,22 +447,27 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
         info.functions.iter().all(|&t| (t as usize) < ntypes),
         "function type index out of range",
     )?;
-    check(info.funcs.len() == nfuncs - nimp, "function info count")?;
-    if let Some(image) = &info.memory_image {
+    for image in &info.memory_images {
         let memory = info.memories.get(image.memory as usize);
         let page = image.page_size;
+        let min_bytes = memory.map_or(0, |m| m.minimum.saturating_mul(1 << 16));
         let ok = image.memory >= info.num_imported_memories
-            && memory.is_some_and(|m| {
-                !m.memory64
-                    && !m.shared
-                    && m.page_size_log2 == 16
-                    && image.offset.checked_add(image.len).is_some_and(|end| {
-                        end <= m.minimum.saturating_mul(1 << 16) && end <= usize::MAX as u64
-                    })
-            })
+            && info
+                .memory_images
+                .iter()
+                .filter(|other| other.memory == image.memory)
+                .count()
+                == 1
+            && memory.is_some_and(|m| !m.memory64 && !m.shared && m.page_size_log2 == 16)
             && page.is_power_of_two()
-            && image.offset.is_multiple_of(page)
-            && image.len.is_multiple_of(page);
+            && image.chunks.iter().all(|c| {
+                c.offset.is_multiple_of(page)
+                    && c.len.is_multiple_of(page)
+                    && c.data_offset.is_multiple_of(page)
+                    && c.offset
+                        .checked_add(c.len)
+                        .is_some_and(|end| end <= min_bytes && end <= usize::MAX as u64)
+            });
         check(ok, "memory image")?;
     }
     // Concrete heap types: within a type, only types up to the end of its
@@ -498,12 +540,6 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
     check(
         info.num_imported_globals as usize + info.defined_globals.len() == info.globals.len(),
         "global counts",
-    )?;
-    check(
-        info.funcs
-            .iter()
-            .all(|f| f.traps.windows(2).all(|w| w[0].0 <= w[1].0)),
-        "unsorted trap table",
     )?;
     let (mut f, mut t, mut m, mut g, mut tags) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for import in &info.imports {
@@ -593,7 +629,8 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
             check((table as usize) < info.tables.len(), "element table index")?;
         }
     }
-    for d in &info.data {
+    check(info.data.is_well_formed(), "data segment indices")?;
+    for d in info.data.iter() {
         if let DataMode::Active { memory, .. } = d.mode {
             check((memory as usize) < info.memories.len(), "data memory index")?;
         }
@@ -602,23 +639,6 @@ fn validate(info: &ModuleInfo) -> Result<(), String> {
         info.tags.iter().all(|&t| (t as usize) < ntypes),
         "tag type index out of range",
     )?;
-    // The unwinder resumes execution at handler offsets: they must lie in the code.
-    for f in &info.funcs {
-        check(
-            f.handlers
-                .iter()
-                .all(|h| h.ret <= f.code_len && h.handler < f.code_len),
-            "exception handler outside its function",
-        )?;
-        check(
-            f.handlers.windows(2).all(|w| w[0].ret < w[1].ret),
-            "exception handlers not sorted",
-        )?;
-        check(
-            f.stack_maps.windows(2).all(|w| w[0].ret < w[1].ret),
-            "stack maps not sorted",
-        )?;
-    }
     Ok(())
 }
 
@@ -960,7 +980,7 @@ impl FuncHandle {
         }
         let module = &self.instance.module;
         let type_index = module.info.functions[self.index as usize] as usize;
-        let trampoline = module.trampolines[type_index];
+        let trampoline = module.trampolines[type_index] as *const u8;
         if trampoline.is_null() {
             return Err(TrapInfo::host(Trap::HostError, "missing array trampoline"));
         }
@@ -1302,7 +1322,7 @@ impl Instance {
         if dropped.get() {
             return Some(&[]);
         }
-        Some(&self.module.info.data[index as usize].bytes)
+        Some(&self.module.info.data.get(index as usize)?.bytes)
     }
 
     pub fn drop_data_segment(&self, index: u32) {
@@ -1517,7 +1537,7 @@ impl InstanceHandle {
                 Some(ImportedFunc::Host(code)) => {
                     write(layout.host_fn(index), *code as usize);
                     VMFuncRef {
-                        wasm_call: module.host_stubs[index as usize],
+                        wasm_call: module.host_stubs[index as usize] as *const u8,
                         vmctx,
                         type_id,
                         _pad: 0,
@@ -1528,7 +1548,8 @@ impl InstanceHandle {
                     *func_ref
                 }
                 None => VMFuncRef {
-                    wasm_call: module.functions[(index - info.num_imported_funcs) as usize],
+                    wasm_call: module.functions[(index - info.num_imported_funcs) as usize]
+                        as *const u8,
                     vmctx,
                     type_id,
                     _pad: 0,
@@ -1709,22 +1730,19 @@ impl InstanceHandle {
                 ElementMode::Passive => {}
             }
         }
-        // The image holds every active segment of its memory (see `abi::MemoryImage`).
-        let image_memory = match (&info.memory_image, instance.module.memory_image) {
-            (Some(image), Some(bytes)) => {
-                let memory = &instance.memories[image.memory as usize].memory;
-                crate::memory_image::apply(memory, image, bytes)
-                    .map_err(InstantiationError::Resource)?;
-                Some(image.memory)
-            }
-            _ => None,
-        };
+        // An image holds every active segment of its memory (see `abi::MemoryImage`).
+        if let Some(section) = instance.module.memory_image {
+            let memories = info
+                .memory_images
+                .iter()
+                .map(|image| (&*instance.memories[image.memory as usize].memory, image));
+            crate::memory_image::apply(memories, section).map_err(InstantiationError::Resource)?;
+        }
         for (i, segment) in info.data.iter().enumerate() {
+            if segment.mode == DataMode::InImage {
+                instance.drop_data_segment(i as u32);
+            }
             if let DataMode::Active { memory, offset } = &segment.mode {
-                if Some(*memory) == image_memory {
-                    instance.drop_data_segment(i as u32);
-                    continue;
-                }
                 let offset = eval_const_expr(
                     offset,
                     &global_value,
@@ -1853,6 +1871,66 @@ mod tests {
 
     fn expr(ops: &[ConstOp]) -> ConstExpr {
         ConstExpr(ops.to_vec())
+    }
+
+    /// A descriptor of a module without functions whose function table is `table`.
+    fn descriptor(table: &[u8]) -> &'static ModuleDescriptor {
+        let metadata = empty_module_info().serialize().leak();
+        let table: &'static [u8] = table.to_vec().leak();
+        Box::leak(Box::new(ModuleDescriptor {
+            abi_version: abi::ABI_VERSION,
+            metadata: metadata.as_ptr(),
+            metadata_len: metadata.len(),
+            functions: std::ptr::null(),
+            host_stubs: std::ptr::null(),
+            array_trampolines: std::ptr::null(),
+            policy: std::ptr::null(),
+            policy_len: 0,
+            component_plan: std::ptr::null(),
+            component_plan_len: 0,
+            component_modules: std::ptr::null(),
+            num_component_modules: 0,
+            memory_image: std::ptr::null(),
+            func_table: if table.is_empty() {
+                std::ptr::null()
+            } else {
+                table.as_ptr()
+            },
+            func_table_len: table.len(),
+        }))
+    }
+
+    /// A descriptor whose function table is missing, truncated, or describes
+    /// another number of functions is refused with a message at load.
+    #[test]
+    fn corrupt_function_tables_are_refused_at_load() {
+        let load = |table: &[u8]| {
+            // SAFETY: the descriptor and everything it points at are leaked (static).
+            unsafe { Module::new(descriptor(table)) }.map(|_| ())
+        };
+        let empty = abi::func_table::encode(&[]).unwrap();
+        assert_eq!(load(&empty), Ok(()));
+        assert_eq!(
+            load(&[]),
+            Err("corrupt module descriptor: no function table".into())
+        );
+        assert!(
+            load(&empty[..empty.len() - 1])
+                .unwrap_err()
+                .starts_with("corrupt function table")
+        );
+        let one = abi::func_table::encode(&[abi::FuncInfo {
+            name: None,
+            code_len: 1,
+            traps: vec![],
+            handlers: vec![],
+            stack_maps: vec![],
+        }])
+        .unwrap();
+        assert_eq!(
+            load(&one),
+            Err("corrupt function table: function count".into())
+        );
     }
 
     #[test]

@@ -1,118 +1,164 @@
-//! Applying a memory image (`abi::MemoryImage`, built by the compiler's
-//! `memory_image`): a memory's initial contents, page-aligned in the object.
+//! Applying memory images (`abi::MemoryImage`, built by the compiler's
+//! `memory_image`): memories' initial contents, as page-aligned chunks of one
+//! section of the object. Runs of zero pages are not stored (holes): the memory's
+//! fresh pages are already zero there.
 //!
-//! When the image lies in the main executable's file, its pages are mapped
-//! `MAP_PRIVATE | MAP_FIXED` from `/proc/self/exe` over the memory's first
-//! accessible pages: nothing is read until the program touches a page, and a write
-//! copies that page only (the file never changes). The image's file offset comes
-//! from the program headers (`dl_iterate_phdr`): the `PT_LOAD` segment holding it
-//! maps file offset `p_offset` at `load bias + p_vaddr`.
+//! When the section lies in the main executable's file, each chunk is mapped
+//! `MAP_PRIVATE | MAP_FIXED` from `/proc/self/exe` over its place in the memory:
+//! nothing is read until the program touches a page, and a write copies that page
+//! only (the file never changes). The section's file offset comes from the program
+//! headers (`dl_iterate_phdr`): the `PT_LOAD` segment holding it maps file offset
+//! `p_offset` at `load bias + p_vaddr`.
 //!
 //! Anywhere else (an object loaded with `dlopen`, as the embedding library and the
-//! spec harness do; no `/proc`; a page size the image is not aligned to) the image is
-//! copied, which gives the same contents.
+//! spec harness do; no `/proc`; a page size the image is not aligned to) the chunks
+//! are copied, which gives the same contents.
 
 use std::ffi::c_void;
+
+use rustix::fd::OwnedFd;
 
 use crate::abi::MemoryImage;
 use crate::memory::Memory;
 
-/// Images of fewer OS pages are copied: mapping costs seven system calls (the
+/// Sections of fewer OS pages are copied: mapping costs seven system calls (the
 /// program headers walk, `open`, `fstat`, two `pread`s, `mmap`, `close`), more than
 /// faulting in and filling a few fresh pages (hello world's one page measured
 /// slower mapped).
 const MIN_MAPPED_PAGES: usize = 4;
 
-/// Writes `image` (whose bytes are `bytes`) into the freshly created `memory`.
-pub(crate) fn apply(memory: &Memory, image: &MemoryImage, bytes: &[u8]) -> Result<(), String> {
-    let fits = image
-        .offset
-        .checked_add(image.len)
-        .is_some_and(|end| end <= memory.byte_len() as u64);
-    if !fits || bytes.len() as u64 != image.len {
-        return Err("the memory image does not fit its memory".into());
+/// Writes every image of `images` (memory, image), whose chunks are in `section`,
+/// into its freshly created memory.
+pub(crate) fn apply<'a>(
+    images: impl Iterator<Item = (&'a Memory, &'a MemoryImage)>,
+    section: &[u8],
+) -> Result<(), String> {
+    let mut executable = None;
+    let mut opened = false;
+    for (memory, image) in images {
+        for chunk in &image.chunks {
+            let bytes = chunk
+                .data_offset
+                .checked_add(chunk.len)
+                .and_then(|end| section.get(chunk.data_offset as usize..end as usize));
+            let fits = chunk
+                .offset
+                .checked_add(chunk.len)
+                .is_some_and(|end| end <= memory.byte_len() as u64);
+            let (Some(bytes), true) = (bytes, fits) else {
+                return Err("the memory image does not fit its memory".into());
+            };
+            // Opened at the first chunk, once for all of them.
+            if !opened {
+                executable = MappableSection::open(section);
+                opened = true;
+            }
+            // SAFETY: `offset + len` is within the accessible part of the memory
+            // (checked above), whose reservation starts at `base`.
+            let dst = unsafe { memory.base().add(chunk.offset as usize) };
+            let mapped = executable
+                .as_ref()
+                .is_some_and(|exe| exe.map(dst, chunk.data_offset, bytes.len()));
+            if !mapped {
+                memory.write(chunk.offset, bytes)?;
+            }
+        }
     }
-    // SAFETY: `offset + len` is within the accessible part of the memory (checked
-    // above), whose reservation starts at `base`.
-    let dst = unsafe { memory.base().add(image.offset as usize) };
-    if map_from_executable(dst, bytes) {
-        return Ok(());
-    }
-    memory.write(image.offset, bytes)
+    Ok(())
 }
 
-/// Maps the executable's copy of `bytes` privately over `dst`. False, with `dst`
-/// left readable and writable (and still zero), when that cannot be done.
-fn map_from_executable(dst: *mut u8, bytes: &[u8]) -> bool {
-    let page = rustix::param::page_size();
-    let aligned = |x: usize| x.is_multiple_of(page);
-    if bytes.len() < MIN_MAPPED_PAGES * page
-        || !aligned(dst as usize)
-        || !aligned(bytes.as_ptr() as usize)
-        || !aligned(bytes.len())
-    {
-        return false;
-    }
-    let Some(file_offset) = main_program_file_offset(bytes) else {
-        return false;
-    };
-    if !aligned(file_offset as usize) {
-        return false;
-    }
-    let Ok(exe) = rustix::fs::open(
-        "/proc/self/exe",
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) else {
-        return false;
-    };
-    // A mapping past the end of the file would fault on access instead of trapping.
-    match rustix::fs::fstat(&exe) {
-        Ok(stat) if (stat.st_size as u64) >= file_offset + bytes.len() as u64 => {}
-        _ => return false,
-    }
-    // `/proc/self/exe` is the file the kernel executed, which is not the program
-    // when it was started through the dynamic loader (`ld.so ./program`): make sure
-    // the file holds the image where the headers say, by its first and last pages.
-    let file_has_image = |at: usize| {
-        let mut page_bytes = vec![0u8; page];
-        matches!(rustix::io::pread(&exe, &mut page_bytes, file_offset + at as u64), Ok(n) if n == page)
-            && page_bytes == bytes[at..at + page]
-    };
-    if !file_has_image(0) || !file_has_image(bytes.len() - page) {
-        return false;
-    }
-    use rustix::mm::{MapFlags, ProtFlags};
-    let rw = ProtFlags::READ | ProtFlags::WRITE;
-    // SAFETY: `dst..dst + len` is accessible memory of a fresh linear memory that
-    // nothing has written yet; it is replaced by a private mapping of the same
-    // length with the contents the copy would have written.
-    let mapped = unsafe {
-        rustix::mm::mmap(
-            dst.cast::<c_void>(),
-            bytes.len(),
-            rw,
-            MapFlags::PRIVATE | MapFlags::FIXED,
-            &exe,
-            file_offset,
+/// The image section's place in the executable's file, open for mapping.
+struct MappableSection {
+    exe: OwnedFd,
+    /// File offset of the section's first byte.
+    file_offset: u64,
+}
+
+impl MappableSection {
+    /// `None` when `section` cannot (or should not) be mapped from the executable.
+    fn open(section: &[u8]) -> Option<MappableSection> {
+        let page = rustix::param::page_size();
+        let aligned = |x: usize| x.is_multiple_of(page);
+        if section.len() < MIN_MAPPED_PAGES * page
+            || !aligned(section.as_ptr() as usize)
+            || !aligned(section.len())
+        {
+            return None;
+        }
+        let file_offset = main_program_file_offset(section)?;
+        if !aligned(file_offset as usize) {
+            return None;
+        }
+        let exe = rustix::fs::open(
+            "/proc/self/exe",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
         )
-    };
-    if mapped.is_ok() {
-        return true;
+        .ok()?;
+        // A mapping past the end of the file would fault on access instead of trapping.
+        match rustix::fs::fstat(&exe) {
+            Ok(stat) if (stat.st_size as u64) >= file_offset + section.len() as u64 => {}
+            _ => return None,
+        }
+        // `/proc/self/exe` is the file the kernel executed, which is not the program
+        // when it was started through the dynamic loader (`ld.so ./program`): make
+        // sure the file holds the section where the headers say, by its first and
+        // last pages.
+        let file_has_section = |at: usize| {
+            let mut page_bytes = vec![0u8; page];
+            matches!(rustix::io::pread(&exe, &mut page_bytes, file_offset + at as u64), Ok(n) if n == page)
+                && page_bytes == section[at..at + page]
+        };
+        if !file_has_section(0) || !file_has_section(section.len() - page) {
+            return None;
+        }
+        Some(MappableSection { exe, file_offset })
     }
-    // A failed `MAP_FIXED` may have unmapped the range already: put fresh zero pages
-    // back before the caller copies (and if that fails too, the copy faults into
-    // the reservation and is reported, never silently wrong).
-    // SAFETY: as above, the range belongs to the memory's reservation.
-    let _ = unsafe {
-        rustix::mm::mmap_anonymous(
-            dst.cast::<c_void>(),
-            bytes.len(),
-            rw,
-            MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
-        )
-    };
-    false
+
+    /// Maps the `len` bytes at `data_offset` of the section privately over `dst`.
+    /// False, with `dst` left readable and writable (and still zero), when that
+    /// cannot be done.
+    fn map(&self, dst: *mut u8, data_offset: u64, len: usize) -> bool {
+        let page = rustix::param::page_size();
+        if !(dst as usize).is_multiple_of(page)
+            || !len.is_multiple_of(page)
+            || !(data_offset as usize).is_multiple_of(page)
+        {
+            return false;
+        }
+        use rustix::mm::{MapFlags, ProtFlags};
+        let rw = ProtFlags::READ | ProtFlags::WRITE;
+        // SAFETY: `dst..dst + len` is accessible memory of a fresh linear memory
+        // that nothing has written yet; it is replaced by a private mapping of the
+        // same length with the contents the copy would have written (the caller
+        // checked that the chunk lies in the section, which lies in the file).
+        let mapped = unsafe {
+            rustix::mm::mmap(
+                dst.cast::<c_void>(),
+                len,
+                rw,
+                MapFlags::PRIVATE | MapFlags::FIXED,
+                &self.exe,
+                self.file_offset + data_offset,
+            )
+        };
+        if mapped.is_ok() {
+            return true;
+        }
+        // A failed `MAP_FIXED` may have unmapped the range already: put fresh zero
+        // pages back before the caller copies (and if that fails too, the copy
+        // faults into the reservation and is reported, never silently wrong).
+        // SAFETY: as above, the range belongs to the memory's reservation.
+        let _ = unsafe {
+            rustix::mm::mmap_anonymous(
+                dst.cast::<c_void>(),
+                len,
+                rw,
+                MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
+            )
+        };
+        false
+    }
 }
 
 /// The offset in the main executable's file of `bytes`, when they lie in one of

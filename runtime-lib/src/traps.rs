@@ -52,8 +52,9 @@
 use std::cell::{Cell, UnsafeCell};
 use std::sync::{Arc, Once, OnceLock, RwLock};
 
+use crate::abi::func_table::FuncTable;
 use crate::abi::policy::{DEFAULT_WASM_STACK, MAX_WASM_STACK, MIN_WASM_STACK};
-use crate::abi::{HandlerSite, ModuleInfo, Trap, VMException, VMRuntimeState};
+use crate::abi::{HandlerSite, Trap, VMException, VMRuntimeState};
 
 /// Stack available to wasm code on the thread created by [`run_on_wasm_stack`]
 /// (`abi::policy::DEFAULT_WASM_STACK`; [`run_on_wasm_stack_with`] takes another size).
@@ -147,73 +148,100 @@ pub(crate) struct CodeMap {
     /// `[start, end)` covers every defined function of the module.
     start: usize,
     end: usize,
-    /// `(code address, defined function index)` sorted by address.
-    funcs: Vec<(usize, u32)>,
-    info: Arc<ModuleInfo>,
+    /// Code address of each defined function (the descriptor's table, in place).
+    addresses: &'static [usize],
+    /// Defined function indices sorted by address, when `addresses` is not sorted
+    /// already (the compiler lays functions out in index order, so normally `None`).
+    by_address: Option<Box<[u32]>>,
+    /// Code lengths, trap sites, handlers, stack maps and names, read in place.
+    table: FuncTable<'static>,
+    /// Module name of backtrace frames.
+    module_name: String,
+    num_imported_funcs: u32,
 }
 
 impl CodeMap {
     /// `functions[i]` is the code address of defined function `i`; its length comes
-    /// from `info.funcs[i].code_len`.
-    pub(crate) fn new(functions: &[usize], info: Arc<ModuleInfo>) -> CodeMap {
-        let mut funcs: Vec<(usize, u32)> = functions
+    /// from `table` (which has an entry for each).
+    pub(crate) fn new(
+        functions: &'static [usize],
+        table: FuncTable<'static>,
+        module_name: Option<&str>,
+        num_imported_funcs: u32,
+    ) -> CodeMap {
+        let by_address = (!functions.is_sorted()).then(|| {
+            let mut order: Vec<u32> = (0..functions.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| functions[i as usize]);
+            order.into_boxed_slice()
+        });
+        let start = functions.iter().copied().min().unwrap_or(0);
+        let end = functions
             .iter()
-            .enumerate()
-            .map(|(i, &addr)| (addr, i as u32))
-            .collect();
-        funcs.sort_unstable();
-        let start = funcs.first().map_or(0, |f| f.0);
-        let end = funcs
-            .iter()
-            .map(|&(addr, i)| addr.saturating_add(info.funcs[i as usize].code_len as usize))
+            .zip(0u32..)
+            .map(|(&addr, i)| addr.saturating_add(table.code_len(i).unwrap_or(0) as usize))
             .max()
             .unwrap_or(0);
         CodeMap {
             start,
             end,
-            funcs,
-            info,
+            addresses: functions,
+            by_address,
+            table,
+            module_name: module_name.unwrap_or("wasm").to_string(),
+            num_imported_funcs,
         }
     }
 
     /// The defined function containing `pc` and `pc`'s offset in it.
     fn func_at(&self, pc: usize) -> Option<(u32, u32)> {
-        let i = self.funcs.partition_point(|&(addr, _)| addr <= pc);
-        let (addr, index) = *self.funcs.get(i.checked_sub(1)?)?;
-        let len = self.info.funcs[index as usize].code_len as usize;
+        let index = match &self.by_address {
+            None => self
+                .addresses
+                .partition_point(|&addr| addr <= pc)
+                .checked_sub(1)? as u32,
+            Some(order) => {
+                let i = order.partition_point(|&f| self.addresses[f as usize] <= pc);
+                order[i.checked_sub(1)?]
+            }
+        };
+        let addr = self.addresses[index as usize];
+        let len = self.table.code_len(index)? as usize;
         let offset = pc - addr;
         (offset < len).then_some((index, offset as u32))
     }
 
     fn trap_at(&self, func: u32, offset: u32) -> Option<Trap> {
-        let traps = &self.info.funcs[func as usize].traps;
-        let i = traps.binary_search_by_key(&offset, |&(o, _)| o).ok()?;
-        Some(traps[i].1)
+        self.table.trap_at(func, offset)
     }
 
     /// The handler of the call whose return address is at `offset` in `func`.
     fn handler_at(&self, func: u32, offset: u32) -> Option<HandlerSite> {
-        let handlers = &self.info.funcs[func as usize].handlers;
-        let i = handlers.binary_search_by_key(&offset, |h| h.ret).ok()?;
-        Some(handlers[i])
+        self.table.handler_at(func, offset)
     }
 
-    /// The stack map of the call whose return address is at `offset` in `func`.
-    fn stack_map_at(&self, func: u32, offset: u32) -> Option<&crate::abi::StackMapSite> {
-        let maps = &self.info.funcs[func as usize].stack_maps;
-        let i = maps.binary_search_by_key(&offset, |m| m.ret).ok()?;
-        Some(&maps[i])
+    /// The stack slots of the call whose return address is at `offset` in `func`.
+    fn stack_map_at(&self, func: u32, offset: u32) -> Option<impl Iterator<Item = u32>> {
+        self.table.stack_map_at(func, offset)
+    }
+
+    /// Writes the `module!function` name of defined function `func` (no allocation:
+    /// the crash report uses it inside the signal handler).
+    fn write_frame_name(&self, out: &mut impl std::fmt::Write, func: u32) -> std::fmt::Result {
+        match self.table.name(func) {
+            Some(name) => write!(out, "{}!{name}", self.module_name),
+            None => write!(
+                out,
+                "{}!wasm-function[{}]",
+                self.module_name,
+                self.num_imported_funcs as u64 + func as u64
+            ),
+        }
     }
 
     fn frame_name(&self, func: u32) -> String {
-        let module = self.info.name.as_deref().unwrap_or("wasm");
-        match &self.info.funcs[func as usize].name {
-            Some(name) => format!("{module}!{name}"),
-            None => format!(
-                "{module}!wasm-function[{}]",
-                self.info.num_imported_funcs as u64 + func as u64
-            ),
-        }
+        let mut name = String::new();
+        let _ = self.write_frame_name(&mut name, func);
+        name
     }
 }
 
@@ -848,19 +876,11 @@ fn crash_report(
         libc::SIGFPE => "SIGFPE",
         _ => "signal",
     };
-    let module = map.info.name.as_deref().unwrap_or("wasm");
     let _ = write!(
         out,
-        "wasmc: internal error: {name} in wasm code at pc {pc:#x} ({module}!"
+        "wasmc: internal error: {name} in wasm code at pc {pc:#x} ("
     );
-    let _ = match &map.info.funcs[func as usize].name {
-        Some(f) => write!(out, "{f}"),
-        None => write!(
-            out,
-            "wasm-function[{}]",
-            map.info.num_imported_funcs as u64 + func as u64
-        ),
-    };
+    let _ = map.write_frame_name(&mut out, func);
     let _ = write!(out, "+{offset:#x})");
     if matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
         let _ = write!(out, ", fault address {fault_addr:#x}");
@@ -1186,8 +1206,8 @@ pub(crate) fn visit_stack_roots(
         let Some((func, offset)) = map.func_at(ret.wrapping_sub(1)) else {
             return true;
         };
-        if let Some(site) = map.stack_map_at(func, offset + 1) {
-            for &slot in &site.slots {
+        if let Some(slots) = map.stack_map_at(func, offset + 1) {
+            for slot in slots {
                 let addr = sp.saturating_add(slot as usize);
                 if addr < low || addr.saturating_add(8) > high || !addr.is_multiple_of(8) {
                     return false;
@@ -1473,46 +1493,21 @@ mod tests {
     type FakeFunc<'a> = (usize, u32, Vec<(u32, Trap)>, &'a str);
 
     fn register(funcs: &[FakeFunc<'_>]) -> CodeRegistration {
-        let info = ModuleInfo {
-            name: Some("fake".into()),
-            types: vec![],
-            imports: vec![],
-            functions: vec![0; funcs.len()],
-            num_imported_funcs: 0,
-            tables: vec![],
-            num_imported_tables: 0,
-            defined_tables: vec![],
-            memories: vec![],
-            num_imported_memories: 0,
-            globals: vec![],
-            num_imported_globals: 0,
-            defined_globals: vec![],
-            tags: vec![],
-            num_imported_tags: 0,
-            exports: vec![],
-            start: None,
-            elements: vec![],
-            data: vec![],
-            funcs: funcs
-                .iter()
-                .map(|(_, len, traps, name)| FuncInfo {
-                    name: Some(name.to_string()),
-                    code_len: *len,
-                    traps: traps.clone(),
-                    handlers: Vec::new(),
-                    stack_maps: Vec::new(),
-                })
-                .collect(),
-            guard_pages: true,
-            fuel_metering: false,
-            array_host_imports: Vec::new(),
-            cpu_features: Vec::new(),
-            sub_types: Vec::new(),
-            rec_groups: Vec::new(),
-            memory_image: None,
-        };
+        let infos: Vec<FuncInfo> = funcs
+            .iter()
+            .map(|(_, len, traps, name)| FuncInfo {
+                name: Some(name.to_string()),
+                code_len: *len,
+                traps: traps.clone(),
+                handlers: Vec::new(),
+                stack_maps: Vec::new(),
+            })
+            .collect();
+        // Registered code lives for the process (as a loaded module's tables do).
+        let bytes = crate::abi::func_table::encode(&infos).unwrap().leak();
+        let table = FuncTable::parse(bytes).unwrap();
         let addrs: Vec<usize> = funcs.iter().map(|f| f.0).collect();
-        register_code(CodeMap::new(&addrs, Arc::new(info)))
+        register_code(CodeMap::new(addrs.leak(), table, Some("fake"), 0))
     }
 
     #[test]
