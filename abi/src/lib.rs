@@ -39,7 +39,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_000f; // "wasmc" + 1.15 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0010; // "wasmc" + 1.16 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, hot VMContext fields first, memmove/memset builtins)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -248,6 +248,12 @@ pub struct Builtins {
     /// `(actual: u32, expected: u32) -> u32`: 1 when canonical type `actual` is a
     /// declared subtype (transitively) of `expected`.
     pub is_subtype: usize,
+    /// The C library's `memmove(dst: *mut u8, src: *const u8, len: usize) -> *mut u8`:
+    /// `memory.copy` after the generated code has checked both ranges itself.
+    pub memmove: usize,
+    /// The C library's `memset(dst: *mut u8, byte: i32, len: usize) -> *mut u8`:
+    /// `memory.fill` after the generated code has checked the range itself.
+    pub memset: usize,
 }
 
 /// `memory_atomic_wait32/64` result: the address is out of bounds.
@@ -292,6 +298,8 @@ pub enum Builtin {
     ArrayInitData,
     ArrayInitElem,
     IsSubtype,
+    Memmove,
+    Memset,
 }
 
 /// Why wasm execution stopped abnormally. The messages are the spec test suite's texts.

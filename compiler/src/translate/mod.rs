@@ -26,6 +26,7 @@ use crate::module_env::{FunctionBody, val_type};
 use crate::{CompileError, CompileErrorKind, CompileOptions};
 
 mod atomics;
+mod bulk_memory;
 mod code;
 mod control;
 pub(crate) mod environ;
