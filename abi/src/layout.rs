@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(l.host_fn(0), 160 + 32);
         assert_eq!(l.func_ref(0), 192 + 40);
         assert_eq!(l.tag(1), 232 + 7 * 24 + 8);
-        assert_eq!(l.size(), (232 + 7 * 24 + 16u32).next_multiple_of(16) as usize);
+        assert_eq!(
+            l.size(),
+            (232 + 7 * 24 + 16u32).next_multiple_of(16) as usize
+        );
         assert_eq!(VMContextLayout::FUNC_REF_SIZE, 24);
     }
 

@@ -171,9 +171,7 @@ impl FuncEnv<'_> {
         if self.guard_pages_catch(mem, len) {
             // A load that may trap is never removed, used or not.
             let flags: MemFlagsData = self.heap_flags();
-            builder
-                .ins()
-                .load(types::I8, flags, addr, (len - 1) as i32);
+            builder.ins().load(types::I8, flags, addr, (len - 1) as i32);
         }
     }
 }
