@@ -173,9 +173,12 @@ pub struct Builtins {
     /// `u64::MAX` on failure (the caller truncates to i32 for 32-bit memories).
     pub memory_grow: usize,
     /// `(vmctx, mem: u32, dst: u64, val: u32, len: u64) -> u32` status (MemoryOutOfBounds).
+    /// Generated code checks the range itself and calls [`Builtins::memset`] since
+    /// ABI 1.16; this entry stays so that the table's order does not change.
     pub memory_fill: usize,
     /// `(vmctx, dst_mem: u32, src_mem: u32, dst: u64, src: u64, len: u64) -> u32`
-    /// status (MemoryOutOfBounds).
+    /// status (MemoryOutOfBounds). Generated code calls [`Builtins::memmove`]
+    /// instead since ABI 1.16 (see `memory_fill`).
     pub memory_copy: usize,
     /// `(vmctx, mem: u32, data: u32, dst: u64, src: u32, len: u32) -> u32`
     /// status (MemoryOutOfBounds).
