@@ -22,8 +22,10 @@
 //!
 //! The frame size is known only after register allocation, so a leaf is compiled
 //! without the check first and compiled again with it in the rare case its frame
-//! turns out larger (`runtime-lib/tests/codegen_invariants.rs` and the compiler's
-//! unit tests check both cases).
+//! turns out larger. The compiler's unit tests check which functions keep the
+//! check (`stack_check_only_where_a_frame_can_pass_the_reserve`);
+//! `runtime-lib/tests/codegen_invariants.rs` runs recursion through a spilling leaf
+//! into the stack-overflow trap.
 
 use cranelift_codegen::ir::{self, GlobalValue};
 
