@@ -7,14 +7,21 @@
 //! 8                           runtime:   *const VMRuntimeState (stack limit)
 //! 16                          builtins:  *const Builtins
 //! 24                          type_ids:  *const u32            (module type index -> canonical id)
+//! memory_bases()              [*mut u8; memories]              (copy of each VMMemory.base)
 //! memories()                  [*mut VMMemory; memories]        (imported first, then defined)
 //! tables()                    [*mut VMTable;  tables]
+//! inline_globals()            [VMGlobal; globals]              (16-aligned; used for private globals)
 //! globals()                   [*mut VMGlobal; globals]
 //! host_fns()                  [usize; imported functions]      (extern "C" host function, or 0)
 //! func_refs()                 [VMFuncRef; functions]           (imported first, then defined)
 //! tags()                      [usize; tags]                    (tag identity, imported first)
-//! memory_bases()              [*mut u8; memories]              (copy of each VMMemory.base)
 //! ```
+//! The fields generated code reads in hot paths come first, at small fixed offsets:
+//! the memory bases, the memory and table descriptors and the private globals (C's
+//! `__stack_pointer` is global 0, at offset 48 or 64 in a module with one memory).
+//! On x86_64 an offset below 128 is a one-byte displacement in every load, and the
+//! variable-size arrays (one `VMFuncRef` per function: 264 KB in CPython) would push
+//! anything after them to four-byte displacements.
 //! A tag's identity is a non-zero word, equal for two tags exactly when they are the
 //! same tag (an imported tag has its exporter's identity); `VMException::tag` holds
 //! the identity of the tag the exception was thrown with.
@@ -73,8 +80,15 @@ impl VMContextLayout {
     pub const RUNTIME_GC_TYPE_ROWS: i32 =
         std::mem::offset_of!(crate::VMRuntimeState, gc_type_rows) as i32;
 
-    pub fn memories(&self) -> u32 {
+    pub fn memory_bases(&self) -> u32 {
         Self::HEADER
+    }
+    /// The copy of memory `index`'s (never moving) base address.
+    pub fn memory_base(&self, index: u32) -> i32 {
+        (self.memory_bases() + index * PTR) as i32
+    }
+    pub fn memories(&self) -> u32 {
+        self.memory_bases() + self.num_memories * PTR
     }
     pub fn memory(&self, index: u32) -> i32 {
         (self.memories() + index * PTR) as i32
@@ -85,8 +99,18 @@ impl VMContextLayout {
     pub fn table(&self, index: u32) -> i32 {
         (self.tables() + index * PTR) as i32
     }
+    /// Start of the inline global slots (16-byte aligned): one 16-byte `VMGlobal` per
+    /// global index, used for the globals `ModuleInfo::global_is_inline` names (the
+    /// others' slots stay unused).
+    pub fn inline_globals(&self) -> u32 {
+        (self.tables() + self.num_tables * PTR).next_multiple_of(16)
+    }
+    /// The inline slot of global `index`.
+    pub fn inline_global(&self, index: u32) -> i32 {
+        (self.inline_globals() + index * 16) as i32
+    }
     pub fn globals(&self) -> u32 {
-        self.tables() + self.num_tables * PTR
+        self.inline_globals() + self.num_globals * 16
     }
     pub fn global(&self, index: u32) -> i32 {
         (self.globals() + index * PTR) as i32
@@ -109,26 +133,9 @@ impl VMContextLayout {
     pub fn tag(&self, tag_index: u32) -> i32 {
         (self.tags() + tag_index * PTR) as i32
     }
-    pub fn memory_bases(&self) -> u32 {
-        self.tags() + self.num_tags * PTR
-    }
-    /// The copy of memory `index`'s (never moving) base address.
-    pub fn memory_base(&self, index: u32) -> i32 {
-        (self.memory_bases() + index * PTR) as i32
-    }
-    /// Start of the inline global slots (16-byte aligned): one 16-byte `VMGlobal` per
-    /// global index, used for the globals `ModuleInfo::global_is_inline` names (the
-    /// others' slots stay unused).
-    pub fn inline_globals(&self) -> u32 {
-        (self.memory_bases() + self.num_memories * PTR).next_multiple_of(16)
-    }
-    /// The inline slot of global `index`.
-    pub fn inline_global(&self, index: u32) -> i32 {
-        (self.inline_globals() + index * 16) as i32
-    }
     /// Total size in bytes (a multiple of 16).
     pub fn size(&self) -> usize {
-        (self.inline_globals() + self.num_globals * 16) as usize
+        (self.tags() + self.num_tags * PTR).next_multiple_of(16) as usize
     }
 }
 
@@ -146,18 +153,39 @@ mod tests {
             num_funcs: 7,
             num_tags: 2,
         };
-        assert_eq!(l.memory(0), 32);
-        assert_eq!(l.table(0), 32 + 16);
-        assert_eq!(l.global(0), 32 + 16 + 24);
-        assert_eq!(l.host_fn(0), 32 + 16 + 24 + 32);
-        assert_eq!(l.func_ref(0), 32 + 16 + 24 + 32 + 40);
-        assert_eq!(l.tag(1), 144 + 7 * 24 + 8);
-        assert_eq!(l.memory_base(1), 144 + 7 * 24 + 16 + 8);
-        let inline = (144 + 7 * 24 + 16 + 16u32).next_multiple_of(16);
-        assert_eq!(l.inline_globals(), inline);
-        assert_eq!(l.inline_global(3), (inline + 3 * 16) as i32);
-        assert_eq!(l.inline_global(0) % 16, 0);
-        assert_eq!(l.size(), (inline + 4 * 16) as usize);
+        assert_eq!(l.memory_base(1), 32 + 8);
+        assert_eq!(l.memory(0), 32 + 16);
+        assert_eq!(l.table(0), 32 + 32);
+        // 32 + 32 + 24 = 88, rounded up to 16.
+        assert_eq!(l.inline_globals(), 96);
+        assert_eq!(l.inline_global(3), 96 + 3 * 16);
+        assert_eq!(l.global(0), 96 + 64);
+        assert_eq!(l.host_fn(0), 160 + 32);
+        assert_eq!(l.func_ref(0), 192 + 40);
+        assert_eq!(l.tag(1), 232 + 7 * 24 + 8);
+        assert_eq!(
+            l.size(),
+            (232 + 7 * 24 + 16u32).next_multiple_of(16) as usize
+        );
         assert_eq!(VMContextLayout::FUNC_REF_SIZE, 24);
+    }
+
+    /// What a C or Rust program compiled by wasm-ld has: one memory, one table, the
+    /// `__stack_pointer` as global 0. Its hot fields must be one-byte displacements.
+    #[test]
+    fn hot_fields_of_a_typical_module_are_below_128() {
+        let l = VMContextLayout {
+            num_memories: 1,
+            num_tables: 1,
+            num_globals: 3,
+            num_imported_funcs: 40,
+            num_funcs: 11000,
+            num_tags: 0,
+        };
+        assert!(l.memory_base(0) < 128);
+        assert!(l.memory(0) < 128);
+        assert!(l.table(0) < 128);
+        assert!(l.inline_global(0) < 128);
+        assert!(l.inline_global(2) < 128);
     }
 }

@@ -40,7 +40,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0010; // "wasmc" + 1.16 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts, function tables read in place and images with holes)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0011; // "wasmc" + 1.17 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts, function tables read in place and images with holes, hot VMContext fields first, memmove/memset builtins)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";
@@ -189,9 +189,12 @@ pub struct Builtins {
     /// `u64::MAX` on failure (the caller truncates to i32 for 32-bit memories).
     pub memory_grow: usize,
     /// `(vmctx, mem: u32, dst: u64, val: u32, len: u64) -> u32` status (MemoryOutOfBounds).
+    /// Generated code checks the range itself and calls [`Builtins::memset`] since
+    /// ABI 1.16; this entry stays so that the table's order does not change.
     pub memory_fill: usize,
     /// `(vmctx, dst_mem: u32, src_mem: u32, dst: u64, src: u64, len: u64) -> u32`
-    /// status (MemoryOutOfBounds).
+    /// status (MemoryOutOfBounds). Generated code calls [`Builtins::memmove`]
+    /// instead since ABI 1.16 (see `memory_fill`).
     pub memory_copy: usize,
     /// `(vmctx, mem: u32, data: u32, dst: u64, src: u32, len: u32) -> u32`
     /// status (MemoryOutOfBounds).
@@ -264,6 +267,12 @@ pub struct Builtins {
     /// `(actual: u32, expected: u32) -> u32`: 1 when canonical type `actual` is a
     /// declared subtype (transitively) of `expected`.
     pub is_subtype: usize,
+    /// The C library's `memmove(dst: *mut u8, src: *const u8, len: usize) -> *mut u8`:
+    /// `memory.copy` after the generated code has checked both ranges itself.
+    pub memmove: usize,
+    /// The C library's `memset(dst: *mut u8, byte: i32, len: usize) -> *mut u8`:
+    /// `memory.fill` after the generated code has checked the range itself.
+    pub memset: usize,
 }
 
 /// `memory_atomic_wait32/64` result: the address is out of bounds.
@@ -308,6 +317,8 @@ pub enum Builtin {
     ArrayInitData,
     ArrayInitElem,
     IsSubtype,
+    Memmove,
+    Memset,
 }
 
 /// Why wasm execution stopped abnormally. The messages are the spec test suite's texts.

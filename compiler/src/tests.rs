@@ -1354,3 +1354,51 @@ fn gc_types_and_casts() {
     assert_eq!(builtin_calls(&funcs[0]), 0, "{}", funcs[0].display());
     assert_eq!(builtin_calls(&funcs[1]), 1, "{}", funcs[1].display());
 }
+
+/// `n` values kept live at once (all loaded, then summed in reverse), so that the
+/// register allocator spills: the body of a leaf with a frame of about `n * size`.
+fn many_live_values(n: usize, ty: &str) -> String {
+    let loads: String = (0..n)
+        .map(|i| format!("({ty}.load offset={} (local.get 0))\n", i * 16))
+        .collect();
+    let add = if ty == "v128" { "i64x2.add" } else { "i64.add" };
+    format!("{loads}{}", format!("({add})\n").repeat(n - 1))
+}
+
+/// Leaves (no call of any kind) with frames of at most a page go without the
+/// stack-limit check; calls and large frames keep it (see translate/stack_check.rs).
+#[test]
+fn stack_check_only_where_a_frame_can_pass_the_reserve() {
+    let wat = format!(
+        r#"(module
+            (memory 1)
+            (func $leaf_spills (export "leaf_spills") (param i32) (result i64)
+                {})
+            (func $calls (export "calls") (param i32) (result i64)
+                (i64.add (call $leaf_spills (local.get 0)) (i64.const 1)))
+            (func $big_leaf (export "big_leaf") (param i32) (result v128)
+                {})
+            (func $builtin (export "builtin") (param i32) (result i32)
+                (memory.grow (local.get 0))))"#,
+        many_live_values(40, "i64"),
+        many_live_values(400, "v128"),
+    );
+    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        let module = compile_wat(&wat, &opts(triple)).unwrap();
+        let checked: Vec<bool> = module
+            .info
+            .funcs
+            .iter()
+            .map(|f| {
+                f.traps
+                    .iter()
+                    .any(|(_, t)| *t == wasmc_abi::Trap::StackOverflow)
+            })
+            .collect();
+        assert_eq!(
+            checked,
+            [false, true, true, true],
+            "{triple}: stack checks of leaf_spills, calls, big_leaf, builtin"
+        );
+    }
+}

@@ -45,6 +45,11 @@ pub fn builtins() -> &'static Builtins {
         array_init_data: crate::gc::builtins::array_init_data as *const () as usize,
         array_init_elem: crate::gc::builtins::array_init_elem as *const () as usize,
         is_subtype: crate::gc::types::is_subtype_builtin as *const () as usize,
+        // Generated code checks the ranges of `memory.copy`/`memory.fill` itself and
+        // calls the C library directly (no lookup of the memory by index, no Rust
+        // frame): see `compiler/src/translate/bulk_memory.rs`.
+        memmove: libc::memmove as *const () as usize,
+        memset: libc::memset as *const () as usize,
     })
 }
 

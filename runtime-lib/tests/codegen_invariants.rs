@@ -12,7 +12,11 @@
 //!   generated code reads (also for an imported memory grown by its exporter);
 //! * alias regions: linear memory, globals, table elements and the memory/table
 //!   descriptors are disjoint, and only calls (wasm, host, builtins) change more
-//!   than one; a value loaded before a call is loaded again after it.
+//!   than one; a value loaded before a call is loaded again after it;
+//! * a leaf function (it calls nothing) with a frame of at most a page has no
+//!   stack-limit check: the host reserve below the limit holds its frame, so
+//!   recursion that calls such leaves at every depth still ends in the
+//!   stack-overflow trap, on the harness's wasm thread as on any other.
 //!
 //! The compiler's unit tests check that the optimisations happen (no load in the
 //! IR); these check that the results stay right.
@@ -325,4 +329,36 @@ fn private_globals_live_in_each_instance() {
     shared.set(Val::I32(100)).unwrap();
     call(&a, "bump", &[]).unwrap();
     assert_eq!(shared.get(), Val::I32(101));
+}
+
+#[test]
+fn leaves_without_stack_check_fit_below_the_limit() {
+    // $leaf keeps 40 values live (spill slots: a frame of a few hundred bytes, so
+    // the compiler leaves its check out); $recurse calls it at every depth, so
+    // when $recurse's own check finally fails, the leaf has just run with its
+    // frame below the limit.
+    let loads: String = (0..40)
+        .map(|i| format!("(i64.load offset={} (local.get 0))\n", i * 8))
+        .collect();
+    let adds = "(i64.add)\n".repeat(39);
+    let module = load(&format!(
+        r#"(module
+            (memory 1)
+            (func $leaf (param i32) (result i64) {loads}{adds})
+            (func $recurse (export "recurse") (param i32) (result i64)
+              (i64.add
+                (call $leaf (i32.and (local.get 0) (i32.const 1023)))
+                (call $recurse (i32.add (local.get 0) (i32.const 1)))))
+            (func (export "leaf") (param i32) (result i64) (call $leaf (local.get 0))))"#
+    ));
+    let instance = instantiate(&module, &[]).unwrap();
+    assert_eq!(
+        trap(&instance, "recurse", &[Val::I32(0)]),
+        Trap::StackOverflow
+    );
+    // And the instance still works afterwards.
+    assert_eq!(
+        call(&instance, "leaf", &[Val::I32(0)]).unwrap(),
+        [Val::I64(0)]
+    );
 }

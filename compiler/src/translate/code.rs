@@ -366,33 +366,12 @@ fn translate_reachable_operator(
         // ------------------------------------------------------------ bulk memory
         O::MemoryFill { mem } => {
             let (dst, val, len) = state.pop3();
-            let (dst, len) = (to_u64(builder, dst), to_u64(builder, len));
-            let mem = builder.ins().iconst(types::I32, i64::from(*mem));
-            let vmctx = env.vmctx;
-            env.call_checked_builtin(
-                builder,
-                Builtin::MemoryFill,
-                &[vmctx, mem, dst, val, len],
-                Trap::MemoryOutOfBounds,
-            );
+            env.memory_fill(builder, *mem, dst, val, len);
             env.fuel_bulk(builder, len, None);
         }
         O::MemoryCopy { dst_mem, src_mem } => {
             let (dst, src, len) = state.pop3();
-            let (dst, src, len) = (
-                to_u64(builder, dst),
-                to_u64(builder, src),
-                to_u64(builder, len),
-            );
-            let dst_mem = builder.ins().iconst(types::I32, i64::from(*dst_mem));
-            let src_mem = builder.ins().iconst(types::I32, i64::from(*src_mem));
-            let vmctx = env.vmctx;
-            env.call_checked_builtin(
-                builder,
-                Builtin::MemoryCopy,
-                &[vmctx, dst_mem, src_mem, dst, src, len],
-                Trap::MemoryOutOfBounds,
-            );
+            env.memory_copy(builder, (*dst_mem, *src_mem), dst, src, len);
             env.fuel_bulk(builder, len, None);
         }
         O::MemoryInit { data_index, mem } => {

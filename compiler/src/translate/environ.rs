@@ -279,7 +279,12 @@ impl<'m> FuncEnv<'m> {
 
     /// `addr`, or 0 when `oob` is set, without a branch the CPU could mispredict
     /// (see "Spectre guards" in the module doc). `oob` has already been trapped on.
-    fn spectre_guard(&self, builder: &mut FunctionBuilder, oob: Value, addr: Value) -> Value {
+    pub(super) fn spectre_guard(
+        &self,
+        builder: &mut FunctionBuilder,
+        oob: Value,
+        addr: Value,
+    ) -> Value {
         if !self.spectre_guards {
             return addr;
         }
@@ -409,7 +414,30 @@ impl<'m> FuncEnv<'m> {
         self.vmctx_load(builder, self.layout.memory(mem))
     }
 
-    fn memory_length(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
+    /// Whether an access of memory `mem` that ends at most `end` bytes past a
+    /// 32-bit index needs no explicit check because it faults when out of bounds
+    /// (see the module doc). Guard pages catch an access only where the accessible
+    /// region ends exactly at the memory's end: with 64 KiB wasm pages (a multiple
+    /// of every OS page size) it does; with 1-byte pages (custom-page-sizes) the
+    /// runtime rounds it up to a whole OS page, so such memories are always checked
+    /// explicitly.
+    pub(super) fn guard_pages_catch(&self, mem: u32, end: u64) -> bool {
+        !self.explicit_bounds_checks
+            && !self.memory64(mem)
+            && self.info.memories[mem as usize].page_size_log2 == 16
+            && end <= wasmc_abi::GUARD_SIZE
+    }
+
+    /// The base address of memory `mem`. The base never moves (the reservation is
+    /// made up front), so its load is `frozen`: `can_move` makes it pure for
+    /// Cranelift, which then loads it once per function instead of again after
+    /// every store and call. The context holds a copy of it: one load, not two
+    /// through the `VMMemory`.
+    pub(super) fn memory_base(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
+        self.vmctx_load(builder, self.layout.memory_base(mem))
+    }
+
+    pub(super) fn memory_length(&self, builder: &mut FunctionBuilder, mem: u32) -> Value {
         let ptr = self.memory_ptr(builder, mem);
         if self.info.memories[mem as usize].shared {
             // Another thread may grow a shared memory at any time. A plain load
@@ -602,6 +630,8 @@ impl<'m> FuncEnv<'m> {
                 (&[I64, I64, I32, I32, I32, I32], None)
             }
             Builtin::IsSubtype => (&[I32, I32], Some(I32)),
+            Builtin::Memmove => (&[I64, I64, I64], Some(I64)),
+            Builtin::Memset => (&[I64, I32, I64], Some(I64)),
         };
         let mut sig = Signature::new(self.host_call_conv);
         sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
@@ -1005,14 +1035,7 @@ impl SimdEnv for FuncEnv<'_> {
         let memory64 = self.memory64(mem);
         let offset = memarg.offset;
         let end = offset.checked_add(u64::from(access_size));
-        // Guard pages catch an access only where the accessible region ends exactly
-        // at the memory's end: with 64 KiB wasm pages (a multiple of every OS page
-        // size) it does; with 1-byte pages (custom-page-sizes) the runtime rounds
-        // it up to a whole OS page, so such memories are always checked explicitly.
-        let guarded = !self.explicit_bounds_checks
-            && !memory64
-            && self.info.memories[mem as usize].page_size_log2 == 16
-            && end.is_some_and(|end| end <= wasmc_abi::GUARD_SIZE);
+        let guarded = end.is_some_and(|end| self.guard_pages_catch(mem, end));
         let index = to_u64(builder, index);
         // The bounds check's condition, when there is one, for the Spectre guard.
         let mut checked = None;
@@ -1062,11 +1085,7 @@ impl SimdEnv for FuncEnv<'_> {
                 checked = Some(oob);
             }
         }
-        // The base never moves (the reservation is made up front), so its load is
-        // `frozen`: `can_move` makes it pure for Cranelift, which then loads it once
-        // per function instead of again after every store and call. The context
-        // holds a copy of it: one load, not two through the `VMMemory`.
-        let base = self.vmctx_load(builder, self.layout.memory_base(mem));
+        let base = self.memory_base(builder, mem);
         let addr = builder.ins().iadd(base, index);
         let addr = if offset == 0 {
             addr

@@ -244,7 +244,7 @@ impl Fuel {
 }
 
 /// The value of `v` if it is a constant, seen through a zero extension.
-fn const_u64(builder: &FunctionBuilder, v: Value) -> Option<u64> {
+pub(super) fn const_u64(builder: &FunctionBuilder, v: Value) -> Option<u64> {
     use cranelift_codegen::ir::{InstructionData, Opcode};
     let dfg = &builder.func.dfg;
     let inst = dfg.value_def(v).inst()?;

@@ -26,6 +26,7 @@ use crate::module_env::{FunctionBody, val_type};
 use crate::{CompileError, CompileErrorKind, CompileOptions};
 
 mod atomics;
+mod bulk_memory;
 mod code;
 mod control;
 pub(crate) mod environ;
@@ -33,6 +34,7 @@ mod fuel;
 mod gc;
 mod legacy_eh;
 pub(crate) mod simd;
+mod stack_check;
 
 use control::{ControlFrame, FrameKind, State};
 use environ::{FuncEnv, abi_trap, ir_type, wasm_signature};
@@ -133,17 +135,32 @@ fn compile_one(
     )?;
     *allocs = validator.into_allocations();
 
-    ctx.compile(isa, &mut ControlPlane::default())
-        .map_err(|e| {
-            CompileError::new(
-                CompileErrorKind::Target,
-                Some(body.body.range().start as usize),
-                format!(
-                    "code generation failed for function {func_index}: {:?}",
-                    e.inner
-                ),
-            )
-        })?;
+    let compile = |ctx: &mut Context| {
+        ctx.compile(isa, &mut ControlPlane::default())
+            .map(|_| ())
+            .map_err(|e| {
+                CompileError::new(
+                    CompileErrorKind::Target,
+                    Some(body.body.range().start as usize),
+                    format!(
+                        "code generation failed for function {func_index}: {:?}",
+                        e.inner
+                    ),
+                )
+            })
+    };
+    // Leaves with small frames go without the stack-limit check (see stack_check).
+    let leaf = stack_check::drop_for_leaf(&mut ctx.func).map(|limit| (limit, ctx.func.clone()));
+    compile(ctx)?;
+    if let Some((limit, mut func)) = leaf {
+        let code = ctx.compiled_code().expect("compiled just above");
+        if stack_check::needs_check_after_all(&code.buffer) {
+            func.stack_limit = Some(limit);
+            ctx.clear();
+            ctx.func = func;
+            compile(ctx)?;
+        }
+    }
     let code = ctx.compiled_code().expect("compiled just above");
     let buffer = &code.buffer;
     let mut traps: Vec<(u32, wasmc_abi::Trap)> = buffer
