@@ -205,6 +205,24 @@ impl CodeMap {
         Some(&maps[i])
     }
 
+    /// The names of the frames at `offset` in `func`, innermost first: the
+    /// functions whose inlined code is there (see `abi::InlinedRange`), then `func`.
+    fn frame_names(&self, func: u32, offset: u32) -> impl Iterator<Item = String> + '_ {
+        let ranges = &self.info.funcs[func as usize].inlined;
+        let i = ranges.partition_point(|r| r.start <= offset);
+        let inlined = i
+            .checked_sub(1)
+            .map(|i| &ranges[i])
+            .filter(|r| offset < r.end)
+            .map_or(&[][..], |r| &r.funcs[..]);
+        inlined
+            .iter()
+            .copied()
+            .filter(|&f| (f as usize) < self.info.funcs.len())
+            .chain(std::iter::once(func))
+            .map(|f| self.frame_name(f))
+    }
+
     fn frame_name(&self, func: u32) -> String {
         let module = self.info.name.as_deref().unwrap_or("wasm");
         match &self.info.funcs[func as usize].name {
@@ -1290,9 +1308,10 @@ pub fn catch_traps<R>(f: impl FnOnce() -> R) -> Result<R, TrapInfo> {
             // SAFETY: `record` wrote the first `num_frames` entries.
             let pc = unsafe { pc.assume_init() };
             let map = find_code(&registry, pc)?;
-            let (func, _) = map.func_at(pc)?;
-            Some(map.frame_name(func))
+            let (func, offset) = map.func_at(pc)?;
+            Some(map.frame_names(func, offset))
         })
+        .flatten()
         .collect();
     Err(TrapInfo {
         trap,
@@ -1494,6 +1513,7 @@ mod tests {
                     traps: traps.clone(),
                     handlers: Vec::new(),
                     stack_maps: Vec::new(),
+                    inlined: Vec::new(),
                 })
                 .collect(),
             guard_pages: true,
