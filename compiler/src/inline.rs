@@ -44,9 +44,16 @@
 //!   inlining the same stores and loads remain around the spliced body, so the count
 //!   and the check points are exactly those of the calls (fuel tests compare both).
 //! * Exceptions: a call inside a `try_table` is a `try_call`; Cranelift gives every
-//!   call of the spliced body (including the `throw_ref` builtin call that a `throw`
-//!   outside the callee's own handlers makes) the caller's handler, which is where
-//!   the unwinder would have gone.
+//!   call of the spliced body the caller's handler, which is where the unwinder
+//!   would have gone. Except one: a function that may call the `throw_ref` builtin
+//!   (it has `throw`, `throw_ref`, `rethrow`, `delegate`, or a `try_table`/`try`
+//!   whose unmatched exceptions go on up) is not inlined at a `try_call`. The builtin
+//!   has the C calling convention, and Cranelift expects a handler of a C-convention
+//!   call to find the callee-saved registers preserved, which wasmc's unwinder (it
+//!   restores only the stack and frame pointers, enough for wasm-to-wasm calls,
+//!   whose `tail` convention saves nothing across an exceptional edge) does not do;
+//!   it does not even look for a handler at the builtin's own return address
+//!   (`traps::find_handler`), since without inlining that call never has one.
 //! * GC stack maps: Cranelift appends the caller's stack-map entries of the call to
 //!   every safepoint of the spliced body, so roots live in the caller stay visible.
 //! * Interrupts (`--timeout`) are signals, checked by pc: any wasm code qualifies.
@@ -88,6 +95,8 @@ pub(crate) struct Plan {
     pub levels: Vec<Vec<usize>>,
     /// Candidate flag per defined function.
     pub is_candidate: Vec<bool>,
+    /// Whether each defined function's own body may call the `throw_ref` builtin.
+    pub throws: Vec<bool>,
 }
 
 impl Plan {
@@ -95,14 +104,18 @@ impl Plan {
     /// read is left out here; translation reports it.
     pub fn new(info: &ModuleInfo, bodies: &[FunctionBody<'_>]) -> Plan {
         let imported = info.num_imported_funcs;
-        let summaries: Vec<Option<(usize, Vec<u32>)>> = bodies
+        let summaries: Vec<Option<Summary>> = bodies
             .par_iter()
             .map(|body| summarize(&body.body, imported))
             .collect();
         let n = bodies.len();
         let callees: Vec<Vec<u32>> = summaries
             .iter()
-            .map(|s| s.as_ref().map(|(_, c)| c.clone()).unwrap_or_default())
+            .map(|s| s.as_ref().map(|s| s.callees.clone()).unwrap_or_default())
+            .collect();
+        let throws = summaries
+            .iter()
+            .map(|s| s.as_ref().is_none_or(|s| s.throws))
             .collect();
         let on_cycle = on_call_cycle(&callees);
         let is_candidate: Vec<bool> = (0..n)
@@ -110,7 +123,7 @@ impl Plan {
                 !on_cycle[f]
                     && summaries[f]
                         .as_ref()
-                        .is_some_and(|(ops, _)| *ops <= MAX_CANDIDATE_OPERATORS)
+                        .is_some_and(|s| s.operators <= MAX_CANDIDATE_OPERATORS)
             })
             .collect();
         let level = candidate_levels(&callees, &is_candidate);
@@ -126,6 +139,7 @@ impl Plan {
         Plan {
             levels,
             is_candidate,
+            throws,
         }
     }
 
@@ -134,28 +148,51 @@ impl Plan {
         Plan {
             levels: Vec::new(),
             is_candidate: vec![false; num_defined],
+            throws: vec![true; num_defined],
         }
     }
 }
 
-/// (operator count, defined callees of direct calls) of a body, or `None` if the
-/// body cannot be read.
-fn summarize(body: &wasmparser::FunctionBody<'_>, imported: u32) -> Option<(usize, Vec<u32>)> {
+/// What the plan needs to know of one body.
+struct Summary {
+    operators: usize,
+    /// Defined functions it calls directly, sorted.
+    callees: Vec<u32>,
+    /// It may call the `throw_ref` builtin (see the module doc).
+    throws: bool,
+}
+
+/// The summary of a body, or `None` if the body cannot be read.
+fn summarize(body: &wasmparser::FunctionBody<'_>, imported: u32) -> Option<Summary> {
     let mut reader = body.get_operators_reader().ok()?;
-    let mut ops = 0;
+    let mut operators = 0;
     let mut callees = Vec::new();
+    let mut throws = false;
     while !reader.eof() {
         let op = reader.read().ok()?;
-        ops += 1;
-        if let Operator::Call { function_index } | Operator::ReturnCall { function_index } = op
-            && let Some(defined) = function_index.checked_sub(imported)
-        {
-            callees.push(defined);
+        operators += 1;
+        match op {
+            Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                if let Some(defined) = function_index.checked_sub(imported) {
+                    callees.push(defined);
+                }
+            }
+            Operator::Throw { .. }
+            | Operator::ThrowRef
+            | Operator::Rethrow { .. }
+            | Operator::Delegate { .. }
+            | Operator::TryTable { .. }
+            | Operator::Try { .. } => throws = true,
+            _ => {}
         }
     }
     callees.sort_unstable();
     callees.dedup();
-    Some((ops, callees))
+    Some(Summary {
+        operators,
+        callees,
+        throws,
+    })
 }
 
 /// Which functions lie on a cycle of the direct-call graph (a self-call included):
@@ -265,6 +302,8 @@ pub(crate) struct InlineBody {
     pub chains: Vec<Vec<u32>>,
     /// CLIF instructions in `func`'s layout.
     pub size: usize,
+    /// It may call the `throw_ref` builtin: not to be inlined at a `try_call`.
+    pub throws: bool,
 }
 
 /// The inlining chains of one function: an instruction spliced in from inlined
@@ -305,7 +344,7 @@ pub(crate) struct Callees<'a> {
 
 /// Inlines into `func` (whose chains are `chains`) its direct calls of inlinable
 /// callees, within its growth budget, and records where the spliced code came
-/// from. Returns whether anything was inlined.
+/// from. Returns whether some inlined callee may call the `throw_ref` builtin.
 pub(crate) fn inline_calls(
     ctx: &mut Context,
     chains: &mut Chains,
@@ -320,11 +359,13 @@ pub(crate) fn inline_calls(
     let inlined = ctx
         .inline(&mut inliner)
         .map_err(|e| format!("inlining failed: {e:?}"))?;
+    let sites = std::mem::take(&mut inliner.sites);
     if inlined {
-        let sites = std::mem::take(&mut inliner.sites);
         record_chains(&mut ctx.func, chains, callees, &sites);
     }
-    Ok(inlined)
+    Ok(sites
+        .iter()
+        .any(|&(callee, _)| callees.bodies[callee].as_ref().is_some_and(|b| b.throws)))
 }
 
 struct Inliner<'a> {
@@ -340,7 +381,7 @@ impl Inline for Inliner<'_> {
         &mut self,
         caller: &ir::Function,
         _call_inst: ir::Inst,
-        _call_opcode: Opcode,
+        call_opcode: Opcode,
         callee: ir::FuncRef,
         _call_args: &[ir::Value],
     ) -> InlineCommand<'_> {
@@ -355,6 +396,7 @@ impl Inline for Inliner<'_> {
             return InlineCommand::KeepCall;
         };
         if name.namespace != 0
+            || (body.throws && call_opcode == Opcode::TryCall)
             || body.size > MAX_CALLEE_INSTS
             || self.used + body.size > self.budget
         {

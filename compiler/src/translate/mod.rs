@@ -195,7 +195,7 @@ impl<'a> Prepared<'a> {
                     let func_index = info.num_imported_funcs + defined as u32;
                     let mut ctx = Context::for_function(func);
                     let mut chains = inline::Chains::default();
-                    catch_unwind(AssertUnwindSafe(|| {
+                    let inlined_throws = catch_unwind(AssertUnwindSafe(|| {
                         inline::inline_calls(&mut ctx, &mut chains, &view)
                     }))
                     .map_err(|_| internal_error(func_index))?
@@ -207,6 +207,7 @@ impl<'a> Prepared<'a> {
                             func: ctx.func,
                             chains: chains.list,
                             size,
+                            throws: plan.throws[defined] || inlined_throws,
                         },
                     ))
                 })
