@@ -22,7 +22,9 @@
 //!    kept, and they are small: memory stays bounded on big modules.
 //! 3. Every function (candidates reuse their final CLIF) inlines its calls to
 //!    candidates whose final body has at most [`MAX_CALLEE_INSTS`] CLIF
-//!    instructions, within a growth budget ([`growth_budget`]), and is compiled.
+//!    instructions if the call is inside one of its loops, at most
+//!    [`MAX_CALLEE_INSTS_OUTSIDE_LOOPS`] otherwise, within a growth budget
+//!    ([`growth_budget`]), and is compiled. (Step 2 applies the same rule.)
 //!    Candidates are also compiled on their own: they may be exported, in a table,
 //!    or called from where the budget ran out.
 //!
@@ -59,11 +61,14 @@
 //! * Interrupts (`--timeout`) are signals, checked by pc: any wasm code qualifies.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cranelift_codegen::Context;
+use cranelift_codegen::dominator_tree::DominatorTree;
+use cranelift_codegen::flowgraph::ControlFlowGraph;
 use cranelift_codegen::inline::{Inline, InlineCommand};
 use cranelift_codegen::ir::{self, Opcode, SourceLoc};
+use cranelift_codegen::loop_analysis::LoopAnalysis;
 use cranelift_codegen::traversals::Dfs;
 use rayon::prelude::*;
 use wasmc_abi::{InlinedRange, ModuleInfo};
@@ -76,9 +81,18 @@ use crate::module_env::FunctionBody;
 /// structural ones becomes at least one instruction).
 pub(crate) const MAX_CANDIDATE_OPERATORS: usize = 96;
 
-/// A callee is inlined when its final body (after its own inlining) has at most
-/// this many CLIF instructions: accessors, wrappers, `strlen`-like loops.
+/// A callee is inlined at a call inside a loop of the caller when its final body
+/// (after its own inlining) has at most this many CLIF instructions: accessors,
+/// wrappers, `strlen`-like loops.
 pub(crate) const MAX_CALLEE_INSTS: usize = 48;
+
+/// Outside loops, only callees of at most this many CLIF instructions are inlined:
+/// about what the call itself costs (argument moves, the call, the callee's frame
+/// set-up and stack check). Larger ones gain little there: a call outside every
+/// loop runs rarely, and splicing code into a function changes its register
+/// allocation, also in its hot loops (measured: see bench/README.md).
+pub(crate) const MAX_CALLEE_INSTS_OUTSIDE_LOOPS: usize = TINY_INSTS;
+const TINY_INSTS: usize = 12;
 
 /// How many CLIF instructions inlining may add to a function of `original`
 /// instructions: as much again as it has (at least 256, so that small callers can
@@ -352,6 +366,7 @@ pub(crate) fn inline_calls(
 ) -> Result<bool, String> {
     let mut inliner = Inliner {
         callees,
+        in_loops: calls_in_loops(&ctx.func),
         budget: growth_budget(clif_size(&ctx.func)),
         used: 0,
         sites: Vec::new(),
@@ -368,8 +383,32 @@ pub(crate) fn inline_calls(
         .any(|&(callee, _)| callees.bodies[callee].as_ref().is_some_and(|b| b.throws)))
 }
 
+/// The direct calls of `func` that lie inside a loop.
+fn calls_in_loops(func: &ir::Function) -> HashSet<ir::Inst> {
+    let cfg = ControlFlowGraph::with_function(func);
+    let domtree = DominatorTree::with_function(func, &cfg);
+    let mut loops = LoopAnalysis::new();
+    loops.compute(func, &cfg, &domtree);
+    let mut calls = HashSet::new();
+    for block in func.layout.blocks() {
+        if loops.innermost_loop(block).is_none() {
+            continue;
+        }
+        for inst in func.layout.block_insts(block) {
+            if matches!(
+                func.dfg.insts[inst].opcode(),
+                Opcode::Call | Opcode::TryCall | Opcode::ReturnCall
+            ) {
+                calls.insert(inst);
+            }
+        }
+    }
+    calls
+}
+
 struct Inliner<'a> {
     callees: &'a Callees<'a>,
+    in_loops: HashSet<ir::Inst>,
     budget: usize,
     used: usize,
     /// (callee, first instruction index it was given), in inlining order.
@@ -380,7 +419,7 @@ impl Inline for Inliner<'_> {
     fn inline(
         &mut self,
         caller: &ir::Function,
-        _call_inst: ir::Inst,
+        call_inst: ir::Inst,
         call_opcode: Opcode,
         callee: ir::FuncRef,
         _call_args: &[ir::Value],
@@ -398,6 +437,7 @@ impl Inline for Inliner<'_> {
         if name.namespace != 0
             || (body.throws && call_opcode == Opcode::TryCall)
             || body.size > MAX_CALLEE_INSTS
+            || (body.size > MAX_CALLEE_INSTS_OUTSIDE_LOOPS && !self.in_loops.contains(&call_inst))
             || self.used + body.size > self.budget
         {
             return InlineCommand::KeepCall;

@@ -296,7 +296,11 @@ fn atomics_compile_for_every_target() {
 fn traps_are_recorded() {
     let m = compile_wat(
         "(module (memory 1) (func (param i32) (result i32) (call 1) (i32.div_s (local.get 0) (i32.load (local.get 0)))) (func unreachable))",
-        &opts("x86_64-unknown-linux-gnu"),
+        // Inlined, `unreachable` would make the rest of function 0 dead code.
+        &CompileOptions {
+            inline: crate::Inlining::None,
+            ..opts("x86_64-unknown-linux-gnu")
+        },
     )
     .unwrap();
     let traps: Vec<_> = m.info.funcs[0].traps.iter().map(|t| t.1).collect();
@@ -1373,9 +1377,14 @@ const INLINING: &str = r#"
   (func $odd (param i32) (result i32)
     (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
       (else (call $even (i32.sub (local.get 0) (i32.const 1))))))
-  (func $main (export "main") (param i32) (result i64)
+  (func $main (export "main") (param i32) (result i64) (local $sum i32)
+    ;; In a loop: `twice` (after taking `get` twice) is larger than what is inlined
+    ;; outside loops.
+    (loop $l
+      (local.set $sum (i32.add (local.get $sum) (call $twice (local.get 0))))
+      (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
     (i64.add
-      (i64.extend_i32_u (i32.add (call $twice (local.get 0)) (call $even (local.get 0))))
+      (i64.extend_i32_u (i32.add (local.get $sum) (call $even (local.get 0))))
       (call $fac (i64.const 5)))))
 "#;
 
@@ -1468,6 +1477,28 @@ fn inlining_can_be_turned_off() {
 }
 
 #[test]
+fn only_tiny_callees_are_inlined_outside_loops() {
+    // `middle` (about 20 instructions) is inlined in the loop, not after it.
+    let wat = r#"
+      (module
+        (memory 1)
+        (func $middle (param i32) (result i32)
+          (i32.add (i32.load (local.get 0))
+            (i32.mul (i32.load offset=4 (local.get 0)) (i32.load offset=8 (local.get 0)))))
+        (func $looping (export "looping") (param i32) (result i32) (local $s i32)
+          (loop $l
+            (local.set $s (i32.add (local.get $s) (call $middle (local.get 0))))
+            (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+          (local.get $s))
+        (func $straight (export "straight") (param i32) (result i32)
+          (call $middle (local.get 0))))
+    "#;
+    let m = compile_wat(wat, &CompileOptions::default()).unwrap();
+    assert!(direct_calls(&m.object, "looping").is_empty());
+    assert_eq!(direct_calls(&m.object, "straight").len(), 1);
+}
+
+#[test]
 fn large_callees_are_not_inlined() {
     // 60 additions: well over the callee size limit.
     let body = "(i32.add (local.get 0) (i32.const 3))".repeat(1);
@@ -1478,7 +1509,11 @@ fn large_callees_are_not_inlined() {
     let wat = format!(
         r#"(module
              (func $big (param i32) (result i32) {big})
-             (func $main (export "main") (param i32) (result i32) (call $big (local.get 0))))"#
+             (func $main (export "main") (param i32) (result i32) (local $s i32)
+               (loop $l
+                 (local.set $s (i32.add (local.get $s) (call $big (local.get 0))))
+                 (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+               (local.get $s)))"#
     );
     let m = compile_wat(&wat, &CompileOptions::default()).unwrap();
     assert_eq!(direct_calls(&m.object, "main").len(), 1);
