@@ -89,7 +89,6 @@ pub(crate) const MAX_CANDIDATE_OPERATORS: usize = 96;
 /// wrappers, `strlen`-like loops.
 pub(crate) const MAX_CALLEE_INSTS: usize = 48;
 
-
 /// How many CLIF instructions inlining may add to a function of `original`
 /// instructions: as much again as it has (at least 256, so that small callers can
 /// take a few callees), but never more than 4096, which bounds compile time and
@@ -138,8 +137,8 @@ impl Plan {
             .collect();
         let level = candidate_levels(&callees, &is_candidate);
         let mut levels: Vec<Vec<usize>> = Vec::new();
-        for f in 0..n {
-            if let Some(l) = level[f] {
+        for (f, l) in level.iter().enumerate() {
+            if let Some(l) = *l {
                 if levels.len() <= l {
                     levels.resize(l + 1, Vec::new());
                 }
