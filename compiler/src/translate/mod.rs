@@ -116,11 +116,22 @@ fn internal_error(func_index: u32) -> CompileError {
     )
 }
 
-/// The module's functions after inlining's early steps: the bodies still to
-/// translate (`None` for candidates, already translated) and the candidates' final
-/// CLIF.
+/// What is left to do for one defined function after inlining's early steps.
+enum Work<'a> {
+    /// Translate this body (not a candidate), then inline into it.
+    Translate(FunctionBody<'a>),
+    /// A candidate too large to be inlined anywhere: its final CLIF, moved here so
+    /// that it is freed once compiled.
+    Final(inline::InlineBody),
+    /// A candidate that may be inlined: its final CLIF is in `Prepared::callees`
+    /// until every function is compiled.
+    Inlinable,
+}
+
+/// The module's functions after inlining's early steps: the work left per
+/// function and the final CLIF of the inlinable candidates.
 struct Prepared<'a> {
-    bodies: Vec<Option<FunctionBody<'a>>>,
+    bodies: Vec<Work<'a>>,
     /// Byte offset of each body in the module, for error messages.
     offsets: Vec<usize>,
     callees: Vec<Option<inline::InlineBody>>,
@@ -216,6 +227,20 @@ impl<'a> Prepared<'a> {
                 callees[defined] = Some(body);
             }
         }
+        let bodies = bodies
+            .into_iter()
+            .zip(callees.iter_mut())
+            .map(|(body, callee)| match body {
+                Some(body) => Work::Translate(body),
+                None => match callee.take() {
+                    Some(c) if c.size > inline::MAX_CALLEE_INSTS => Work::Final(c),
+                    c => {
+                        *callee = c;
+                        Work::Inlinable
+                    }
+                },
+            })
+            .collect();
         Ok(Prepared {
             bodies,
             offsets,
@@ -233,9 +258,9 @@ fn inline_error(func_index: u32, message: String) -> CompileError {
     )
 }
 
-/// Puts the final CLIF of defined function `defined` in `ctx.func`: a candidate's
-/// from `callees`, any other translated from `body` now; then inlines its calls.
-/// Returns the chains of its inlined code (see `inline::Chains`).
+/// Puts the final CLIF of defined function `defined` in `ctx.func` (see [`Work`]);
+/// a function translated now also inlines its calls. Returns the chains of its
+/// inlined code (see `inline::Chains`).
 #[allow(clippy::too_many_arguments)]
 fn function_ir(
     ctx: &mut Context,
@@ -243,7 +268,7 @@ fn function_ir(
     raw_ids: &[u32],
     callees: &inline::Callees<'_>,
     defined: usize,
-    body: Option<FunctionBody<'_>>,
+    work: Work<'_>,
     fctx: &mut FunctionBuilderContext,
     allocs: &mut FuncValidatorAllocations,
     isa: &dyn TargetIsa,
@@ -251,15 +276,19 @@ fn function_ir(
 ) -> Result<Vec<Vec<u32>>, CompileError> {
     let func_index = info.num_imported_funcs + defined as u32;
     ctx.clear();
-    match body {
-        Some(body) => {
+    match work {
+        Work::Translate(body) => {
             ctx.func = translate_function(info, raw_ids, defined, body, fctx, allocs, isa, opts)?;
             let mut chains = inline::Chains::default();
             inline::inline_calls(ctx, &mut chains, callees)
                 .map_err(|e| inline_error(func_index, e))?;
             Ok(chains.list)
         }
-        None => {
+        Work::Final(body) => {
+            ctx.func = body.func;
+            Ok(body.chains)
+        }
+        Work::Inlinable => {
             // A candidate: final since step 2.
             let body = callees.bodies[defined]
                 .as_ref()
