@@ -122,7 +122,7 @@ enum Work<'a> {
     Translate(FunctionBody<'a>),
     /// A candidate too large to be inlined anywhere: its final CLIF, moved here so
     /// that it is freed once compiled.
-    Final(inline::InlineBody),
+    Final(Box<inline::InlineBody>),
     /// A candidate that may be inlined: its final CLIF is in `Prepared::callees`
     /// until every function is compiled.
     Inlinable,
@@ -233,7 +233,7 @@ impl<'a> Prepared<'a> {
             .map(|(body, callee)| match body {
                 Some(body) => Work::Translate(body),
                 None => match callee.take() {
-                    Some(c) if c.size > inline::MAX_CALLEE_INSTS => Work::Final(c),
+                    Some(c) if c.size > inline::MAX_CALLEE_INSTS => Work::Final(Box::new(c)),
                     c => {
                         *callee = c;
                         Work::Inlinable
@@ -285,6 +285,7 @@ fn function_ir(
             Ok(chains.list)
         }
         Work::Final(body) => {
+            let body = *body;
             ctx.func = body.func;
             Ok(body.chains)
         }
