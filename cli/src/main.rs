@@ -118,7 +118,8 @@ struct Cli {
     /// Inline small functions of the module into their callers: `small` (the
     /// default) replaces a direct call of a small function (at most 48 Cranelift
     /// instructions after its own inlining) that is not recursive by the function's
-    /// body, within a size budget per caller; `none` keeps every call. Traps inside
+    /// body, within a size budget per caller (in a function that has loops, only
+    /// the calls inside its loops); `none` keeps every call. Traps inside
     /// inlined code still name the inlined function in the backtrace; fuel counts
     /// are the same either way. Off at `-O0`. Example: `--inline none`.
     #[arg(long, value_name = "MODE", default_value = "small")]
