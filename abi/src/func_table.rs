@@ -1,5 +1,5 @@
-//! The per-function code facts (trap sites, exception handlers, stack maps, names
-//! and code lengths of every defined function), laid out so that the runtime reads
+//! The per-function code facts (trap sites, exception handlers, stack maps, inlined
+//! code ranges, names and code lengths of every defined function), laid out so that the runtime reads
 //! them in place from the executable's read-only data instead of decoding them at
 //! start-up.
 //!
@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! header      num_funcs, num_traps, num_long_traps, num_handlers, num_stack_maps,
-//!             num_slots, names_len
+//!             num_slots, names_len, num_inlined, num_inlined_funcs
 //! funcs       [FuncRecord; num_funcs]
 //! traps       [TrapRecord; num_traps]          the trap sites of functions of at most
 //!                                              64 KiB of code (16-bit offsets),
@@ -28,6 +28,8 @@
 //! handlers    [HandlerRecord; num_handlers]
 //! stack_maps  [StackMapRecord; num_stack_maps]
 //! slots       [u32; num_slots]                 the stack maps' slots, map by map
+//! inlined     [InlinedRecord; num_inlined]     code ranges of inlined callees
+//! inlined_funcs [u32; num_inlined_funcs]       their chains of functions, range by range
 //! names       [u8; names_len]                  UTF-8 function names, back to back
 //! ```
 //!
@@ -45,7 +47,7 @@
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::{FuncInfo, HandlerSite, StackMapSite, Trap};
+use crate::{FuncInfo, HandlerSite, InlinedRange, StackMapSite, Trap};
 
 /// `FuncRecord::name_start` of a function without a name.
 const NO_NAME: u32 = u32::MAX;
@@ -64,6 +66,8 @@ struct Header {
     num_stack_maps: U32,
     num_slots: U32,
     names_len: U32,
+    num_inlined: U32,
+    num_inlined_funcs: U32,
 }
 
 /// One defined function.
@@ -79,6 +83,7 @@ struct FuncRecord {
     long_traps_end: U32,
     handlers_end: U32,
     stack_maps_end: U32,
+    inlined_end: U32,
 }
 
 /// A trap site of a function of at most [`SHORT_FUNCTION`] bytes: offset from the
@@ -115,6 +120,17 @@ struct StackMapRecord {
     slots_end: U32,
 }
 
+/// Code of inlined functions (`abi::InlinedRange`): offsets `[start, end)` from the
+/// function start; its chain of defined functions (innermost first) ends at
+/// `funcs_end` in the inlined-funcs area and starts at the previous range's end.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct InlinedRecord {
+    start: U32,
+    end: U32,
+    funcs_end: U32,
+}
+
 /// Encodes the facts of every defined function, in defined-function order, in the
 /// layout of the module docs. Fails only when a count does not fit in 32 bits.
 pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
@@ -127,6 +143,8 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
     let mut handlers = Vec::new();
     let mut stack_maps = Vec::new();
     let mut slots: Vec<U32> = Vec::new();
+    let mut inlined = Vec::new();
+    let mut inlined_funcs: Vec<U32> = Vec::new();
     let mut names = Vec::new();
     for f in funcs {
         let (name_start, name_len) = match &f.name {
@@ -164,6 +182,14 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
                 slots_end: count(slots.len(), "stack map slots")?.into(),
             });
         }
+        for range in &f.inlined {
+            inlined_funcs.extend(range.funcs.iter().map(|&f| U32::new(f)));
+            inlined.push(InlinedRecord {
+                start: range.start.into(),
+                end: range.end.into(),
+                funcs_end: count(inlined_funcs.len(), "inlined functions")?.into(),
+            });
+        }
         records.push(FuncRecord {
             code_len: f.code_len.into(),
             name_start: name_start.into(),
@@ -172,6 +198,7 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
             long_traps_end: count(long_traps.len(), "trap sites")?.into(),
             handlers_end: count(handlers.len(), "exception handlers")?.into(),
             stack_maps_end: count(stack_maps.len(), "stack maps")?.into(),
+            inlined_end: count(inlined.len(), "inlined ranges")?.into(),
         });
     }
     let header = Header {
@@ -182,6 +209,8 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
         num_stack_maps: count(stack_maps.len(), "stack maps")?.into(),
         num_slots: count(slots.len(), "stack map slots")?.into(),
         names_len: count(names.len(), "name bytes")?.into(),
+        num_inlined: count(inlined.len(), "inlined ranges")?.into(),
+        num_inlined_funcs: count(inlined_funcs.len(), "inlined functions")?.into(),
     };
     let mut out = Vec::new();
     out.extend_from_slice(header.as_bytes());
@@ -191,6 +220,8 @@ pub fn encode(funcs: &[FuncInfo]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(handlers.as_bytes());
     out.extend_from_slice(stack_maps.as_bytes());
     out.extend_from_slice(slots.as_bytes());
+    out.extend_from_slice(inlined.as_bytes());
+    out.extend_from_slice(inlined_funcs.as_bytes());
     out.extend_from_slice(&names);
     Ok(out)
 }
@@ -204,6 +235,8 @@ pub struct FuncTable<'a> {
     handlers: &'a [HandlerRecord],
     stack_maps: &'a [StackMapRecord],
     slots: &'a [U32],
+    inlined: &'a [InlinedRecord],
+    inlined_funcs: &'a [U32],
     names: &'a [u8],
 }
 
@@ -228,6 +261,8 @@ impl<'a> FuncTable<'a> {
         handlers: &[],
         stack_maps: &[],
         slots: &[],
+        inlined: &[],
+        inlined_funcs: &[],
         names: &[],
     };
 
@@ -243,6 +278,8 @@ impl<'a> FuncTable<'a> {
             handlers: take(&mut rest, header.num_handlers, "exception handlers")?,
             stack_maps: take(&mut rest, header.num_stack_maps, "stack maps")?,
             slots: take(&mut rest, header.num_slots, "stack map slots")?,
+            inlined: take(&mut rest, header.num_inlined, "inlined ranges")?,
+            inlined_funcs: take(&mut rest, header.num_inlined_funcs, "inlined functions")?,
             names: take(&mut rest, header.names_len, "names")?,
         };
         if !rest.is_empty() {
@@ -250,19 +287,21 @@ impl<'a> FuncTable<'a> {
         }
         // Every range is contiguous with the previous function's and ends in its
         // area, so that each function's ranges can be sliced without checks.
-        let mut ends = [0u32; 4];
+        let mut ends = [0u32; 5];
         for (i, f) in table.funcs.iter().enumerate() {
             let next = [
                 f.traps_end.get(),
                 f.long_traps_end.get(),
                 f.handlers_end.get(),
                 f.stack_maps_end.get(),
+                f.inlined_end.get(),
             ];
             let ordered = ends.iter().zip(&next).all(|(a, b)| a <= b);
             let within = next[0] as usize <= table.traps.len()
                 && next[1] as usize <= table.long_traps.len()
                 && next[2] as usize <= table.handlers.len()
-                && next[3] as usize <= table.stack_maps.len();
+                && next[3] as usize <= table.stack_maps.len()
+                && next[4] as usize <= table.inlined.len();
             let name_ok = f.name_start.get() == NO_NAME
                 || (f.name_start.get() as usize)
                     .checked_add(f.name_len.get() as usize)
@@ -279,6 +318,14 @@ impl<'a> FuncTable<'a> {
                 return Err("corrupt function table: stack map slots".into());
             }
             slots_end = end;
+        }
+        let mut funcs_end = 0;
+        for range in table.inlined {
+            let end = range.funcs_end.get();
+            if end < funcs_end || end as usize > table.inlined_funcs.len() {
+                return Err("corrupt function table: inlined functions".into());
+            }
+            funcs_end = end;
         }
         Ok(table)
     }
@@ -352,6 +399,42 @@ impl<'a> FuncTable<'a> {
                 Some((start, maps))
             })
             .unwrap_or((0, &[]))
+    }
+
+    /// `func`'s inlined ranges and the index of the first one in the table.
+    fn inlined_of(&self, func: u32) -> (usize, &'a [InlinedRecord]) {
+        self.records(func)
+            .and_then(|(prev, f)| {
+                let start = prev.map_or(0, |p| p.inlined_end.get()) as usize;
+                let ranges = self.inlined.get(start..f.inlined_end.get() as usize)?;
+                Some((start, ranges))
+            })
+            .unwrap_or((0, &[]))
+    }
+
+    /// The functions whose inlined code is at `offset` in defined function `func`,
+    /// innermost first (empty where the code is `func`'s own). Ranges are sorted and
+    /// disjoint; an unsorted (corrupt) table makes the lookup miss.
+    pub fn inlined_at(&self, func: u32, offset: u32) -> impl Iterator<Item = u32> + 'a {
+        let (first, ranges) = self.inlined_of(func);
+        let i = ranges.partition_point(|r| r.start.get() <= offset);
+        let chain = i
+            .checked_sub(1)
+            .filter(|&i| offset < ranges[i].end.get())
+            .map_or(&[][..], |i| self.chain(first + i));
+        chain.iter().map(|f| f.get())
+    }
+
+    /// The chain of functions of the `index`th inlined range of the table.
+    fn chain(&self, index: usize) -> &'a [U32] {
+        let start = match index {
+            0 => 0,
+            j => self.inlined[j - 1].funcs_end.get(),
+        };
+        let end = self.inlined[index].funcs_end.get();
+        self.inlined_funcs
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
     }
 
     /// The trap of the instruction at `offset` in defined function `func`, if it is
@@ -438,12 +521,23 @@ impl<'a> FuncTable<'a> {
                     .unwrap_or_default(),
             })
             .collect();
+        let (first, ranges) = self.inlined_of(func);
+        let inlined = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| InlinedRange {
+                start: r.start.get(),
+                end: r.end.get(),
+                funcs: self.chain(first + i).iter().map(|f| f.get()).collect(),
+            })
+            .collect();
         Some(FuncInfo {
             name: self.name(func).map(str::to_string),
             code_len,
             traps,
             handlers,
             stack_maps,
+            inlined,
         })
     }
 }
@@ -476,6 +570,18 @@ mod tests {
                         slots: vec![],
                     },
                 ],
+                inlined: vec![
+                    InlinedRange {
+                        start: 10,
+                        end: 25,
+                        funcs: vec![1],
+                    },
+                    InlinedRange {
+                        start: 38,
+                        end: 44,
+                        funcs: vec![3, 1],
+                    },
+                ],
             },
             FuncInfo {
                 name: None,
@@ -483,6 +589,7 @@ mod tests {
                 traps: vec![],
                 handlers: vec![],
                 stack_maps: vec![],
+                inlined: vec![],
             },
             FuncInfo {
                 name: Some("long".into()),
@@ -493,6 +600,7 @@ mod tests {
                 ],
                 handlers: vec![],
                 stack_maps: vec![],
+                inlined: vec![],
             },
             FuncInfo {
                 name: Some("ünïcode".into()),
@@ -502,6 +610,11 @@ mod tests {
                 stack_maps: vec![StackMapSite {
                     ret: 9,
                     slots: vec![16],
+                }],
+                inlined: vec![InlinedRange {
+                    start: 0,
+                    end: 50,
+                    funcs: vec![1],
                 }],
             },
         ]
@@ -531,6 +644,14 @@ mod tests {
         assert_eq!(slots(0, 30), Some(vec![]));
         assert_eq!(slots(3, 9), Some(vec![16]));
         assert_eq!(slots(3, 20), None);
+        let chain = |f, o| table.inlined_at(f, o).collect::<Vec<_>>();
+        assert_eq!(chain(0, 9), Vec::<u32>::new());
+        assert_eq!(chain(0, 10), vec![1]);
+        assert_eq!(chain(0, 24), vec![1]);
+        assert_eq!(chain(0, 25), Vec::<u32>::new());
+        assert_eq!(chain(0, 40), vec![3, 1]);
+        assert_eq!(chain(3, 49), vec![1]);
+        assert_eq!(chain(2, 100), Vec::<u32>::new());
         assert_eq!(table.name(3), Some("ünïcode"));
         assert_eq!(table.name(2), Some("long"));
         assert_eq!(table.name(1), None);
@@ -563,6 +684,7 @@ mod tests {
                     for offset in 0..120 {
                         let _ = table.trap_at(func, offset);
                         let _ = table.stack_map_at(func, offset).map(Iterator::count);
+                        let _ = table.inlined_at(func, offset).count();
                         if let Some(h) = table.handler_at(func, offset) {
                             assert!(h.handler < table.code_len(func).unwrap());
                         }

@@ -40,7 +40,7 @@ pub use metadata::*;
 
 /// Changes whenever the descriptor, the metadata format or the context layout changes,
 /// so that an object built by another wasmc version is refused instead of misread.
-pub const ABI_VERSION: u64 = 0x7761_736d_6301_0011; // "wasmc" + 1.17 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts, function tables read in place and images with holes, hot VMContext fields first, memmove/memset builtins)
+pub const ABI_VERSION: u64 = 0x7761_736d_6301_0012; // "wasmc" + 1.18 (exception stack maps, threads, embedding C API, memory bases and private globals in the VMContext, components, string encodings of lowerings, required CPU features, GC, memory images, inline GC allocation and casts, function tables read in place and images with holes, hot VMContext fields first, memmove/memset builtins, inlined ranges)
 
 /// Name of the [`ModuleDescriptor`] symbol that every compiled object exports.
 pub const DESCRIPTOR_SYMBOL: &str = "wasmc_module";

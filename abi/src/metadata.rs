@@ -563,6 +563,21 @@ pub struct FuncInfo {
     /// The calls across which exception references are live, sorted by return
     /// offset (empty for functions that keep none across a call).
     pub stack_maps: Vec<StackMapSite>,
+    /// Code that came from functions inlined into this one, sorted by start (empty
+    /// when nothing was inlined): backtraces name those functions too.
+    pub inlined: Vec<InlinedRange>,
+}
+
+/// A stretch of a function's machine code that was compiled from other functions'
+/// bodies, inlined into it at compile time (`--inline`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlinedRange {
+    /// Code offsets `[start, end)` from the function start.
+    pub start: u32,
+    pub end: u32,
+    /// The defined-function indices whose bodies the code came from, innermost
+    /// first: `[g, f]` is code of `g`, inlined into `f`, inlined into this function.
+    pub funcs: Vec<u32>,
 }
 
 /// A call site with exception references live across it: the roots of this frame

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use policy_args::PolicyArgs;
 use wasmc_abi::policy::BuildInfo;
-use wasmc_compiler::{CompileOptions, OptLevel};
+use wasmc_compiler::{CompileOptions, Inlining, OptLevel};
 
 mod embed;
 mod imports;
@@ -115,6 +115,16 @@ struct Cli {
     )]
     opt_level: OptLevel,
 
+    /// Inline small functions of the module into their callers: `small` (the
+    /// default) replaces a direct call of a small function (at most 48 Cranelift
+    /// instructions after its own inlining) that is not recursive by the function's
+    /// body, within a size budget per caller (in a function that has loops, only
+    /// the calls inside its loops); `none` keeps every call. Traps inside
+    /// inlined code still name the inlined function in the backtrace; fuel counts
+    /// are the same either way. Off at `-O0`. Example: `--inline none`.
+    #[arg(long, value_name = "MODE", default_value = "small")]
+    inline: InlineMode,
+
     /// Target triple to compile for (default: the machine wasmc runs on). One of
     /// x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (glibc: static PIE, or
     /// dynamic when the static C library is not installed), x86_64-unknown-linux-musl,
@@ -188,6 +198,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum InlineMode {
+    /// Every call stays a call.
+    None,
+    /// Inline small, non-recursive functions.
+    Small,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -347,6 +365,10 @@ fn compile_command(cli: &Cli) -> Result<(), String> {
         fuel_metering: cli.policy.fuel.is_some(),
         policy: Some(policy),
         target_cpu: cli.target_cpu.clone(),
+        inline: match cli.inline {
+            InlineMode::None => Inlining::None,
+            InlineMode::Small => Inlining::Small,
+        },
     };
     let is_component = wasmc_compiler::component::is_component(&wasm);
     let mut library = None;

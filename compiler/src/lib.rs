@@ -6,7 +6,8 @@
 //!    [`wasmc_abi::ModuleInfo`] (types, imports, entities, segments, names) and hands
 //!    out one function validator per body.
 //! 3. [`translate`]: each body is validated and translated to Cranelift IR and
-//!    compiled to machine code on a rayon worker thread.
+//!    compiled to machine code on a rayon worker thread; before that, [`inline`]
+//!    picks small functions of the module and splices them into their callers.
 //! 4. [`trampolines`]: host stubs (wasm -> host) and array trampolines (host -> wasm).
 //! 5. [`object`]: all code, the serialized metadata and the `wasmc_module` descriptor
 //!    are written to one relocatable object, in a deterministic order.
@@ -22,6 +23,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod component;
+mod inline;
 mod isa;
 mod memory_image;
 mod module_env;
@@ -37,6 +39,17 @@ pub enum OptLevel {
     None,
     Speed,
     SpeedAndSize,
+}
+
+/// Which direct calls between the module's own functions are replaced by the
+/// callee's body (`--inline`; see the `inline` module for the heuristic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inlining {
+    /// Every call stays a call.
+    None,
+    /// Small functions off every recursion cycle are inlined, within a growth
+    /// budget per caller. Not done at `OptLevel::None`.
+    Small,
 }
 
 /// Options of one compilation.
@@ -64,6 +77,8 @@ pub struct CompileOptions {
     /// Cranelift CPU name (`x86-64-v3`, `haswell`, `znver3`...). The features it
     /// implies are recorded in `ModuleInfo::cpu_features`.
     pub target_cpu: Option<String>,
+    /// Whole-module inlining of small functions.
+    pub inline: Inlining,
 }
 
 impl Default for CompileOptions {
@@ -76,6 +91,7 @@ impl Default for CompileOptions {
             fuel_metering: false,
             policy: None,
             target_cpu: None,
+            inline: Inlining::Small,
         }
     }
 }

@@ -300,7 +300,11 @@ fn atomics_compile_for_every_target() {
 fn traps_are_recorded() {
     let m = compile_wat(
         "(module (memory 1) (func (param i32) (result i32) (call 1) (i32.div_s (local.get 0) (i32.load (local.get 0)))) (func unreachable))",
-        &opts("x86_64-unknown-linux-gnu"),
+        // Inlined, `unreachable` would make the rest of function 0 dead code.
+        &CompileOptions {
+            inline: crate::Inlining::None,
+            ..opts("x86_64-unknown-linux-gnu")
+        },
     )
     .unwrap();
     let traps: Vec<_> = m.info.funcs[0].traps.iter().map(|t| t.1).collect();
@@ -1401,4 +1405,212 @@ fn stack_check_only_where_a_frame_can_pass_the_reserve() {
             "{triple}: stack checks of leaf_spills, calls, big_leaf, builtin"
         );
     }
+}
+
+// ---- inlining (`crate::inline`) ----
+
+/// The functions that `caller`'s machine code calls directly, by symbol name
+/// (`wasm[N]::name`), read from the object's relocations.
+fn direct_calls(object: &[u8], caller: &str) -> Vec<String> {
+    use object::{ObjectSection, RelocationTarget};
+    let file = object::File::parse(object).unwrap();
+    let sym = file
+        .symbols()
+        .find(|s| s.name().is_ok_and(|n| n.ends_with(&format!("::{caller}"))))
+        .unwrap_or_else(|| panic!("no symbol for {caller}"));
+    let text = file.section_by_index(sym.section_index().unwrap()).unwrap();
+    let range = sym.address()..sym.address() + sym.size();
+    text.relocations()
+        .filter(|(offset, _)| range.contains(offset))
+        .filter_map(|(_, reloc)| match reloc.target() {
+            RelocationTarget::Symbol(i) => file.symbol_by_index(i).ok(),
+            _ => None,
+        })
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .filter(|n| n.starts_with("wasm["))
+        .collect()
+}
+
+/// The `FuncInfo` of the function named `name`.
+fn func_info<'m>(m: &'m crate::CompiledModule, name: &str) -> &'m wasmc_abi::FuncInfo {
+    m.info
+        .funcs
+        .iter()
+        .find(|f| f.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no function {name}"))
+}
+
+const INLINING: &str = r#"
+(module
+  (memory 1)
+  (func $get (param i32) (result i32) (i32.load offset=4 (local.get 0)))
+  (func $twice (param i32) (result i32)
+    (i32.add (call $get (local.get 0)) (call $get (i32.add (local.get 0) (i32.const 8)))))
+  (func $fac (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+  (func $even (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 1))
+      (else (call $odd (i32.sub (local.get 0) (i32.const 1))))))
+  (func $odd (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (call $even (i32.sub (local.get 0) (i32.const 1))))))
+  (func $main (export "main") (param i32) (result i64) (local $sum i32)
+    ;; In a loop: `twice` (after taking `get` twice) is larger than what is inlined
+    ;; outside loops.
+    (loop $l
+      (local.set $sum (i32.add (local.get $sum) (call $twice (local.get 0))))
+      (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+    (i64.add
+      (i64.extend_i32_u (i32.add (local.get $sum) (call $even (local.get 0))))
+      (call $fac (i64.const 5)))))
+"#;
+
+#[test]
+fn small_callees_are_inlined_with_their_own_callees() {
+    let m = compile_wat(INLINING, &CompileOptions::default()).unwrap();
+    // `twice` took `get` twice; `main` took the final `twice` (with both `get`s).
+    assert!(direct_calls(&m.object, "twice").is_empty());
+    let main_calls = direct_calls(&m.object, "main");
+    assert!(
+        !main_calls
+            .iter()
+            .any(|c| c.ends_with("::twice") || c.ends_with("::get"))
+    );
+    // Backtrace bookkeeping: `get`'s code inside `main` names get, then twice.
+    let main = func_info(&m, "main");
+    let get = m
+        .info
+        .funcs
+        .iter()
+        .position(|f| f.name.as_deref() == Some("get"));
+    let twice = m
+        .info
+        .funcs
+        .iter()
+        .position(|f| f.name.as_deref() == Some("twice"));
+    let (get, twice) = (get.unwrap() as u32, twice.unwrap() as u32);
+    assert!(
+        main.inlined.iter().any(|r| r.funcs == [get, twice]),
+        "{:?}",
+        main.inlined
+    );
+    // The trapping load of `get` lies in such a range.
+    let in_get = |offset: u32| {
+        main.inlined
+            .iter()
+            .any(|r| r.start <= offset && offset < r.end && r.funcs[0] == get)
+    };
+    assert!(
+        main.traps.iter().any(|&(offset, _)| in_get(offset)),
+        "traps {:?} inlined {:?}",
+        main.traps,
+        main.inlined
+    );
+}
+
+#[test]
+fn recursive_callees_stay_calls() {
+    let m = compile_wat(INLINING, &CompileOptions::default()).unwrap();
+    let main_calls = direct_calls(&m.object, "main");
+    // A self-recursive and two mutually recursive functions: never inlined, so
+    // recursion still meets a stack-limit check in a prologue.
+    assert!(
+        main_calls.iter().any(|c| c.ends_with("::fac")),
+        "{main_calls:?}"
+    );
+    assert!(
+        main_calls.iter().any(|c| c.ends_with("::even")),
+        "{main_calls:?}"
+    );
+    assert!(
+        direct_calls(&m.object, "even")
+            .iter()
+            .any(|c| c.ends_with("::odd"))
+    );
+    assert!(
+        direct_calls(&m.object, "fac")
+            .iter()
+            .any(|c| c.ends_with("::fac"))
+    );
+}
+
+#[test]
+fn inlining_can_be_turned_off() {
+    for o in [
+        CompileOptions {
+            inline: crate::Inlining::None,
+            ..CompileOptions::default()
+        },
+        CompileOptions {
+            opt_level: OptLevel::None,
+            ..CompileOptions::default()
+        },
+    ] {
+        let m = compile_wat(INLINING, &o).unwrap();
+        let calls = direct_calls(&m.object, "twice");
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(m.info.funcs.iter().all(|f| f.inlined.is_empty()));
+    }
+}
+
+#[test]
+fn functions_with_loops_inline_only_calls_inside_them() {
+    // `looping` takes `get` in its loop, not after it; `straight` has no loop.
+    let wat = r#"
+      (module
+        (memory 1)
+        (func $get (param i32) (result i32) (i32.load (local.get 0)))
+        (func $looping (export "looping") (param i32) (result i32) (local $s i32)
+          (loop $l
+            (local.set $s (i32.add (local.get $s) (call $get (local.get 0))))
+            (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+          (i32.add (local.get $s) (call $get (local.get 0))))
+        (func $straight (export "straight") (param i32) (result i32)
+          (call $get (local.get 0))))
+    "#;
+    let m = compile_wat(wat, &CompileOptions::default()).unwrap();
+    assert_eq!(direct_calls(&m.object, "looping").len(), 1);
+    assert!(direct_calls(&m.object, "straight").is_empty());
+}
+
+#[test]
+fn large_callees_are_not_inlined() {
+    // 60 additions: well over the callee size limit.
+    let body = "(i32.add (local.get 0) (i32.const 3))";
+    let mut big = String::from("(local.get 0)");
+    for i in 0..60 {
+        big = format!("(i32.xor (i32.mul {big} (i32.const {})) {body})", i + 3);
+    }
+    let wat = format!(
+        r#"(module
+             (func $big (param i32) (result i32) {big})
+             (func $main (export "main") (param i32) (result i32) (local $s i32)
+               (loop $l
+                 (local.set $s (i32.add (local.get $s) (call $big (local.get 0))))
+                 (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+               (local.get $s)))"#
+    );
+    let m = compile_wat(&wat, &CompileOptions::default()).unwrap();
+    assert_eq!(direct_calls(&m.object, "main").len(), 1);
+}
+
+#[test]
+fn throwing_callees_are_not_inlined_inside_try_table() {
+    // `thrower` calls the `throw_ref` builtin (C convention): inlined at a plain call,
+    // kept as a call inside a `try_table` (see `crate::inline`, exceptions).
+    let wat = r#"
+      (module
+        (tag $e (param i32))
+        (func $thrower (param i32) (throw $e (local.get 0)))
+        (func $plain (export "plain") (param i32) (call $thrower (local.get 0)))
+        (func $guarded (export "guarded") (param i32) (result i32)
+          (block $h (result i32)
+            (try_table (catch $e $h) (call $thrower (local.get 0)))
+            (i32.const -1))))
+    "#;
+    let m = compile_wat(wat, &CompileOptions::default()).unwrap();
+    assert!(direct_calls(&m.object, "plain").is_empty());
+    assert_eq!(direct_calls(&m.object, "guarded").len(), 1);
 }

@@ -1925,6 +1925,7 @@ mod tests {
             traps: vec![],
             handlers: vec![],
             stack_maps: vec![],
+            inlined: vec![],
         }])
         .unwrap();
         assert_eq!(

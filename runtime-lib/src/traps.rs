@@ -238,6 +238,17 @@ impl CodeMap {
         }
     }
 
+    /// The names of the frames at `offset` in `func`, innermost first: the
+    /// functions whose inlined code is there (see `abi::InlinedRange`), then `func`.
+    fn frame_names(&self, func: u32, offset: u32) -> impl Iterator<Item = String> + '_ {
+        let defined = self.table.len();
+        self.table
+            .inlined_at(func, offset)
+            .filter(move |&f| (f as usize) < defined)
+            .chain(std::iter::once(func))
+            .map(|f| self.frame_name(f))
+    }
+
     fn frame_name(&self, func: u32) -> String {
         let mut name = String::new();
         let _ = self.write_frame_name(&mut name, func);
@@ -1317,9 +1328,10 @@ pub fn catch_traps<R>(f: impl FnOnce() -> R) -> Result<R, TrapInfo> {
             // SAFETY: `record` wrote the first `num_frames` entries.
             let pc = unsafe { pc.assume_init() };
             let map = find_code(&registry, pc)?;
-            let (func, _) = map.func_at(pc)?;
-            Some(map.frame_name(func))
+            let (func, offset) = map.func_at(pc)?;
+            Some(map.frame_names(func, offset))
         })
+        .flatten()
         .collect();
     Err(TrapInfo {
         trap,
@@ -1501,6 +1513,7 @@ mod tests {
                 traps: traps.clone(),
                 handlers: Vec::new(),
                 stack_maps: Vec::new(),
+                inlined: Vec::new(),
             })
             .collect();
         // Registered code lives for the process (as a loaded module's tables do).

@@ -554,3 +554,49 @@ fn unmetered_code_ignores_the_budget() {
     run(&instance, 10).unwrap();
     assert_eq!(fuel::remaining(), Some(10));
 }
+
+/// Inlining (on by default) must not change what a run costs: a helper called in a
+/// loop, inlined or not, leaves the same fuel, and the same budgets run out.
+#[test]
+fn inlining_does_not_change_fuel() {
+    let wat = r#"(module
+        (func $get (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+        (func $work (param i32) (result i32) (local $s i32)
+          (loop $l
+            (local.set $s (i32.add (local.get $s) (call $get (local.get 0))))
+            (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+          (local.get $s))
+        (func (export "_start") (drop (call $work (i32.const 100)))))"#;
+    let wasm = wat::parse_str(wat).expect("test module parses");
+    let modules: Vec<Arc<Module>> = [
+        wasmc_compiler::Inlining::Small,
+        wasmc_compiler::Inlining::None,
+    ]
+    .into_iter()
+    .map(|inline| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = CompileOptions {
+            fuel_metering: true,
+            inline,
+            ..CompileOptions::default()
+        };
+        support::load(&wasm, &opts, dir.path())
+    })
+    .collect();
+    let left: Vec<Option<u64>> = modules
+        .iter()
+        .map(|m| {
+            run(&instantiate(m), 100_000).expect("completes");
+            fuel::remaining()
+        })
+        .collect();
+    assert_eq!(left[0], left[1]);
+    let used = 100_000 - left[0].unwrap();
+    for budget in [used - 1, used, used + 1] {
+        assert_eq!(
+            completes(&modules[0], budget),
+            completes(&modules[1], budget),
+            "budget {budget}"
+        );
+    }
+}

@@ -23,7 +23,7 @@ use wasmc_abi::{FuncInfo, HandlerSite, ModuleInfo, StackMapSite, VMContextLayout
 use wasmparser::{FuncValidator, FuncValidatorAllocations, Operator, ValidatorResources};
 
 use crate::module_env::{FunctionBody, val_type};
-use crate::{CompileError, CompileErrorKind, CompileOptions};
+use crate::{CompileError, CompileErrorKind, CompileOptions, Inlining, inline};
 
 mod atomics;
 mod bulk_memory;
@@ -59,6 +59,8 @@ pub(crate) fn operator_name(op: &Operator) -> String {
 
 /// Translates and compiles every defined function in parallel. `func_ids[i]` is the
 /// object-module function id of defined function `i` (used in call relocations).
+/// With inlining, small functions are translated first and spliced into their
+/// callers (see `crate::inline`).
 pub(crate) fn compile_functions(
     info: &ModuleInfo,
     bodies: Vec<FunctionBody<'_>>,
@@ -69,6 +71,17 @@ pub(crate) fn compile_functions(
     done: &AtomicUsize,
 ) -> Result<Vec<CompiledFunction>, CompileError> {
     let raw_ids: Vec<u32> = func_ids.iter().map(|id| id.as_u32()).collect();
+    let prepared = Prepared::new(info, bodies, &raw_ids, isa, opts)?;
+    let Prepared {
+        bodies,
+        offsets,
+        callees,
+        defined_of_name,
+    } = prepared;
+    let callees = inline::Callees {
+        bodies: &callees,
+        defined_of_name: &defined_of_name,
+    };
     bodies
         .into_par_iter()
         .enumerate()
@@ -83,17 +96,12 @@ pub(crate) fn compile_functions(
             |(fctx, ctx, allocs), (defined, body)| {
                 let func_index = info.num_imported_funcs + defined as u32;
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    compile_one(
-                        info, &raw_ids, func_ids, defined, body, fctx, ctx, allocs, isa, opts,
-                    )
+                    let chains = function_ir(
+                        ctx, info, &raw_ids, &callees, defined, body, fctx, allocs, isa, opts,
+                    )?;
+                    compile_one(ctx, info, func_ids, defined, offsets[defined], &chains, isa)
                 }));
-                let mut compiled = result.unwrap_or_else(|_| {
-                    Err(CompileError::new(
-                        CompileErrorKind::Target,
-                        None,
-                        format!("internal compiler error while compiling function {func_index}"),
-                    ))
-                })?;
+                let mut compiled = result.unwrap_or_else(|_| Err(internal_error(func_index)))?;
                 compiled.func_info.name = func_names.get(&func_index).cloned();
                 done.fetch_add(1, Ordering::Relaxed);
                 Ok(compiled)
@@ -102,29 +110,219 @@ pub(crate) fn compile_functions(
         .collect()
 }
 
+fn internal_error(func_index: u32) -> CompileError {
+    CompileError::new(
+        CompileErrorKind::Target,
+        None,
+        format!("internal compiler error while compiling function {func_index}"),
+    )
+}
+
+/// What is left to do for one defined function after inlining's early steps.
+enum Work<'a> {
+    /// Translate this body (not a candidate), then inline into it.
+    Translate(FunctionBody<'a>),
+    /// A candidate too large to be inlined anywhere: its final CLIF, moved here so
+    /// that it is freed once compiled.
+    Final(Box<inline::InlineBody>),
+    /// A candidate that may be inlined: its final CLIF is in `Prepared::callees`
+    /// until every function is compiled.
+    Inlinable,
+}
+
+/// The module's functions after inlining's early steps: the work left per
+/// function and the final CLIF of the inlinable candidates.
+struct Prepared<'a> {
+    bodies: Vec<Work<'a>>,
+    /// Byte offset of each body in the module, for error messages.
+    offsets: Vec<usize>,
+    callees: Vec<Option<inline::InlineBody>>,
+    /// Cranelift user-name index (object function id) -> defined function.
+    defined_of_name: HashMap<u32, usize>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Steps 1 and 2 of `crate::inline`: plan, translate the candidates in parallel,
+    /// inline among them bottom-up.
+    fn new(
+        info: &ModuleInfo,
+        bodies: Vec<FunctionBody<'a>>,
+        raw_ids: &[u32],
+        isa: &dyn TargetIsa,
+        opts: &CompileOptions,
+    ) -> Result<Prepared<'a>, CompileError> {
+        let enabled = opts.inline == Inlining::Small && opts.opt_level != crate::OptLevel::None;
+        let plan = if enabled {
+            inline::Plan::new(info, &bodies)
+        } else {
+            inline::Plan::none(bodies.len())
+        };
+        let offsets = bodies
+            .iter()
+            .map(|b| b.body.range().start as usize)
+            .collect();
+        let defined_of_name: HashMap<u32, usize> =
+            raw_ids.iter().enumerate().map(|(d, &r)| (r, d)).collect();
+        let mut bodies: Vec<Option<FunctionBody<'a>>> = bodies.into_iter().map(Some).collect();
+        let candidates: Vec<(usize, FunctionBody<'a>)> = (0..bodies.len())
+            .filter(|&d| plan.is_candidate[d])
+            .filter_map(|d| bodies[d].take().map(|b| (d, b)))
+            .collect();
+        let mut translated: Vec<Option<ir::Function>> = (0..bodies.len()).map(|_| None).collect();
+        let results: Vec<(usize, ir::Function)> = candidates
+            .into_par_iter()
+            .map_init(
+                || {
+                    (
+                        FunctionBuilderContext::new(),
+                        FuncValidatorAllocations::default(),
+                    )
+                },
+                |(fctx, allocs), (defined, body)| {
+                    let func_index = info.num_imported_funcs + defined as u32;
+                    catch_unwind(AssertUnwindSafe(|| {
+                        translate_function(info, raw_ids, defined, body, fctx, allocs, isa, opts)
+                    }))
+                    .unwrap_or_else(|_| Err(internal_error(func_index)))
+                    .map(|f| (defined, f))
+                },
+            )
+            .collect::<Result<_, _>>()?;
+        for (defined, func) in results {
+            translated[defined] = Some(func);
+        }
+        let mut callees: Vec<Option<inline::InlineBody>> =
+            (0..bodies.len()).map(|_| None).collect();
+        for level in &plan.levels {
+            let work: Vec<(usize, ir::Function)> = level
+                .iter()
+                .filter_map(|&d| translated[d].take().map(|f| (d, f)))
+                .collect();
+            let view = inline::Callees {
+                bodies: &callees,
+                defined_of_name: &defined_of_name,
+            };
+            let finished: Vec<(usize, inline::InlineBody)> = work
+                .into_par_iter()
+                .map(|(defined, func)| {
+                    let func_index = info.num_imported_funcs + defined as u32;
+                    let mut ctx = Context::for_function(func);
+                    let mut chains = inline::Chains::default();
+                    let inlined_throws = catch_unwind(AssertUnwindSafe(|| {
+                        inline::inline_calls(&mut ctx, &mut chains, &view)
+                    }))
+                    .map_err(|_| internal_error(func_index))?
+                    .map_err(|e| inline_error(func_index, e))?;
+                    let size = inline::clif_size(&ctx.func);
+                    Ok((
+                        defined,
+                        inline::InlineBody {
+                            func: ctx.func,
+                            chains: chains.list,
+                            size,
+                            throws: plan.throws[defined] || inlined_throws,
+                        },
+                    ))
+                })
+                .collect::<Result<_, CompileError>>()?;
+            for (defined, body) in finished {
+                callees[defined] = Some(body);
+            }
+        }
+        let bodies = bodies
+            .into_iter()
+            .zip(callees.iter_mut())
+            .map(|(body, callee)| match body {
+                Some(body) => Work::Translate(body),
+                None => match callee.take() {
+                    Some(c) if c.size > inline::MAX_CALLEE_INSTS => Work::Final(Box::new(c)),
+                    c => {
+                        *callee = c;
+                        Work::Inlinable
+                    }
+                },
+            })
+            .collect();
+        Ok(Prepared {
+            bodies,
+            offsets,
+            callees,
+            defined_of_name,
+        })
+    }
+}
+
+fn inline_error(func_index: u32, message: String) -> CompileError {
+    CompileError::new(
+        CompileErrorKind::Target,
+        None,
+        format!("function {func_index}: {message}"),
+    )
+}
+
+/// Puts the final CLIF of defined function `defined` in `ctx.func` (see [`Work`]);
+/// a function translated now also inlines its calls. Returns the chains of its
+/// inlined code (see `inline::Chains`).
 #[allow(clippy::too_many_arguments)]
-fn compile_one(
+fn function_ir(
+    ctx: &mut Context,
     info: &ModuleInfo,
     raw_ids: &[u32],
-    func_ids: &[cranelift_module::FuncId],
+    callees: &inline::Callees<'_>,
     defined: usize,
-    body: FunctionBody<'_>,
+    work: Work<'_>,
     fctx: &mut FunctionBuilderContext,
-    ctx: &mut Context,
     allocs: &mut FuncValidatorAllocations,
     isa: &dyn TargetIsa,
     opts: &CompileOptions,
-) -> Result<CompiledFunction, CompileError> {
+) -> Result<Vec<Vec<u32>>, CompileError> {
+    let func_index = info.num_imported_funcs + defined as u32;
+    ctx.clear();
+    match work {
+        Work::Translate(body) => {
+            ctx.func = translate_function(info, raw_ids, defined, body, fctx, allocs, isa, opts)?;
+            let mut chains = inline::Chains::default();
+            inline::inline_calls(ctx, &mut chains, callees)
+                .map_err(|e| inline_error(func_index, e))?;
+            Ok(chains.list)
+        }
+        Work::Final(body) => {
+            let body = *body;
+            ctx.func = body.func;
+            Ok(body.chains)
+        }
+        Work::Inlinable => {
+            // A candidate: final since step 2.
+            let body = callees.bodies[defined]
+                .as_ref()
+                .ok_or_else(|| internal_error(func_index))?;
+            ctx.func = body.func.clone();
+            Ok(body.chains.clone())
+        }
+    }
+}
+
+/// Validates and translates one body to CLIF.
+#[allow(clippy::too_many_arguments)]
+fn translate_function(
+    info: &ModuleInfo,
+    raw_ids: &[u32],
+    defined: usize,
+    body: FunctionBody<'_>,
+    fctx: &mut FunctionBuilderContext,
+    allocs: &mut FuncValidatorAllocations,
+    isa: &dyn TargetIsa,
+    opts: &CompileOptions,
+) -> Result<ir::Function, CompileError> {
     let func_index = info.num_imported_funcs + defined as u32;
     let ty = info.func_type(func_index);
-    ctx.clear();
-    ctx.func = ir::Function::with_name_signature(
+    let mut func = ir::Function::with_name_signature(
         UserFuncName::user(0, raw_ids[defined]),
         wasm_signature(ty),
     );
     let mut validator = body.validator.into_validator(std::mem::take(allocs));
     translate_body(
-        &mut ctx.func,
+        &mut func,
         fctx,
         &mut validator,
         &body.body,
@@ -134,14 +332,28 @@ fn compile_one(
         opts,
     )?;
     *allocs = validator.into_allocations();
+    Ok(func)
+}
 
+/// Compiles `ctx.func` (defined function `defined`, whose inlined code has the
+/// source-location chains `chains`) to machine code.
+fn compile_one(
+    ctx: &mut Context,
+    info: &ModuleInfo,
+    func_ids: &[cranelift_module::FuncId],
+    defined: usize,
+    body_offset: usize,
+    chains: &[Vec<u32>],
+    isa: &dyn TargetIsa,
+) -> Result<CompiledFunction, CompileError> {
+    let func_index = info.num_imported_funcs + defined as u32;
     let compile = |ctx: &mut Context| {
         ctx.compile(isa, &mut ControlPlane::default())
             .map(|_| ())
             .map_err(|e| {
                 CompileError::new(
                     CompileErrorKind::Target,
-                    Some(body.body.range().start as usize),
+                    Some(body_offset),
                     format!(
                         "code generation failed for function {func_index}: {:?}",
                         e.inner
@@ -150,6 +362,7 @@ fn compile_one(
             })
     };
     // Leaves with small frames go without the stack-limit check (see stack_check).
+    // Decided after inlining: a function whose calls were all inlined is a leaf.
     let leaf = stack_check::drop_for_leaf(&mut ctx.func).map(|limit| (limit, ctx.func.clone()));
     compile(ctx)?;
     if let Some((limit, mut func)) = leaf {
@@ -169,7 +382,7 @@ fn compile_one(
         .filter_map(|t| abi_trap(t.code).map(|trap| (t.offset, trap)))
         .collect();
     traps.sort_by_key(|(offset, _)| *offset);
-    let handlers = handler_sites(buffer, func_index, body.body.range().start as usize)?;
+    let handlers = handler_sites(buffer, func_index, body_offset)?;
     // Pushed by Cranelift in increasing return-address order.
     let stack_maps = buffer
         .user_stack_maps()
@@ -179,6 +392,11 @@ fn compile_one(
             slots: map.entries().map(|(_ty, offset)| offset).collect(),
         })
         .collect();
+    let inlined = if chains.is_empty() {
+        Vec::new()
+    } else {
+        inline::inlined_ranges(buffer.get_srclocs_sorted(), chains)
+    };
     let bytes = buffer.data().to_vec();
     let relocs = buffer
         .relocs()
@@ -196,6 +414,7 @@ fn compile_one(
             traps,
             handlers,
             stack_maps,
+            inlined,
         },
         bytes,
         relocs,
