@@ -7,6 +7,7 @@ APT_PACKAGES=(
   clang lld wasi-libc libclang-rt-14-dev-wasm32   # C fixtures: clang --target=wasm32-wasi
   libc++-14-dev-wasm32 libc++abi-14-dev-wasm32    # C++ fixture (fixtures/real/build.sh)
   clang-19 lld-19 libclang-rt-19-dev-wasm32       # setjmp/longjmp fixture (fixtures/sjlj/build.sh)
+  gcc libc6-dev                                   # host link driver; libc.a, rcrt1.o (static-PIE glibc executables)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross     # aarch64 cross linker
   qemu-user                                       # run aarch64 executables
   musl-tools                                      # x86_64 static (musl) linking
